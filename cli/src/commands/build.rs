@@ -1,0 +1,95 @@
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use kindred::ui::Ui;
+use kindred_node_image::base::BaseOptions;
+use kindred_node_image::kube::KubeSource;
+use kindred_node_image::BuildOptions;
+
+use super::CmdResult;
+
+#[derive(Debug, Subcommand)]
+pub enum BuildCommand {
+    /// Build a node image offline: Debian base, Kubernetes, containerd, preloaded images, BOM.
+    NodeImage(NodeImageArgs),
+}
+
+#[derive(Debug, Args)]
+#[group(id = "kube", multiple = false)]
+pub struct NodeImageArgs {
+    /// Kubernetes release to build from Go modules [default: the pinned release, see `kindred version`].
+    #[arg(long, group = "kube")]
+    kube_version: Option<String>,
+    /// Directory holding kubeadm, kubelet, kubectl, kube-apiserver, kube-controller-manager,
+    /// kube-scheduler and kube-proxy (e.g. a Kubernetes _output/bin).
+    #[arg(long, group = "kube", value_name = "DIR")]
+    kube_binaries: Option<PathBuf>,
+    /// kubernetes-server-linux-amd64.tar.gz, as a file or an http(s) URL.
+    #[arg(long, group = "kube", value_name = "FILE|URL")]
+    kube_tarball: Option<String>,
+    /// A Kubernetes source checkout to build (uses its own go.mod; version from `git describe`).
+    #[arg(long, group = "kube", value_name = "DIR")]
+    kube_source: Option<PathBuf>,
+    /// Image to tag [default: kindred/node:<kubernetes version>].
+    #[arg(long)]
+    image: Option<String>,
+    /// Debian mirror for the base rootfs.
+    #[arg(long, default_value = "http://deb.debian.org/debian")]
+    debian_mirror: String,
+    /// Cache directory [default: $KINDRED_CACHE_DIR, else ~/.cache/kindred].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Rebuild every component instead of reusing cached results.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl NodeImageArgs {
+    fn kube_source(&self) -> KubeSource {
+        if let Some(d) = &self.kube_binaries {
+            KubeSource::Binaries(d.clone())
+        } else if let Some(t) = &self.kube_tarball {
+            KubeSource::Tarball(t.clone())
+        } else if let Some(d) = &self.kube_source {
+            KubeSource::Source(d.clone())
+        } else {
+            KubeSource::Version(
+                self.kube_version
+                    .clone()
+                    .unwrap_or_else(|| kindred::defaults::KUBERNETES_VERSION.into()),
+            )
+        }
+    }
+}
+
+pub async fn run(cmd: BuildCommand, ui: &Ui) -> CmdResult {
+    match cmd {
+        BuildCommand::NodeImage(args) => {
+            let opts = BuildOptions {
+                kube: args.kube_source(),
+                image: args.image.clone(),
+                base: BaseOptions {
+                    mirror: args.debian_mirror.clone(),
+                    ..BaseOptions::default()
+                },
+                cache_dir: args
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(kindred::cache::cache_dir),
+                no_cache: args.no_cache,
+            };
+            let started = std::time::Instant::now();
+            let result = kindred_node_image::build(&opts, ui).await?;
+            ui.info(format!(
+                "Built {} (Kubernetes {}, {} components in the BOM) in {:.0}s",
+                result.image,
+                result.kube_version,
+                result.bom.components.len(),
+                started.elapsed().as_secs_f64()
+            ));
+            // The image name on stdout, for scripts.
+            println!("{}", result.image);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Command definitions. Each subcommand module turns its arguments into a library call.
+
+mod bom;
+mod build;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use kindred::ui::{Ui, Verbosity};
+
+pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kindred",
+    version,
+    about = "Local Kubernetes clusters whose nodes are Docker containers"
+)]
+pub struct Cli {
+    /// Show each underlying command and its output.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print nothing but errors and requested output.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build node images.
+    Build {
+        #[command(subcommand)]
+        what: build::BuildCommand,
+    },
+    /// Print the bill of materials of a node image.
+    Bom(bom::BomArgs),
+    /// Print the kindred version and the default Kubernetes version.
+    Version,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion { shell: clap_complete::Shell },
+}
+
+impl Cli {
+    fn ui(&self) -> Ui {
+        Ui::new(if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        })
+    }
+}
+
+pub async fn run(cli: Cli) -> CmdResult {
+    let ui = cli.ui();
+    match cli.command {
+        Command::Build { what } => build::run(what, &ui).await,
+        Command::Bom(args) => bom::run(args).await,
+        Command::Version => {
+            println!(
+                "kindred {} (default Kubernetes {})",
+                env!("CARGO_PKG_VERSION"),
+                kindred::defaults::KUBERNETES_VERSION
+            );
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "kindred",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}

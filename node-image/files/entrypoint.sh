@@ -1,0 +1,102 @@
+#!/bin/bash
+# kindred node entrypoint (PID 1 until it execs systemd).
+# Makes the container fit for systemd + containerd + kubelet whether Docker started it with
+# --privileged or with kindred's restricted profile (no --privileged, e.g. in CI pods), on
+# cgroup v1 or v2 hosts. Each fix is a no-op where it is not needed.
+set -euo pipefail
+
+log() { echo "kindred-entrypoint: $*" >&2; }
+
+mount_options() { awk -v p="$1" '$2 == p { o = $4 } END { print o }' /proc/self/mounts; }
+is_read_only() { case ",$(mount_options "$1")," in *,ro,*) return 0 ;; *) return 1 ;; esac; }
+
+# Docker mounts /sys read-only unless --privileged; systemd and kubelet write to it.
+if is_read_only /sys; then
+  log "remounting /sys read-write"
+  mount -o remount,rw /sys
+fi
+
+setup_cgroup_v2() {
+  if is_read_only /sys/fs/cgroup; then
+    mount -o remount,rw /sys/fs/cgroup
+  fi
+  # cgroup v2 forbids processes in a cgroup that delegates controllers: move everything that
+  # runs now (just us) into a leaf, then enable every controller for systemd to use.
+  mkdir -p /sys/fs/cgroup/init.scope
+  while read -r pid; do
+    echo "$pid" >/sys/fs/cgroup/init.scope/cgroup.procs 2>/dev/null || true
+  done </sys/fs/cgroup/cgroup.procs
+  local controllers
+  controllers=$(sed -e 's/^/+/' -e 's/ / +/g' </sys/fs/cgroup/cgroup.controllers)
+  echo "$controllers" >/sys/fs/cgroup/cgroup.subtree_control || log "could not enable all cgroup controllers ($controllers)"
+  log "cgroup v2 ready"
+}
+
+setup_cgroup_v1() {
+  # Docker's v1 hierarchies are read-only and cannot be remounted read-write without
+  # --privileged, so replace them with fresh mounts inside our private cgroup namespace.
+  local hierarchies
+  hierarchies=$(cut -d: -f2 /proc/self/cgroup)
+  umount -R /sys/fs/cgroup
+  mount -t tmpfs -o mode=755,nosuid,nodev,noexec cgroup /sys/fs/cgroup
+  local set c
+  for set in $hierarchies; do
+    case "$set" in
+      name=systemd)
+        mkdir -p /sys/fs/cgroup/systemd
+        mount -t cgroup -o none,name=systemd,nosuid,nodev,noexec cgroup /sys/fs/cgroup/systemd ;;
+      name=*) ;;
+      *)
+        mkdir -p "/sys/fs/cgroup/$set"
+        if ! mount -t cgroup -o "$set,nosuid,nodev,noexec" cgroup "/sys/fs/cgroup/$set"; then
+          log "cannot mount cgroup controller(s) $set; skipping"
+          rmdir "/sys/fs/cgroup/$set"
+          continue
+        fi
+        # Co-mounted controllers (cpu,cpuacct) are also reachable by each name, as on a host.
+        if [[ "$set" == *,* ]]; then
+          for c in ${set//,/ }; do ln -sfn "$set" "/sys/fs/cgroup/$c"; done
+        fi ;;
+    esac
+  done
+  # The hybrid layout's unified hierarchy (the "0::/" line).
+  if grep -q '^0::' /proc/self/cgroup; then
+    mkdir -p /sys/fs/cgroup/unified
+    mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 /sys/fs/cgroup/unified || rmdir /sys/fs/cgroup/unified
+  fi
+  log "cgroup v1 ready: $(echo $hierarchies)"
+}
+
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+  setup_cgroup_v2
+else
+  setup_cgroup_v1
+fi
+
+# kubelet's OOM watcher reads /dev/kmsg, which only privileged containers get.
+if [[ ! -e /dev/kmsg ]]; then
+  ln -s /dev/console /dev/kmsg
+fi
+
+# Mounts made inside the node (volumes of pods) must propagate to containerd's children.
+mount --make-rshared /
+
+# A fresh identity per node: journald, dbus and kubelet use it.
+if [[ ! -s /etc/machine-id ]]; then
+  tr -d - </proc/sys/kernel/random/uuid >/etc/machine-id
+fi
+
+# Without CAP_SYS_RESOURCE no process may lower an oom_score_adj; let containerd clamp the
+# values kubelet asks for instead of failing every container start.
+cap_eff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)
+if (( (16#$cap_eff >> 24 & 1) == 0 )); then
+  mkdir -p /etc/containerd/conf.d
+  cat >/etc/containerd/conf.d/10-restricted.toml <<'TOML'
+version = 3
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+TOML
+  log "CAP_SYS_RESOURCE is missing: containerd will clamp oom_score_adj"
+fi
+
+exec /sbin/init "$@"

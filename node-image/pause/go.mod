@@ -1,0 +1,3 @@
+module kindred.local/pause
+
+go 1.22

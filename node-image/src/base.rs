@@ -1,0 +1,239 @@
+//! The Debian base: a debootstrapped rootfs with systemd and the networking tools kubelet and
+//! kube-proxy use, built once and cached as a layer keyed by suite, mirror and package list.
+
+use std::path::{Path, PathBuf};
+
+use kindred::ui::Step;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::process::Command;
+
+use crate::dpkg;
+use crate::layer::{LayerBlob, LayerBuilder};
+use crate::Error;
+
+/// Packages on top of debootstrap's minbase. Each is here for a reason:
+/// systemd/dbus: PID 1 and its bus; iptables, nftables, ipset, conntrack, ebtables: kube-proxy
+/// and CNI portmap program the node; iproute2, ethtool, socat, util-linux, mount, kmod, procps:
+/// kubelet and kubeadm shell out to them; ca-certificates: TLS to registries; libseccomp2:
+/// seccomp profiles for pods.
+pub const BASE_PACKAGES: &[&str] = &[
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iptables",
+    "nftables",
+    "ipset",
+    "conntrack",
+    "ebtables",
+    "iproute2",
+    "ethtool",
+    "socat",
+    "util-linux",
+    "mount",
+    "kmod",
+    "procps",
+    "ca-certificates",
+    "libseccomp2",
+];
+
+/// Bumped whenever what this module does to the rootfs changes, so old caches are not reused.
+const RECIPE_VERSION: &str = "base-v1";
+
+#[derive(Debug, Clone)]
+pub struct BaseOptions {
+    pub suite: String,
+    pub mirror: String,
+}
+
+impl Default for BaseOptions {
+    fn default() -> Self {
+        BaseOptions {
+            suite: "bookworm".into(),
+            mirror: "http://deb.debian.org/debian".into(),
+        }
+    }
+}
+
+/// A Debian package in the base, for the BOM.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DebPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// sha256 of the .deb debootstrap installed it from.
+    pub sha256: String,
+}
+
+/// The cached base: the rootfs on disk (other steps take files from it) and its layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Base {
+    pub key: String,
+    pub rootfs: PathBuf,
+    pub layer: LayerBlob,
+    pub packages: Vec<DebPackage>,
+    pub suite: String,
+}
+
+pub async fn ensure_base(
+    opts: &BaseOptions,
+    cache: &Path,
+    no_cache: bool,
+    step: &Step,
+) -> Result<Base, Error> {
+    let key = cache_key(opts);
+    let dir = cache.join("base").join(&key);
+    let manifest = dir.join("base.json");
+    if !no_cache {
+        if let Ok(text) = std::fs::read_to_string(&manifest) {
+            if let Ok(base) = serde_json::from_str::<Base>(&text) {
+                if base.layer.path.exists() && base.rootfs.exists() {
+                    step.detail(format!("Debian base cached in {}", dir.display()));
+                    return Ok(base);
+                }
+            }
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::Msg(format!(
+            "building the Debian base rootfs needs root (debootstrap creates device nodes and chowns files). \
+             Run this build once with sudo; the result is cached in {} for later builds",
+            dir.display()
+        )));
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let rootfs = dir.join("rootfs");
+
+    step.progress("debootstrap");
+    let mut cmd = Command::new("debootstrap");
+    cmd.args(["--variant=minbase", "--components=main"])
+        .arg(format!("--include={}", BASE_PACKAGES.join(",")))
+        .arg(&opts.suite)
+        .arg(&rootfs)
+        .arg(&opts.mirror);
+    kindred::process::run(cmd, step)
+        .await
+        .map_err(|e| Error::Step {
+            step: "debootstrap of the Debian base".into(),
+            source: Box::new(e),
+        })?;
+
+    step.progress("bill of materials");
+    let packages = installed_packages(&rootfs)?;
+
+    step.progress("layer");
+    let mut layer = LayerBuilder::new();
+    let skipped = layer.add_tree(&rootfs, Path::new(""), &keep_in_base)?;
+    for s in skipped {
+        step.detail(format!("not in the layer (special file): {}", s.display()));
+    }
+    let blob = layer.write_gzip_blob(&dir)?;
+
+    let base = Base {
+        key,
+        rootfs,
+        layer: blob,
+        packages,
+        suite: opts.suite.clone(),
+    };
+    let text = serde_json::to_string_pretty(&base).expect("serializable");
+    std::fs::write(&manifest, text).map_err(|e| Error::io(&manifest, e))?;
+    Ok(base)
+}
+
+fn cache_key(opts: &BaseOptions) -> String {
+    let mut h = Sha256::new();
+    for part in [RECIPE_VERSION, &opts.suite, &opts.mirror] {
+        h.update(part.as_bytes());
+        h.update(b"\0");
+    }
+    for p in BASE_PACKAGES {
+        h.update(p.as_bytes());
+        h.update(b"\0");
+    }
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// What of the debootstrapped tree goes into the image: no docs, no package caches, nothing
+/// under the pseudo filesystems Docker mounts itself.
+fn keep_in_base(path: &Path) -> bool {
+    const DROP: &[&str] = &[
+        "usr/share/doc/",
+        "usr/share/man/",
+        "usr/share/info/",
+        "usr/share/locale/",
+        "usr/share/lintian/",
+        "var/cache/apt/",
+        "var/lib/apt/lists/",
+        "var/log/",
+        "dev/",
+        "proc/",
+        "sys/",
+        "run/",
+        "tmp/",
+        "debootstrap/",
+    ];
+    let p = path.to_string_lossy();
+    // Keep the directories themselves (empty) so the layout stays familiar.
+    !DROP.iter().any(|d| p.starts_with(d) && p.len() > d.len())
+}
+
+/// Every installed package with the sha256 of its .deb from debootstrap's download cache.
+fn installed_packages(rootfs: &Path) -> Result<Vec<DebPackage>, Error> {
+    let status_path = rootfs.join("var/lib/dpkg/status");
+    let status = std::fs::read_to_string(&status_path).map_err(|e| Error::io(&status_path, e))?;
+    let archives = rootfs.join("var/cache/apt/archives");
+    let mut out = Vec::new();
+    for p in dpkg::parse_status(&status) {
+        // Debian file names encode the epoch colon as %3a.
+        let file = archives.join(format!(
+            "{}_{}_{}.deb",
+            p.name,
+            p.version.replace(':', "%3a"),
+            p.architecture
+        ));
+        let sha256 = match std::fs::read(&file) {
+            Ok(bytes) => hex::encode(Sha256::digest(&bytes)),
+            Err(_) => String::from("unknown"),
+        };
+        out.push(DebPackage {
+            name: p.name,
+            version: p.version,
+            architecture: p.architecture,
+            sha256,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docs_and_caches_are_dropped_but_their_dirs_kept() {
+        assert!(!keep_in_base(Path::new("usr/share/doc/bash/copyright")));
+        assert!(keep_in_base(Path::new("usr/share/doc/")));
+        assert!(!keep_in_base(Path::new(
+            "var/cache/apt/archives/bash_5.2_amd64.deb"
+        )));
+        assert!(!keep_in_base(Path::new("dev/null")));
+        assert!(keep_in_base(Path::new("usr/sbin/iptables")));
+        assert!(keep_in_base(Path::new("var/lib/dpkg/status")));
+    }
+
+    #[test]
+    fn key_depends_on_suite_and_mirror() {
+        let a = BaseOptions::default();
+        let b = BaseOptions {
+            mirror: "http://mirror.example/debian".into(),
+            ..BaseOptions::default()
+        };
+        assert_ne!(cache_key(&a), cache_key(&b));
+        assert_eq!(cache_key(&a), cache_key(&BaseOptions::default()));
+    }
+}

@@ -1,0 +1,205 @@
+//! The runtime components of a node besides Kubernetes itself, with the versions chosen for
+//! each Kubernetes minor, all built from Go modules (see `gobuild`). etcd and CoreDNS follow
+//! the image tags kubeadm asks for, so the images really contain those versions.
+
+use std::path::Path;
+
+use kindred::ui::Step;
+
+use crate::gobuild::{GoBuild, GoEnv, GoOutput};
+use crate::Error;
+
+/// Versions of the container runtime stack for a Kubernetes minor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeVersions {
+    pub containerd: &'static str,
+    pub runc: &'static str,
+    pub cni_plugins: &'static str,
+}
+
+/// containerd 2.1 is the line Kubernetes 1.33-1.35 were released and tested against (CRI v1,
+/// cgroup v1 still supported); runc 1.3 is the runc that containerd 2.1 pins; CNI plugins 1.7
+/// has the ptp/host-local/portmap/bridge/loopback plugins kindred's network uses.
+pub fn runtime_versions(kube_minor: u32) -> RuntimeVersions {
+    let _ = kube_minor; // One set serves every supported minor today; split here when that changes.
+    RuntimeVersions {
+        containerd: "v2.1.5",
+        runc: "v1.3.3",
+        cni_plugins: "v1.7.1",
+    }
+}
+
+/// The CNI plugins installed in /opt/cni/bin.
+pub const CNI_PLUGINS: &[&str] = &[
+    "plugins/main/ptp",
+    "plugins/main/bridge",
+    "plugins/main/loopback",
+    "plugins/ipam/host-local",
+    "plugins/meta/portmap",
+];
+
+pub fn containerd(v: &RuntimeVersions) -> GoBuild {
+    let m = "github.com/containerd/containerd/v2";
+    GoBuild {
+        name: "containerd".into(),
+        module: m.into(),
+        version: v.containerd.into(),
+        packages: ["containerd", "containerd-shim-runc-v2", "ctr"]
+            .iter()
+            .map(|c| format!("{m}/cmd/{c}"))
+            .collect(),
+        ldflags: vec![
+            format!("-X {m}/version.Version={}", v.containerd),
+            format!("-X {m}/version.Package=github.com/containerd/containerd/v2"),
+        ],
+        // Drivers that need cgo and are irrelevant inside a node container.
+        tags: vec!["no_btrfs".into(), "no_devmapper".into(), "no_zfs".into()],
+        cgo: false,
+        extldflags: None,
+        sibling_version: v.containerd.into(),
+    }
+}
+
+/// runc needs cgo (its nsenter is C). It is linked statically so it does not depend on the
+/// node's libraries; seccomp support comes from libseccomp's static archive.
+pub fn runc(v: &RuntimeVersions) -> GoBuild {
+    let m = "github.com/opencontainers/runc";
+    GoBuild {
+        name: "runc".into(),
+        module: m.into(),
+        version: v.runc.into(),
+        packages: vec![m.into()],
+        ldflags: vec![format!(
+            "-X main.version={}",
+            v.runc.trim_start_matches('v')
+        )],
+        tags: vec!["seccomp".into(), "netgo".into(), "osusergo".into()],
+        cgo: true,
+        extldflags: Some("-static".into()),
+        sibling_version: v.runc.into(),
+    }
+}
+
+pub fn cni_plugins(v: &RuntimeVersions) -> GoBuild {
+    let m = "github.com/containernetworking/plugins";
+    GoBuild {
+        name: "cni-plugins".into(),
+        module: m.into(),
+        version: v.cni_plugins.into(),
+        packages: CNI_PLUGINS.iter().map(|p| format!("{m}/{p}")).collect(),
+        ldflags: vec![format!(
+            "-X {m}/pkg/utils/buildversion.BuildVersion={}",
+            v.cni_plugins
+        )],
+        tags: vec![],
+        cgo: false,
+        extldflags: None,
+        sibling_version: v.cni_plugins.into(),
+    }
+}
+
+/// etcd at the version in kubeadm's image tag (`3.6.5-0` -> `v3.6.5`).
+pub fn etcd(image_tag: &str) -> GoBuild {
+    let version = format!("v{}", image_tag.split('-').next().unwrap_or(image_tag));
+    GoBuild {
+        name: "etcd".into(),
+        module: "go.etcd.io/etcd/server/v3".into(),
+        version: version.clone(),
+        packages: vec![
+            "go.etcd.io/etcd/server/v3".into(),
+            "go.etcd.io/etcd/etcdctl/v3".into(),
+            "go.etcd.io/etcd/etcdutl/v3".into(),
+        ],
+        ldflags: vec![],
+        tags: vec![],
+        cgo: false,
+        extldflags: None,
+        sibling_version: version,
+    }
+}
+
+/// CoreDNS at the version in kubeadm's image tag.
+pub fn coredns(image_tag: &str) -> GoBuild {
+    GoBuild {
+        name: "coredns".into(),
+        module: "github.com/coredns/coredns".into(),
+        version: image_tag.into(),
+        packages: vec!["github.com/coredns/coredns".into()],
+        ldflags: vec![],
+        tags: vec![],
+        cgo: false,
+        extldflags: None,
+        sibling_version: image_tag.into(),
+    }
+}
+
+/// kindred's own pause, built from the Go source embedded in this crate.
+pub async fn pause(go: &GoEnv, tag: &str, no_cache: bool, step: &Step) -> Result<GoOutput, Error> {
+    let source = include_str!("../pause/main.go");
+    let key = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(source.as_bytes());
+        h.update(tag.as_bytes());
+        h.update(go.go_version.as_bytes());
+        hex::encode(h.finalize())[..16].to_string()
+    };
+    let dir = go
+        .cache_root
+        .join("go-builds")
+        .join(format!("pause-{tag}-{key}"));
+    let out = GoOutput {
+        dir: dir.join("out"),
+        go_version: go.go_version.clone(),
+    };
+    if !no_cache && dir.join("done").exists() {
+        return Ok(out);
+    }
+    write(&dir.join("main.go"), source)?;
+    write(&dir.join("go.mod"), include_str!("../pause/go.mod"))?;
+    let mut cmd = go.command(&dir);
+    cmd.env("CGO_ENABLED", "0").args([
+        "build",
+        "-trimpath",
+        "-ldflags",
+        &format!("-s -w -X main.version={tag}"),
+        "-o",
+        "out/pause",
+        ".",
+    ]);
+    kindred::process::run(cmd, step)
+        .await
+        .map_err(|e| Error::Step {
+            step: "building pause".into(),
+            source: Box::new(e),
+        })?;
+    write(&dir.join("done"), "")?;
+    Ok(out)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_version_follows_kubeadm_tag() {
+        let b = etcd("3.6.5-0");
+        assert_eq!(b.version, "v3.6.5");
+        assert_eq!(b.sibling_version, "v3.6.5");
+        assert_eq!(coredns("v1.12.1").version, "v1.12.1");
+    }
+
+    #[test]
+    fn runc_is_static_with_seccomp() {
+        let b = runc(&runtime_versions(34));
+        assert!(b.cgo && b.tags.contains(&"seccomp".to_string()));
+        assert_eq!(b.extldflags.as_deref(), Some("-static"));
+    }
+}

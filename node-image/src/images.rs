@@ -1,0 +1,250 @@
+//! The images kubeadm needs, made by kindred from binaries it built: no registry involved.
+//! Each is an OCI archive with deterministic layers, so the same inputs give the same digests.
+//! Names are exactly what `kubeadm config images list` prints for the Kubernetes version.
+
+use std::path::{Path, PathBuf};
+
+use kindred::ui::Step;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::process::Command;
+
+use crate::base::Base;
+use crate::bom::sha256_file;
+use crate::dpkg;
+use crate::gobuild::GoOutput;
+use crate::kube::KubeBinaries;
+use crate::layer::LayerBuilder;
+use crate::oci::{write_oci_archive, ImageConfig, ImageSpec};
+use crate::Error;
+
+/// Bumped whenever the way images are assembled changes.
+const RECIPE_VERSION: &str = "images-v1";
+/// Image timestamps are fixed so digests depend only on content.
+const CREATED: &str = "1970-01-01T00:00:00Z";
+/// Packages kube-proxy shells out to, copied with their libraries from the Debian base.
+const KUBE_PROXY_PACKAGES: &[&str] = &["iptables", "ipset", "conntrack", "nftables"];
+
+/// The images `kubeadm config images list` names for this Kubernetes version.
+pub async fn kubeadm_images(kube: &KubeBinaries) -> Result<Vec<String>, Error> {
+    let out = Command::new(kube.path("kubeadm"))
+        .args([
+            "config",
+            "images",
+            "list",
+            "--kubernetes-version",
+            &kube.version,
+        ])
+        .output()
+        .await
+        .map_err(|e| Error::io(kube.path("kubeadm"), e))?;
+    if !out.status.success() {
+        return Err(Error::Msg(format!(
+            "kubeadm config images list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
+}
+
+/// `registry.k8s.io/coredns/coredns:v1.12.1` -> ("coredns", "v1.12.1").
+pub fn short_name_and_tag(image: &str) -> (&str, &str) {
+    let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+    (repo.rsplit('/').next().unwrap_or(repo), tag)
+}
+
+/// Inputs the images are made of.
+pub struct ImageInputs<'a> {
+    pub kube: &'a KubeBinaries,
+    pub etcd: &'a GoOutput,
+    pub coredns: &'a GoOutput,
+    pub pause: &'a GoOutput,
+    pub base: &'a Base,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuiltImage {
+    pub name: String,
+    pub archive: PathBuf,
+    /// sha256:... of the image manifest.
+    pub manifest_digest: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuiltImages {
+    /// Hash of every input; also keys the preload cache.
+    pub key: String,
+    pub images: Vec<BuiltImage>,
+}
+
+/// Which files of which build go into an image, and how it starts.
+struct Recipe {
+    files: Vec<(String, PathBuf)>,
+    slim_debian: bool,
+    config: ImageConfig,
+}
+
+fn recipe(name: &str, inputs: &ImageInputs) -> Result<Recipe, Error> {
+    let (short, tag) = short_name_and_tag(name);
+    let path_env =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+    let bin = |b: &str, from: &Path| (format!("usr/local/bin/{b}"), from.join(b));
+    let config = ImageConfig {
+        env: path_env,
+        ..Default::default()
+    };
+    Ok(match short {
+        // kubeadm's static pod manifests name the command, so no entrypoint is needed.
+        "kube-apiserver" | "kube-controller-manager" | "kube-scheduler" => {
+            Recipe { files: vec![bin(short, &inputs.kube.dir)], slim_debian: false, config }
+        }
+        "kube-proxy" => Recipe { files: vec![bin("kube-proxy", &inputs.kube.dir)], slim_debian: true, config },
+        "etcd" => Recipe {
+            files: ["etcd", "etcdctl", "etcdutl"].iter().map(|b| bin(b, &inputs.etcd.dir)).collect(),
+            slim_debian: false,
+            config,
+        },
+        "coredns" => Recipe {
+            files: vec![("coredns".into(), inputs.coredns.binary("coredns"))],
+            slim_debian: false,
+            config: ImageConfig { entrypoint: vec!["/coredns".into()], ..config },
+        },
+        "pause" => Recipe {
+            files: vec![("pause".into(), inputs.pause.binary("pause"))],
+            slim_debian: false,
+            config: ImageConfig { entrypoint: vec!["/pause".into()], user: Some("65535:65535".into()), ..config },
+        },
+        _ => {
+            return Err(Error::Msg(format!(
+                "kubeadm {} asks for image {name} (tag {tag}), which kindred does not know how to build",
+                inputs.kube.version
+            )))
+        }
+    })
+}
+
+/// Images kindred adds beyond kubeadm's list (the pod network agent, the storage provisioner)
+/// are appended here, each with a recipe above.
+pub fn addon_images() -> Vec<String> {
+    Vec::new()
+}
+
+pub fn build_all(
+    names: &[String],
+    inputs: &ImageInputs,
+    cache: &Path,
+    no_cache: bool,
+    step: &Step,
+) -> Result<BuiltImages, Error> {
+    let recipes: Vec<(String, Recipe)> = names
+        .iter()
+        .map(|n| Ok((n.clone(), recipe(n, inputs)?)))
+        .collect::<Result<_, Error>>()?;
+    let key = cache_key(&recipes, inputs)?;
+    let dir = cache.join("images").join(&key);
+    let manifest = dir.join("images.json");
+    if !no_cache {
+        if let Some(built) = std::fs::read_to_string(&manifest)
+            .ok()
+            .and_then(|t| serde_json::from_str::<BuiltImages>(&t).ok())
+        {
+            if built.images.iter().all(|i| i.archive.exists()) {
+                step.detail(format!("images cached in {}", dir.display()));
+                return Ok(built);
+            }
+        }
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let blobs = dir.join("blobs");
+    std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
+
+    // The slim Debian layer is shared by every image that needs it.
+    let mut slim = None;
+    let mut images = Vec::new();
+    for (name, recipe) in &recipes {
+        step.progress(short_name_and_tag(name).0);
+        let mut layers = Vec::new();
+        if recipe.slim_debian {
+            if slim.is_none() {
+                let mut layer = LayerBuilder::new();
+                dpkg::slim_layer(&inputs.base.rootfs, KUBE_PROXY_PACKAGES, &mut layer)?;
+                slim = Some(layer.write_gzip_blob(&blobs)?);
+            }
+            layers.push(slim.clone().expect("just built"));
+        }
+        let mut layer = LayerBuilder::new();
+        layer.add_dir("tmp", 0o1777)?;
+        for (path, host) in &recipe.files {
+            layer.add_file_from_disk(path, 0o755, host)?;
+        }
+        layers.push(layer.write_gzip_blob(&blobs)?);
+        let spec = ImageSpec {
+            name: name.clone(),
+            config: recipe.config.clone(),
+            layers,
+            created: CREATED.into(),
+        };
+        let (short, tag) = short_name_and_tag(name);
+        let archive = dir.join(format!("{short}-{tag}.tar"));
+        let digests = write_oci_archive(&spec, &archive)?;
+        images.push(BuiltImage {
+            name: name.clone(),
+            archive,
+            manifest_digest: digests.manifest,
+        });
+    }
+    let built = BuiltImages { key, images };
+    std::fs::write(
+        &manifest,
+        serde_json::to_string_pretty(&built).expect("serializable"),
+    )
+    .map_err(|e| Error::io(&manifest, e))?;
+    Ok(built)
+}
+
+fn cache_key(recipes: &[(String, Recipe)], inputs: &ImageInputs) -> Result<String, Error> {
+    let mut h = Sha256::new();
+    h.update(RECIPE_VERSION.as_bytes());
+    for (name, r) in recipes {
+        h.update(name.as_bytes());
+        h.update(serde_json::to_vec(&r.config).expect("serializable"));
+        for (path, host) in &r.files {
+            h.update(path.as_bytes());
+            h.update(
+                sha256_file(host)
+                    .map_err(|e| Error::io(host, e))?
+                    .as_bytes(),
+            );
+        }
+        if r.slim_debian {
+            h.update(inputs.base.layer.digest.as_bytes());
+        }
+    }
+    Ok(hex::encode(h.finalize())[..16].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_split_into_short_name_and_tag() {
+        assert_eq!(
+            short_name_and_tag("registry.k8s.io/coredns/coredns:v1.12.1"),
+            ("coredns", "v1.12.1")
+        );
+        assert_eq!(
+            short_name_and_tag("registry.k8s.io/etcd:3.6.5-0"),
+            ("etcd", "3.6.5-0")
+        );
+        assert_eq!(
+            short_name_and_tag("registry.k8s.io/pause:3.10.1"),
+            ("pause", "3.10.1")
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! `kindred build node-image`: a bootable Kubernetes node image made offline from Debian
+//! packages and Go modules, with every image kubeadm needs preloaded and a bill of materials.
+//!
+//! The build is a fixed sequence of steps (see [`build`]); each caches its result under the
+//! cache directory keyed by its inputs, so a repeated build only re-assembles the final image.
+
+pub mod base;
+pub mod bom;
+pub mod components;
+pub mod dpkg;
+pub mod files;
+pub mod gobuild;
+pub mod images;
+pub mod kube;
+pub mod layer;
+pub mod oci;
+pub mod preload;
+
+use std::path::{Path, PathBuf};
+
+use kindred::provider::Docker;
+use kindred::ui::Ui;
+
+use crate::base::BaseOptions;
+use crate::bom::{Bom, Component, Kind};
+use crate::gobuild::GoEnv;
+use crate::kube::KubeSource;
+use crate::oci::{write_docker_archive, ImageConfig, ImageSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Msg(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{module}@{version} is not available from the Go module proxy: {reason}\n\
+         List the versions it has with: go list -m -versions {module}"
+    )]
+    ModuleVersion {
+        module: String,
+        version: String,
+        reason: String,
+    },
+    #[error("{step} failed: {source}")]
+    Step {
+        step: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    Provider(#[from] kindred::provider::ProviderError),
+    #[error(transparent)]
+    Layer(#[from] layer::Error),
+    #[error(transparent)]
+    Oci(#[from] oci::Error),
+    #[error(transparent)]
+    Dpkg(#[from] dpkg::Error),
+}
+
+impl Error {
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub kube: KubeSource,
+    /// Image reference to tag; default `kindred/node:<kube version>`.
+    pub image: Option<String>,
+    pub base: BaseOptions,
+    pub cache_dir: PathBuf,
+    /// Rebuild every component instead of reusing cached ones.
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    pub image: String,
+    pub kube_version: String,
+    pub bom: Bom,
+    pub bom_sha256: String,
+}
+
+/// Builds a node image and loads it into Docker. Steps, in order:
+/// 1. Docker and Go are there (fail before any long work if not).
+/// 2. Kubernetes binaries (built, or taken from the given directory/tarball/checkout).
+/// 3. Debian base rootfs.
+/// 4. containerd, runc, CNI plugins.
+/// 5. etcd, CoreDNS, pause, then the control-plane image archives.
+/// 6. Preload those images into containerd's store.
+/// 7. Assemble layers + BOM into the node image and load it into Docker.
+pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
+    let step = ui.step("Checking Docker and Go");
+    let docker = Docker::connect().await?;
+    let go = GoEnv::detect(&opts.cache_dir).await?;
+    step.done_with(go.go_version.clone());
+
+    let step = ui.step(match &opts.kube {
+        KubeSource::Version(v) => format!(
+            "Building Kubernetes {} from Go modules",
+            kube::normalize_version(v)
+        ),
+        KubeSource::Binaries(d) => format!("Using Kubernetes binaries from {}", d.display()),
+        KubeSource::Tarball(t) => format!("Using Kubernetes server tarball {t}"),
+        KubeSource::Source(d) => format!("Building Kubernetes from source in {}", d.display()),
+    });
+    let kube = kube::resolve(&opts.kube, &go, opts.no_cache, &step).await?;
+    step.done_with(kube.version.clone());
+    let (minor, _) = kube::parse_version(&kube.version)?;
+
+    let step = ui.step(format!("Preparing the Debian base ({})", opts.base.suite));
+    let base = base::ensure_base(&opts.base, &opts.cache_dir, opts.no_cache, &step).await?;
+    step.done_with(format!("{} packages", base.packages.len()));
+
+    let step = ui.step("Building containerd, runc and CNI plugins");
+    let rv = components::runtime_versions(minor);
+    let containerd = components::containerd(&rv)
+        .build(&go, opts.no_cache, &step)
+        .await?;
+    let runc = components::runc(&rv)
+        .build(&go, opts.no_cache, &step)
+        .await?;
+    let cni = components::cni_plugins(&rv)
+        .build(&go, opts.no_cache, &step)
+        .await?;
+    step.done_with(format!(
+        "containerd {}, runc {}, CNI {}",
+        rv.containerd, rv.runc, rv.cni_plugins
+    ));
+
+    let step = ui.step("Building control-plane images");
+    let mut names = images::kubeadm_images(&kube).await?;
+    names.extend(images::addon_images());
+    let tag_of = |short: &str| {
+        names
+            .iter()
+            .map(|n| images::short_name_and_tag(n))
+            .find(|(s, _)| *s == short)
+            .map(|(_, t)| t.to_string())
+    };
+    let missing =
+        |what: &str| Error::Msg(format!("kubeadm {} lists no {what} image", kube.version));
+    let etcd_tag = tag_of("etcd").ok_or_else(|| missing("etcd"))?;
+    let coredns_tag = tag_of("coredns").ok_or_else(|| missing("coredns"))?;
+    let pause_tag = tag_of("pause").ok_or_else(|| missing("pause"))?;
+    let etcd_build = components::etcd(&etcd_tag);
+    let etcd = etcd_build.build(&go, opts.no_cache, &step).await?;
+    let coredns_build = components::coredns(&coredns_tag);
+    let coredns = coredns_build.build(&go, opts.no_cache, &step).await?;
+    let pause = components::pause(&go, &pause_tag, opts.no_cache, &step).await?;
+    let inputs = images::ImageInputs {
+        kube: &kube,
+        etcd: &etcd,
+        coredns: &coredns,
+        pause: &pause,
+        base: &base,
+    };
+    let built = images::build_all(&names, &inputs, &opts.cache_dir, opts.no_cache, &step)?;
+    step.done_with(format!("{} images", built.images.len()));
+
+    let step = ui.step("Preloading images into containerd");
+    let preloaded = preload::preload(
+        &docker,
+        &base,
+        &containerd,
+        &built,
+        &opts.cache_dir,
+        opts.no_cache,
+        &step,
+    )
+    .await?;
+    step.done();
+
+    let image = opts
+        .image
+        .clone()
+        .unwrap_or_else(|| kindred::defaults::node_image(&kube.version));
+    let step = ui.step(format!("Assembling node image {image}"));
+    let sandbox_image = names
+        .iter()
+        .find(|n| images::short_name_and_tag(n).0 == "pause")
+        .cloned()
+        .unwrap_or_default();
+    let versions = Versions {
+        kube_origin: &kube.origin,
+        runtime: &rv,
+        etcd: &etcd_build.version,
+        coredns: &coredns_build.version,
+        pause: &pause_tag,
+    };
+    let mut files = files::NodeFiles {
+        kube: &kube,
+        containerd: &containerd,
+        runc: &runc,
+        cni: &cni,
+        sandbox_image: &sandbox_image,
+        bom_json: &[],
+    };
+    let bom = bill_of_materials(&kube.version, &go, &files, &built, &base, &versions)?;
+    let (bom_json, bom_sha256) = bom.to_json();
+    files.bom_json = &bom_json;
+    let work = tempfile::Builder::new()
+        .prefix("node-image-")
+        .tempdir_in(&opts.cache_dir)
+        .map_err(|e| Error::io(&opts.cache_dir, e))?;
+    let files_layer = files::files_layer(&files, work.path(), &step)?;
+    let spec = ImageSpec {
+        name: image.clone(),
+        config: ImageConfig {
+            entrypoint: vec![files::ENTRYPOINT.into()],
+            env: vec![
+                "container=docker".into(),
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ],
+            labels: [
+                (bom::LABEL_KUBE_VERSION.to_string(), kube.version.clone()),
+                (bom::LABEL_BOM_SHA256.to_string(), bom_sha256.clone()),
+            ]
+            .into(),
+            // systemd shuts down cleanly on SIGRTMIN+3, not SIGTERM.
+            stop_signal: Some("SIGRTMIN+3".into()),
+            ..Default::default()
+        },
+        layers: vec![base.layer.clone(), files_layer, preloaded.layer.clone()],
+        created: "1970-01-01T00:00:00Z".into(),
+    };
+    let archive = work.path().join("node-image.tar");
+    write_docker_archive(&[spec], &archive)?;
+    step.progress("loading into Docker");
+    docker.load_archive(&archive).await?;
+    step.done();
+    Ok(BuildResult {
+        image,
+        kube_version: kube.version.clone(),
+        bom,
+        bom_sha256,
+    })
+}
+
+struct Versions<'a> {
+    kube_origin: &'a str,
+    runtime: &'a components::RuntimeVersions,
+    etcd: &'a str,
+    coredns: &'a str,
+    pause: &'a str,
+}
+
+fn bill_of_materials(
+    kube_version: &str,
+    go: &GoEnv,
+    files: &files::NodeFiles,
+    built: &images::BuiltImages,
+    base: &base::Base,
+    v: &Versions,
+) -> Result<Bom, Error> {
+    let mut components = Vec::new();
+    for (path, host) in files::binaries(files) {
+        let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+        let (version, origin) = match path.as_str() {
+            p if p.starts_with("usr/bin/") => (kube_version.to_string(), v.kube_origin.to_string()),
+            p if p.starts_with("usr/local/bin/") => (
+                v.runtime.containerd.to_string(),
+                format!(
+                    "go:github.com/containerd/containerd/v2@{}",
+                    v.runtime.containerd
+                ),
+            ),
+            p if p.ends_with("/runc") => (
+                v.runtime.runc.to_string(),
+                format!("go:github.com/opencontainers/runc@{}", v.runtime.runc),
+            ),
+            _ => (
+                v.runtime.cni_plugins.to_string(),
+                format!(
+                    "go:github.com/containernetworking/plugins@{}",
+                    v.runtime.cni_plugins
+                ),
+            ),
+        };
+        let sha256 = bom::sha256_file(&host).map_err(|e| Error::io(&host, e))?;
+        components.push(Component {
+            name,
+            kind: Kind::Binary,
+            version,
+            origin,
+            path: Some(format!("/{path}")),
+            sha256,
+        });
+    }
+    for img in &built.images {
+        let (short, tag) = images::short_name_and_tag(&img.name);
+        let origin = match short {
+            "etcd" => format!("go:go.etcd.io/etcd/server/v3@{}", v.etcd),
+            "coredns" => format!("go:github.com/coredns/coredns@{}", v.coredns),
+            "pause" => format!("kindred:node-image/pause ({})", v.pause),
+            "kube-proxy" => format!(
+                "{} + debian:{} iptables/ipset/conntrack/nftables",
+                v.kube_origin, base.suite
+            ),
+            _ => v.kube_origin.to_string(),
+        };
+        components.push(Component {
+            name: img.name.clone(),
+            kind: Kind::Image,
+            version: tag.to_string(),
+            origin,
+            path: None,
+            sha256: img
+                .manifest_digest
+                .trim_start_matches("sha256:")
+                .to_string(),
+        });
+    }
+    for (path, _, content) in files::generated_files(files) {
+        if path == bom::BOM_PATH.trim_start_matches('/') {
+            continue; // The BOM cannot list its own hash.
+        }
+        components.push(Component {
+            name: path.rsplit('/').next().unwrap_or(&path).to_string(),
+            kind: Kind::File,
+            version: env!("CARGO_PKG_VERSION").into(),
+            origin: "kindred".into(),
+            path: Some(format!("/{path}")),
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content)),
+        });
+    }
+    for p in &base.packages {
+        components.push(Component {
+            name: p.name.clone(),
+            kind: Kind::DebianPackage,
+            version: p.version.clone(),
+            origin: format!("debian:{}/{}", base.suite, p.architecture),
+            path: None,
+            sha256: p.sha256.clone(),
+        });
+    }
+    Ok(Bom {
+        kubernetes_version: kube_version.to_string(),
+        kindred_version: env!("CARGO_PKG_VERSION").into(),
+        go_version: go.go_version.clone(),
+        components,
+    })
+}
+
+/// Reads the BOM out of a node image.
+pub async fn read_bom(docker: &Docker, image: &str) -> Result<Bom, Error> {
+    if !docker.image_exists(image).await? {
+        return Err(Error::Msg(format!(
+            "image {image} does not exist; build it with `kindred build node-image`"
+        )));
+    }
+    let bytes = docker.read_image_file(image, bom::BOM_PATH).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Msg(format!(
+            "{image} has no valid BOM at {} ({e}); is it a kindred node image?",
+            bom::BOM_PATH
+        ))
+    })
+}

@@ -1,0 +1,10 @@
+//! kindred: local Kubernetes clusters whose nodes are Docker containers.
+//!
+//! This crate holds everything a `kindred` command does; the CLI only parses arguments.
+//! Data flows one way: cli -> this crate -> provider (the container runtime).
+
+pub mod cache;
+pub mod defaults;
+pub mod process;
+pub mod provider;
+pub mod ui;

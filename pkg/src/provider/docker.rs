@@ -1,0 +1,430 @@
+//! Docker Engine API access through bollard. The API version is negotiated, so Debian's Docker
+//! 20.10 (API 1.41) works as well as current releases.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, DownloadFromContainerOptions, ImportImageOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, WaitContainerOptions,
+};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::security::{is_privilege_refusal, NodeSecurity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error(
+        "cannot reach the Docker daemon ({host}): {reason}\n\
+         Start it first: run hack/setup-host.sh (installs and starts Docker), or `sudo systemctl start docker`; \
+         set DOCKER_HOST if it listens elsewhere"
+    )]
+    NoDaemon { host: String, reason: String },
+    #[error("Docker refused to {action}: {source}")]
+    Api {
+        action: String,
+        source: bollard::errors::Error,
+    },
+    #[error("failed to read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ProviderError {
+    let action = action.into();
+    move |source| ProviderError::Api { action, source }
+}
+
+/// What a container should look like. `security: None` is an ordinary unprivileged container.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub hostname: Option<String>,
+    pub labels: HashMap<String, String>,
+    pub env: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// `host-path:container-path[:ro]`.
+    pub binds: Vec<String>,
+    pub tmpfs: Vec<String>,
+    /// Paths that get an anonymous volume (kept out of the overlay root, e.g. /var).
+    pub volumes: Vec<String>,
+    pub network: Option<String>,
+    pub stop_signal: Option<String>,
+    pub security: Option<NodeSecurity>,
+}
+
+/// Result of a command run inside a container.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+#[derive(Clone)]
+pub struct Docker {
+    client: bollard::Docker,
+}
+
+impl Docker {
+    /// Connects to DOCKER_HOST (or the local socket), negotiates the API version and checks the
+    /// daemon answers, so later errors are about the request, not the connection.
+    pub async fn connect() -> Result<Docker, ProviderError> {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let no_daemon = |reason: String| ProviderError::NoDaemon {
+            host: host.clone(),
+            reason,
+        };
+        let client =
+            bollard::Docker::connect_with_defaults().map_err(|e| no_daemon(e.to_string()))?;
+        let client = client
+            .negotiate_version()
+            .await
+            .map_err(|e| no_daemon(e.to_string()))?;
+        client.ping().await.map_err(|e| no_daemon(e.to_string()))?;
+        Ok(Docker { client })
+    }
+
+    pub fn client(&self) -> &bollard::Docker {
+        &self.client
+    }
+
+    pub async fn image_exists(&self, name: &str) -> Result<bool, ProviderError> {
+        match self.client.inspect_image(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(api(format!("inspect image {name}"))(e)),
+        }
+    }
+
+    /// The image's labels (empty if it has none).
+    pub async fn image_labels(&self, name: &str) -> Result<HashMap<String, String>, ProviderError> {
+        let img = self
+            .client
+            .inspect_image(name)
+            .await
+            .map_err(api(format!("inspect image {name}")))?;
+        Ok(img.config.and_then(|c| c.labels).unwrap_or_default())
+    }
+
+    /// Loads a `docker save`-format archive (what `docker load` reads), streaming it from disk.
+    pub async fn load_archive(&self, path: &Path) -> Result<(), ProviderError> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|source| ProviderError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let body = tokio_util_stream(file);
+        let mut progress = self.client.import_image(
+            ImportImageOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            bollard::body_try_stream(body),
+            None,
+        );
+        while let Some(msg) = progress.next().await {
+            msg.map_err(api(format!("load image archive {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    pub async fn remove_image(&self, name: &str) -> Result<(), ProviderError> {
+        match self
+            .client
+            .remove_image(
+                name,
+                Some(RemoveImageOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(format!("remove image {name}"))(e)),
+        }
+    }
+
+    /// Creates and starts a container. For node containers (`security: Some(Privileged)`) a
+    /// daemon that cannot grant --privileged makes kindred retry with the restricted profile;
+    /// the profile actually used is returned.
+    pub async fn run(&self, spec: &ContainerSpec) -> Result<Option<NodeSecurity>, ProviderError> {
+        match spec.security {
+            Some(NodeSecurity::Privileged) => {
+                match self.create_and_start(spec, spec.security).await {
+                    Ok(()) => Ok(Some(NodeSecurity::Privileged)),
+                    Err(ProviderError::Api { source, .. })
+                        if is_privilege_refusal(&source.to_string()) =>
+                    {
+                        tracing::debug!(
+                            "--privileged refused here ({source}); using the restricted profile"
+                        );
+                        self.remove_container(&spec.name).await?;
+                        self.create_and_start(spec, Some(NodeSecurity::Restricted))
+                            .await?;
+                        Ok(Some(NodeSecurity::Restricted))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            other => {
+                self.create_and_start(spec, other).await?;
+                Ok(other)
+            }
+        }
+    }
+
+    async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+        security: Option<NodeSecurity>,
+    ) -> Result<(), ProviderError> {
+        let mut host = HostConfig {
+            binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
+            tmpfs: (!spec.tmpfs.is_empty()).then(|| {
+                spec.tmpfs
+                    .iter()
+                    .map(|p| (p.clone(), String::new()))
+                    .collect()
+            }),
+            network_mode: spec.network.clone(),
+            ..Default::default()
+        };
+        if let Some(security) = security {
+            security.apply(&mut host);
+        }
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            hostname: spec.hostname.clone(),
+            labels: (!spec.labels.is_empty()).then(|| spec.labels.clone()),
+            env: (!spec.env.is_empty()).then(|| spec.env.clone()),
+            entrypoint: spec.entrypoint.clone(),
+            cmd: spec.cmd.clone(),
+            volumes: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
+            stop_signal: spec.stop_signal.clone(),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        self.client
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api(format!(
+                "create container {} from {}",
+                spec.name, spec.image
+            )))?;
+        if let Err(e) = self.client.start_container(&spec.name, None).await {
+            // Leave nothing half-created behind.
+            let _ = self.remove_container(&spec.name).await;
+            return Err(api(format!("start container {}", spec.name))(e));
+        }
+        Ok(())
+    }
+
+    /// Waits for a container to exit and returns its exit code.
+    pub async fn wait(&self, name: &str) -> Result<i64, ProviderError> {
+        let mut stream = self
+            .client
+            .wait_container(name, None::<WaitContainerOptions>);
+        match stream.next().await {
+            Some(Ok(resp)) => Ok(resp.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(api(format!("wait for container {name}"))(e)),
+            None => Err(ProviderError::Other(format!(
+                "container {name} vanished while waiting for it"
+            ))),
+        }
+    }
+
+    /// The container's own stdout and stderr (for a node: the entrypoint and systemd's output).
+    pub async fn logs(&self, name: &str) -> Result<String, ProviderError> {
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: "all".into(),
+            ..Default::default()
+        };
+        let chunks: Vec<LogOutput> = self
+            .client
+            .logs(name, Some(opts))
+            .try_collect()
+            .await
+            .map_err(api(format!("read logs of {name}")))?;
+        Ok(chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c.clone().into_bytes()).into_owned())
+            .collect())
+    }
+
+    /// Removes a container and its anonymous volumes; a missing container is not an error.
+    pub async fn remove_container(&self, name: &str) -> Result<(), ProviderError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.client.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(format!("remove container {name}"))(e)),
+        }
+    }
+
+    /// Runs a command in a running container and collects its output and exit code.
+    pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput, ProviderError> {
+        let action = || format!("run `{}` in {container}", cmd.join(" "));
+        let exec = self
+            .client
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api(action()))?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        if let StartExecResults::Attached { mut output, .. } = self
+            .client
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(api(action()))?
+        {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(api(action()))? {
+                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    other => stdout.extend_from_slice(&other.into_bytes()),
+                }
+            }
+        }
+        let info = self
+            .client
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(api(action()))?;
+        Ok(ExecOutput {
+            code: info.exit_code.unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    /// Like [`exec`](Self::exec) but a non-zero exit is an error carrying the output.
+    pub async fn exec_ok(&self, container: &str, cmd: &[&str]) -> Result<String, ProviderError> {
+        let out = self.exec(container, cmd).await?;
+        if out.code != 0 {
+            return Err(ProviderError::Other(format!(
+                "`{}` in {container} exited with {}:\n{}{}",
+                cmd.join(" "),
+                out.code,
+                out.stdout,
+                out.stderr
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Reads one file out of an image without starting it: create a stopped container, copy the
+    /// file out through the archive API, remove the container.
+    pub async fn read_image_file(&self, image: &str, path: &str) -> Result<Vec<u8>, ProviderError> {
+        let name = format!("kindred-read-{}", std::process::id());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/bin/true".into()]),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        self.client
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api(format!("create a container from {image}")))?;
+        let result = self.read_container_file(&name, path).await;
+        self.remove_container(&name).await?;
+        result
+    }
+
+    /// Copies a single file out of a (running or stopped) container.
+    pub async fn read_container_file(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let opts = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let tar_bytes: Vec<u8> = self
+            .client
+            .download_from_container(container, Some(opts))
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+            .map_err(api(format!("copy {path} out of {container}")))?;
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let io = |source| ProviderError::Io {
+            path: path.to_string(),
+            source,
+        };
+        let mut entries = archive.entries().map_err(io)?;
+        match entries.next() {
+            Some(entry) => {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut entry.map_err(io)?, &mut data).map_err(io)?;
+                Ok(data)
+            }
+            None => Err(ProviderError::Other(format!(
+                "{path} is empty in {container}"
+            ))),
+        }
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// A file as a stream of byte chunks, for request bodies too large to hold in memory.
+fn tokio_util_stream(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    })
+}

@@ -1,0 +1,8 @@
+//! The container runtime kindred drives. Docker's API (via bollard) is the one implementation;
+//! Podman serves the same API on its own socket (set DOCKER_HOST).
+
+mod docker;
+mod security;
+
+pub use docker::{ContainerSpec, Docker, ExecOutput, ProviderError};
+pub use security::{host_bounding_caps, NodeSecurity};
