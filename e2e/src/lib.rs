@@ -1,1 +1,144 @@
+//! Helpers for kindred's end-to-end tests. Everything here talks to the real Docker daemon;
+//! containers created by a test are removed when it ends, whether it passed or panicked.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use kindred::provider::{ContainerSpec, Docker, ExecOutput, NodeSecurity};
+
+/// Label on every container an e2e test creates, so leftovers can be found.
+pub const E2E_LABEL: &str = "io.kindred.e2e";
+
+pub async fn docker() -> Docker {
+    Docker::connect()
+        .await
+        .expect("the e2e tests need a running Docker daemon (hack/setup-host.sh starts one)")
+}
+
+/// The node image under test: $KINDRED_E2E_IMAGE or the default node image.
+pub fn node_image() -> String {
+    std::env::var("KINDRED_E2E_IMAGE").unwrap_or_else(|_| kindred::defaults::default_node_image())
+}
+
+pub async fn require_image(docker: &Docker, image: &str) {
+    assert!(
+        docker.image_exists(image).await.expect("inspect image"),
+        "node image {image} is missing: build it first with `cargo run -- build node-image` (hack/test.sh does)"
+    );
+}
+
+/// A node container started from a node image the way kindred starts them.
+pub struct Node {
+    pub docker: Docker,
+    pub name: String,
+    pub security: NodeSecurity,
+}
+
+impl Node {
+    pub async fn start(docker: &Docker, image: &str, name: &str) -> Node {
+        docker
+            .remove_container(name)
+            .await
+            .expect("remove a leftover container");
+        let spec = ContainerSpec {
+            name: name.to_string(),
+            image: image.to_string(),
+            hostname: Some(name.to_string()),
+            labels: HashMap::from([(E2E_LABEL.to_string(), "true".to_string())]),
+            tmpfs: vec!["/run".into(), "/tmp".into()],
+            volumes: vec!["/var".into()],
+            security: Some(NodeSecurity::Privileged),
+            ..Default::default()
+        };
+        let security = docker
+            .run(&spec)
+            .await
+            .expect("start the node container")
+            .expect("node security is set");
+        Node {
+            docker: docker.clone(),
+            name: name.to_string(),
+            security,
+        }
+    }
+
+    pub async fn exec(&self, cmd: &[&str]) -> ExecOutput {
+        self.docker
+            .exec(&self.name, cmd)
+            .await
+            .expect("docker exec")
+    }
+
+    /// Runs `sh -c script` and returns stdout, panicking with all output if it fails.
+    pub async fn sh(&self, script: &str) -> String {
+        let out = self.exec(&["sh", "-c", script]).await;
+        assert_eq!(
+            out.code, 0,
+            "`{script}` failed in {}:\n{}{}",
+            self.name, out.stdout, out.stderr
+        );
+        out.stdout
+    }
+
+    /// Polls `sh -c script` until it succeeds; on timeout panics with the last output and
+    /// `diagnose`'s output, so a failure explains itself.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        script: &str,
+        diagnose: &str,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.exec(&["sh", "-c", script]).await;
+            if out.code == 0 {
+                return out.stdout;
+            }
+            if start.elapsed() > timeout {
+                let diag = self.exec(&["sh", "-c", diagnose]).await;
+                panic!(
+                    "{what}: not true after {timeout:?} in {}.\nlast output:\n{}{}\ndiagnosis (`{diagnose}`):\n{}{}",
+                    self.name, out.stdout, out.stderr, diag.stdout, diag.stderr
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    pub async fn remove(&self) {
+        self.docker
+            .remove_container(&self.name)
+            .await
+            .expect("remove node container");
+    }
+}
+
+/// Runs a test body with a node, removing the node afterwards even if the body panics.
+pub async fn with_node<F, Fut>(image: &str, name: &str, body: F)
+where
+    F: FnOnce(Node) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let docker = docker().await;
+    require_image(&docker, image).await;
+    let node = Node::start(&docker, image, name).await;
+    let handle = Node {
+        docker: node.docker.clone(),
+        name: node.name.clone(),
+        security: node.security,
+    };
+    let result = AssertUnwindSafe(body(node)).catch_unwind().await;
+    if result.is_err() {
+        if let Ok(logs) = handle.docker.logs(&handle.name).await {
+            eprintln!("--- container output of {} ---\n{logs}", handle.name);
+        }
+    }
+    handle.remove().await;
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

@@ -56,7 +56,7 @@ pub fn containerd(v: &RuntimeVersions) -> GoBuild {
         tags: vec!["no_btrfs".into(), "no_devmapper".into(), "no_zfs".into()],
         cgo: false,
         extldflags: None,
-        sibling_version: v.containerd.into(),
+        sibling_version: None,
     }
 }
 
@@ -76,7 +76,7 @@ pub fn runc(v: &RuntimeVersions) -> GoBuild {
         tags: vec!["seccomp".into(), "netgo".into(), "osusergo".into()],
         cgo: true,
         extldflags: Some("-static".into()),
-        sibling_version: v.runc.into(),
+        sibling_version: None,
     }
 }
 
@@ -94,7 +94,7 @@ pub fn cni_plugins(v: &RuntimeVersions) -> GoBuild {
         tags: vec![],
         cgo: false,
         extldflags: None,
-        sibling_version: v.cni_plugins.into(),
+        sibling_version: None,
     }
 }
 
@@ -114,7 +114,7 @@ pub fn etcd(image_tag: &str) -> GoBuild {
         tags: vec![],
         cgo: false,
         extldflags: None,
-        sibling_version: version,
+        sibling_version: Some(version),
     }
 }
 
@@ -129,7 +129,7 @@ pub fn coredns(image_tag: &str) -> GoBuild {
         tags: vec![],
         cgo: false,
         extldflags: None,
-        sibling_version: image_tag.into(),
+        sibling_version: None,
     }
 }
 
@@ -192,7 +192,7 @@ mod tests {
     fn etcd_version_follows_kubeadm_tag() {
         let b = etcd("3.6.5-0");
         assert_eq!(b.version, "v3.6.5");
-        assert_eq!(b.sibling_version, "v3.6.5");
+        assert_eq!(b.sibling_version.as_deref(), Some("v3.6.5"));
         assert_eq!(coredns("v1.12.1").version, "v1.12.1");
     }
 

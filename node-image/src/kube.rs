@@ -146,7 +146,7 @@ async fn build_release(
         cgo: false,
         extldflags: None,
         // Staging modules are published as v0.MINOR.PATCH alongside v1.MINOR.PATCH.
-        sibling_version: format!("v0.{minor}.{patch}"),
+        sibling_version: Some(format!("v0.{minor}.{patch}")),
     };
     let out = build.build(go, no_cache, step).await?;
     let reported = kubeadm_version(&out.dir).await?;
