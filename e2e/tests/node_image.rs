@@ -43,8 +43,13 @@ async fn node_boots_runs_containerd_and_has_every_kubeadm_image() {
 
         let wanted = node.sh(&format!("kubeadm config images list --kubernetes-version {version}")).await;
         let have = node.sh("ctr -n k8s.io images ls -q").await;
+        // crictl is configured for containerd (no endpoint guessing) and sees the same images.
+        let crictl = node.exec(&["crictl", "images", "-o", "json"]).await;
+        assert_eq!(crictl.code, 0, "crictl images failed: {}", crictl.stderr);
+        assert!(!crictl.stderr.contains("does not exist"), "crictl has no config: {}", crictl.stderr);
         for img in wanted.lines().filter(|l| !l.trim().is_empty()) {
             assert!(have.lines().any(|l| l == img), "{img} is not preloaded; containerd has:\n{have}");
+            assert!(crictl.stdout.contains(&format!("\"{img}\"")), "crictl does not list {img}");
         }
 
         // kubelet, standalone: a static etcd pod from the preloaded image, never pulled.

@@ -73,9 +73,19 @@ else
   setup_cgroup_v1
 fi
 
-# kubelet's OOM watcher reads /dev/kmsg, which only privileged containers get.
+# kubelet refuses to start without /dev/kmsg (its OOM watcher reads it), which only
+# privileged containers get. Make the real device (the device cgroup allows it); if that is
+# not permitted, point it at the console or, without a TTY, at /dev/null.
 if [[ ! -e /dev/kmsg ]]; then
-  ln -s /dev/console /dev/kmsg
+  rm -f /dev/kmsg
+  if mknod -m 640 /dev/kmsg c 1 11 2>/dev/null; then
+    log "created /dev/kmsg"
+  elif [[ -e /dev/console ]]; then
+    ln -s /dev/console /dev/kmsg
+  else
+    ln -s /dev/null /dev/kmsg
+    log "no /dev/kmsg and no console: kubelet will not see kernel OOM messages"
+  fi
 fi
 
 # Mounts made inside the node (volumes of pods) must propagate to containerd's children.

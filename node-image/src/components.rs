@@ -15,17 +15,21 @@ pub struct RuntimeVersions {
     pub containerd: &'static str,
     pub runc: &'static str,
     pub cni_plugins: &'static str,
+    pub crictl: &'static str,
 }
 
 /// containerd 2.1 is the line Kubernetes 1.33-1.35 were released and tested against (CRI v1,
-/// cgroup v1 still supported); runc 1.3 is the runc that containerd 2.1 pins; CNI plugins 1.7
-/// has the ptp/host-local/portmap/bridge/loopback plugins kindred's network uses.
+/// cgroup v1 still supported); runc 1.3 is the runc line containerd 2.1 pins (1.3.6 is the
+/// newest the module proxy serves); CNI plugins 1.7 has the ptp/host-local/portmap/bridge/
+/// loopback plugins kindred's network uses; crictl follows the Kubernetes minor it talks to
+/// (1.34.0, the one release of cri-tools the proxy serves, speaks CRI v1 to every minor here).
 pub fn runtime_versions(kube_minor: u32) -> RuntimeVersions {
     let _ = kube_minor; // One set serves every supported minor today; split here when that changes.
     RuntimeVersions {
         containerd: "v2.1.5",
-        runc: "v1.3.3",
+        runc: "v1.3.6",
         cni_plugins: "v1.7.1",
+        crictl: "v1.34.0",
     }
 }
 
@@ -53,10 +57,13 @@ pub fn containerd(v: &RuntimeVersions) -> GoBuild {
             format!("-X {m}/version.Package=github.com/containerd/containerd/v2"),
         ],
         // Drivers that need cgo and are irrelevant inside a node container.
-        tags: vec!["no_btrfs".into(), "no_devmapper".into(), "no_zfs".into()],
+        // As upstream's Makefile; without cgo the btrfs driver is left out by itself.
+        tags: vec!["urfave_cli_no_docs".into()],
         cgo: false,
         extldflags: None,
         sibling_version: None,
+        companion_modules: vec![],
+        renames: vec![],
     }
 }
 
@@ -69,14 +76,41 @@ pub fn runc(v: &RuntimeVersions) -> GoBuild {
         module: m.into(),
         version: v.runc.into(),
         packages: vec![m.into()],
-        ldflags: vec![format!(
-            "-X main.version={}",
-            v.runc.trim_start_matches('v')
-        )],
-        tags: vec!["seccomp".into(), "netgo".into(), "osusergo".into()],
+        // runc embeds its version from its VERSION file; the commit is not in the proxy.
+        ldflags: vec![format!("-X main.gitCommit={}", v.runc)],
+        tags: vec![
+            "seccomp".into(),
+            "urfave_cli_no_docs".into(),
+            "netgo".into(),
+            "osusergo".into(),
+        ],
         cgo: true,
         extldflags: Some("-static".into()),
         sibling_version: None,
+        companion_modules: vec![],
+        renames: vec![],
+    }
+}
+
+/// crictl, the CRI command line users and `kindred export logs` reach for inside nodes. The
+/// proxy serves exact cri-tools versions only (no version list), hence the pinned one.
+pub fn crictl(v: &RuntimeVersions) -> GoBuild {
+    let m = "sigs.k8s.io/cri-tools";
+    GoBuild {
+        name: "crictl".into(),
+        module: m.into(),
+        version: v.crictl.into(),
+        packages: vec![format!("{m}/cmd/crictl")],
+        ldflags: vec![format!(
+            "-X {m}/pkg/version.Version={}",
+            v.crictl.trim_start_matches('v')
+        )],
+        tags: vec![],
+        cgo: false,
+        extldflags: None,
+        sibling_version: None,
+        companion_modules: vec![],
+        renames: vec![],
     }
 }
 
@@ -95,6 +129,8 @@ pub fn cni_plugins(v: &RuntimeVersions) -> GoBuild {
         cgo: false,
         extldflags: None,
         sibling_version: None,
+        companion_modules: vec![],
+        renames: vec![],
     }
 }
 
@@ -105,11 +141,16 @@ pub fn etcd(image_tag: &str) -> GoBuild {
         name: "etcd".into(),
         module: "go.etcd.io/etcd/server/v3".into(),
         version: version.clone(),
+        companion_modules: vec![
+            "go.etcd.io/etcd/etcdctl/v3".into(),
+            "go.etcd.io/etcd/etcdutl/v3".into(),
+        ],
         packages: vec![
             "go.etcd.io/etcd/server/v3".into(),
             "go.etcd.io/etcd/etcdctl/v3".into(),
             "go.etcd.io/etcd/etcdutl/v3".into(),
         ],
+        renames: vec![("server".into(), "etcd".into())],
         ldflags: vec![],
         tags: vec![],
         cgo: false,
@@ -130,6 +171,8 @@ pub fn coredns(image_tag: &str) -> GoBuild {
         cgo: false,
         extldflags: None,
         sibling_version: None,
+        companion_modules: vec![],
+        renames: vec![],
     }
 }
 
@@ -193,6 +236,9 @@ mod tests {
         let b = etcd("3.6.5-0");
         assert_eq!(b.version, "v3.6.5");
         assert_eq!(b.sibling_version.as_deref(), Some("v3.6.5"));
+        assert!(b
+            .companion_modules
+            .contains(&"go.etcd.io/etcd/etcdctl/v3".to_string()));
         assert_eq!(coredns("v1.12.1").version, "v1.12.1");
     }
 

@@ -37,6 +37,7 @@ pub struct NodeFiles<'a> {
     pub containerd: &'a GoOutput,
     pub runc: &'a GoOutput,
     pub cni: &'a GoOutput,
+    pub crictl: &'a GoOutput,
     pub sandbox_image: &'a str,
     pub bom_json: &'a [u8],
 }
@@ -51,6 +52,7 @@ pub fn binaries(n: &NodeFiles) -> Vec<(String, std::path::PathBuf)> {
         out.push((format!("usr/local/bin/{b}"), n.containerd.binary(b)));
     }
     out.push(("usr/local/sbin/runc".into(), n.runc.binary("runc")));
+    out.push(("usr/local/bin/crictl".into(), n.crictl.binary("crictl")));
     for p in crate::components::CNI_PLUGINS {
         let b = p.rsplit('/').next().expect("plugin path has a name");
         out.push((format!("opt/cni/bin/{b}"), n.cni.binary(b)));
@@ -87,6 +89,11 @@ pub fn generated_files(n: &NodeFiles) -> Vec<(String, u32, Vec<u8>)> {
             "etc/containerd/config.toml".into(),
             0o644,
             containerd_config.into_bytes(),
+        ),
+        (
+            "etc/crictl.yaml".into(),
+            0o644,
+            include_bytes!("../files/crictl.yaml").to_vec(),
         ),
         // kind reads the version from here; keeping the path lets either tool use the image.
         (

@@ -147,6 +147,8 @@ async fn build_release(
         extldflags: None,
         // Staging modules are published as v0.MINOR.PATCH alongside v1.MINOR.PATCH.
         sibling_version: Some(format!("v0.{minor}.{patch}")),
+        companion_modules: vec![],
+        renames: vec![],
     };
     let out = build.build(go, no_cache, step).await?;
     let reported = kubeadm_version(&out.dir).await?;

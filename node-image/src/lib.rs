@@ -119,7 +119,7 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
     let base = base::ensure_base(&opts.base, &opts.cache_dir, opts.no_cache, &step).await?;
     step.done_with(format!("{} packages", base.packages.len()));
 
-    let step = ui.step("Building containerd, runc and CNI plugins");
+    let step = ui.step("Building containerd, runc, CNI plugins and crictl");
     let rv = components::runtime_versions(minor);
     let containerd = components::containerd(&rv)
         .build(&go, opts.no_cache, &step)
@@ -130,9 +130,12 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
     let cni = components::cni_plugins(&rv)
         .build(&go, opts.no_cache, &step)
         .await?;
+    let crictl = components::crictl(&rv)
+        .build(&go, opts.no_cache, &step)
+        .await?;
     step.done_with(format!(
-        "containerd {}, runc {}, CNI {}",
-        rv.containerd, rv.runc, rv.cni_plugins
+        "containerd {}, runc {}, CNI {}, crictl {}",
+        rv.containerd, rv.runc, rv.cni_plugins, rv.crictl
     ));
 
     let step = ui.step("Building control-plane images");
@@ -200,6 +203,7 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
         containerd: &containerd,
         runc: &runc,
         cni: &cni,
+        crictl: &crictl,
         sandbox_image: &sandbox_image,
         bom_json: &[],
     };
@@ -263,25 +267,20 @@ fn bill_of_materials(
     let mut components = Vec::new();
     for (path, host) in files::binaries(files) {
         let name = path.rsplit('/').next().unwrap_or(&path).to_string();
-        let (version, origin) = match path.as_str() {
-            p if p.starts_with("usr/bin/") => (kube_version.to_string(), v.kube_origin.to_string()),
-            p if p.starts_with("usr/local/bin/") => (
-                v.runtime.containerd.to_string(),
-                format!(
-                    "go:github.com/containerd/containerd/v2@{}",
-                    v.runtime.containerd
-                ),
-            ),
-            p if p.ends_with("/runc") => (
-                v.runtime.runc.to_string(),
-                format!("go:github.com/opencontainers/runc@{}", v.runtime.runc),
-            ),
-            _ => (
-                v.runtime.cni_plugins.to_string(),
-                format!(
-                    "go:github.com/containernetworking/plugins@{}",
-                    v.runtime.cni_plugins
-                ),
+        let go_origin =
+            |module: &str, version: &str| (version.to_string(), format!("go:{module}@{version}"));
+        let (version, origin) = match name.as_str() {
+            "kubeadm" | "kubelet" | "kubectl" => {
+                (kube_version.to_string(), v.kube_origin.to_string())
+            }
+            "containerd" | "containerd-shim-runc-v2" | "ctr" => {
+                go_origin("github.com/containerd/containerd/v2", v.runtime.containerd)
+            }
+            "runc" => go_origin("github.com/opencontainers/runc", v.runtime.runc),
+            "crictl" => go_origin("sigs.k8s.io/cri-tools", v.runtime.crictl),
+            _ => go_origin(
+                "github.com/containernetworking/plugins",
+                v.runtime.cni_plugins,
             ),
         };
         let sha256 = bom::sha256_file(&host).map_err(|e| Error::io(&host, e))?;

@@ -40,14 +40,15 @@ state = "/run/containerd"
 disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images", "io.containerd.cri.v1.runtime", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
 TOML
 /kindred-bin/containerd --config /tmp/containerd.toml >/tmp/containerd.log 2>&1 &
+containerd_pid=$!
 for i in $(seq 100); do /kindred-bin/ctr version >/dev/null 2>&1 && break; sleep 0.1; done
 /kindred-bin/ctr version >/dev/null || { cat /tmp/containerd.log; exit 1; }
 for f in /kindred-images/*.tar; do
   /kindred-bin/ctr -n k8s.io images import --no-unpack --all-platforms "$f" >/dev/null
 done
 /kindred-bin/ctr -n k8s.io images ls -q
-kill %1
-wait || true
+kill "$containerd_pid"
+wait "$containerd_pid" || true
 "#;
 
 pub async fn preload(

@@ -28,7 +28,7 @@ impl NodeSecurity {
     /// namespace so systemd inside sees its own cgroup root.
     pub fn apply(self, host: &mut HostConfig) {
         host.cgroupns_mode = Some(HostConfigCgroupnsModeEnum::PRIVATE);
-        let mut opts = vec![
+        let opts = vec![
             "seccomp=unconfined".to_string(),
             "apparmor=unconfined".to_string(),
         ];
@@ -37,7 +37,10 @@ impl NodeSecurity {
             NodeSecurity::Restricted => {
                 host.privileged = Some(false);
                 host.cap_add = Some(host_bounding_caps());
-                opts.push("systempaths=unconfined".to_string());
+                // What `docker run --security-opt systempaths=unconfined` means in the API:
+                // nothing under /proc or /sys is masked or read-only.
+                host.masked_paths = Some(Vec::new());
+                host.readonly_paths = Some(Vec::new());
                 host.device_cgroup_rules = Some(vec!["a *:* rwm".to_string()]);
             }
         }

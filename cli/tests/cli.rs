@@ -1,0 +1,146 @@
+//! The kindred binary's behaviour on bad input: clear errors that name the problem and the fix.
+//! These run the real binary; the ones that reach Docker or the Go module proxy use them for real.
+
+use std::process::{Command, Output};
+
+fn kindred(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run kindred")
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn version_names_the_default_kubernetes() {
+    let out = kindred(&["version"], &[]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(kindred::defaults::KUBERNETES_VERSION),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn malformed_kube_version_is_rejected_with_a_hint() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = kindred(
+        &[
+            "build",
+            "node-image",
+            "--kube-version",
+            "latest",
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("`latest` is not a Kubernetes release version"),
+        "{err}"
+    );
+    assert!(
+        err.contains("go list -m -versions k8s.io/kubernetes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_kube_version_names_the_version_and_how_to_list_versions() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = kindred(
+        &[
+            "build",
+            "node-image",
+            "--kube-version",
+            "v1.34.999",
+            "--cache-dir",
+            cache.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("k8s.io/kubernetes@v1.34.999 is not available"),
+        "{err}"
+    );
+    assert!(
+        err.contains("go list -m -versions k8s.io/kubernetes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kube_binaries_dir_missing_a_binary_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("kubeadm"), "").unwrap();
+    let out = kindred(
+        &[
+            "build",
+            "node-image",
+            "--kube-binaries",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("missing Kubernetes binaries"), "{err}");
+    assert!(
+        err.contains("kubelet") && err.contains("kube-apiserver"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_kubernetes_sources_conflict() {
+    let out = kindred(
+        &[
+            "build",
+            "node-image",
+            "--kube-version",
+            "v1.34.12",
+            "--kube-binaries",
+            "/tmp",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr_of(&out).contains("cannot be used with"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn no_docker_daemon_says_how_to_start_one() {
+    let out = kindred(
+        &["bom"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("cannot reach the Docker daemon"), "{err}");
+    assert!(err.contains("hack/setup-host.sh"), "{err}");
+}
+
+#[test]
+fn bom_of_a_missing_image_says_how_to_build_it() {
+    let out = kindred(&["bom", "kindred/no-such-image:v0"], &[]);
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("does not exist") && err.contains("kindred build node-image"),
+        "{err}"
+    );
+}
