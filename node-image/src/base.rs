@@ -126,7 +126,7 @@ pub async fn ensure_base(
 
     step.progress("layer");
     let mut layer = LayerBuilder::new();
-    let skipped = layer.add_tree(&rootfs, Path::new(""), &keep_in_base)?;
+    let skipped = layer.add_tree(&rootfs, Path::new(""), keep_in_base)?;
     for s in skipped {
         step.detail(format!("not in the layer (special file): {}", s.display()));
     }

@@ -97,6 +97,10 @@ pub struct BuildResult {
 /// 6. Preload those images into containerd's store.
 /// 7. Assemble layers + BOM into the node image and load it into Docker.
 pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
+    // Bad input is reported before any step starts.
+    if let KubeSource::Version(v) = &opts.kube {
+        kube::parse_version(v)?;
+    }
     let step = ui.step("Checking Docker and Go");
     let docker = Docker::connect().await?;
     let go = GoEnv::detect(&opts.cache_dir).await?;

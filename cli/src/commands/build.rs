@@ -15,7 +15,8 @@ pub enum BuildCommand {
 }
 
 #[derive(Debug, Args)]
-#[group(id = "kube", multiple = false)]
+#[group(skip)]
+#[command(group(clap::ArgGroup::new("kube").multiple(false)))]
 pub struct NodeImageArgs {
     /// Kubernetes release to build from Go modules [default: the pinned release, see `kindred version`].
     #[arg(long, group = "kube")]

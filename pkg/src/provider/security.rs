@@ -139,10 +139,12 @@ mod tests {
         let mut host = HostConfig::default();
         NodeSecurity::Restricted.apply(&mut host);
         assert_eq!(host.privileged, Some(false));
+        assert_eq!(host.masked_paths, Some(vec![]));
+        assert_eq!(host.readonly_paths, Some(vec![]));
         assert!(host
             .security_opt
             .unwrap()
-            .contains(&"systempaths=unconfined".to_string()));
+            .contains(&"seccomp=unconfined".to_string()));
         assert_eq!(host.device_cgroup_rules.unwrap(), vec!["a *:* rwm"]);
     }
 
