@@ -9,7 +9,7 @@ use kindred::ui::Ui;
 use kindred_node_image::base::{ensure_base, BaseOptions};
 use kindred_node_image::gobuild::GoEnv;
 use kindred_node_image::kube::{self, KubeSource, KUBE_BINARIES};
-use kindred_node_image::{bom, components, images, BuildOptions};
+use kindred_node_image::{bom, images, BuildOptions};
 
 /// The default Kubernetes binaries, from the cache the default image build filled.
 async fn default_kube(go: &GoEnv) -> kube::KubeBinaries {
@@ -110,41 +110,16 @@ async fn control_plane_images_rebuild_to_identical_digests() {
     let base = ensure_base(&BaseOptions::default(), &go.cache_root, false, &step)
         .await
         .expect("cached base");
-    let names = images::kubeadm_images(&kube)
+    let parts = images::build_components(&kube, &go, false, &step)
         .await
-        .expect("kubeadm image list");
-    let tag = |short: &str| {
-        names
-            .iter()
-            .map(|n| images::short_name_and_tag(n))
-            .find(|(s, _)| *s == short)
-            .unwrap()
-            .1
-            .to_string()
-    };
-    let etcd = components::etcd(&tag("etcd"))
-        .build(&go, false, &step)
-        .await
-        .unwrap();
-    let coredns = components::coredns(&tag("coredns"))
-        .build(&go, false, &step)
-        .await
-        .unwrap();
-    let pause = components::pause(&go, &tag("pause"), false, &step)
-        .await
-        .unwrap();
-    let inputs = images::ImageInputs {
-        kube: &kube,
-        etcd: &etcd,
-        coredns: &coredns,
-        pause: &pause,
-        base: &base,
-    };
+        .expect("cached image components");
+    let inputs = parts.inputs(&kube, &base);
+    let names = &parts.names;
 
     // Rebuilt from scratch into an empty directory, the digests must match the default image's.
     let scratch = tempfile::tempdir().unwrap();
     let rebuilt =
-        images::build_all(&names, &inputs, scratch.path(), true, &step).expect("rebuild images");
+        images::build_all(names, &inputs, scratch.path(), true, &step).expect("rebuild images");
     step.done();
 
     let docker = kindred_e2e::docker().await;

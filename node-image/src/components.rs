@@ -44,26 +44,18 @@ pub const CNI_PLUGINS: &[&str] = &[
 
 pub fn containerd(v: &RuntimeVersions) -> GoBuild {
     let m = "github.com/containerd/containerd/v2";
+    let packages = ["containerd", "containerd-shim-runc-v2", "ctr"]
+        .iter()
+        .map(|c| format!("{m}/cmd/{c}"))
+        .collect();
     GoBuild {
-        name: "containerd".into(),
-        module: m.into(),
-        version: v.containerd.into(),
-        packages: ["containerd", "containerd-shim-runc-v2", "ctr"]
-            .iter()
-            .map(|c| format!("{m}/cmd/{c}"))
-            .collect(),
         ldflags: vec![
             format!("-X {m}/version.Version={}", v.containerd),
-            format!("-X {m}/version.Package=github.com/containerd/containerd/v2"),
+            format!("-X {m}/version.Package={m}"),
         ],
-        // Drivers that need cgo and are irrelevant inside a node container.
         // As upstream's Makefile; without cgo the btrfs driver is left out by itself.
         tags: vec!["urfave_cli_no_docs".into()],
-        cgo: false,
-        extldflags: None,
-        sibling_version: None,
-        companion_modules: vec![],
-        renames: vec![],
+        ..GoBuild::new("containerd", m, v.containerd, packages)
     }
 }
 
@@ -72,23 +64,14 @@ pub fn containerd(v: &RuntimeVersions) -> GoBuild {
 pub fn runc(v: &RuntimeVersions) -> GoBuild {
     let m = "github.com/opencontainers/runc";
     GoBuild {
-        name: "runc".into(),
-        module: m.into(),
-        version: v.runc.into(),
-        packages: vec![m.into()],
         // runc embeds its version from its VERSION file; the commit is not in the proxy.
         ldflags: vec![format!("-X main.gitCommit={}", v.runc)],
-        tags: vec![
-            "seccomp".into(),
-            "urfave_cli_no_docs".into(),
-            "netgo".into(),
-            "osusergo".into(),
-        ],
+        tags: ["seccomp", "urfave_cli_no_docs", "netgo", "osusergo"]
+            .map(String::from)
+            .to_vec(),
         cgo: true,
         extldflags: Some("-static".into()),
-        sibling_version: None,
-        companion_modules: vec![],
-        renames: vec![],
+        ..GoBuild::new("runc", m, v.runc, vec![m.into()])
     }
 }
 
@@ -97,83 +80,53 @@ pub fn runc(v: &RuntimeVersions) -> GoBuild {
 pub fn crictl(v: &RuntimeVersions) -> GoBuild {
     let m = "sigs.k8s.io/cri-tools";
     GoBuild {
-        name: "crictl".into(),
-        module: m.into(),
-        version: v.crictl.into(),
-        packages: vec![format!("{m}/cmd/crictl")],
         ldflags: vec![format!(
             "-X {m}/pkg/version.Version={}",
             v.crictl.trim_start_matches('v')
         )],
-        tags: vec![],
-        cgo: false,
-        extldflags: None,
-        sibling_version: None,
-        companion_modules: vec![],
-        renames: vec![],
+        ..GoBuild::new("crictl", m, v.crictl, vec![format!("{m}/cmd/crictl")])
     }
 }
 
 pub fn cni_plugins(v: &RuntimeVersions) -> GoBuild {
     let m = "github.com/containernetworking/plugins";
+    let packages = CNI_PLUGINS.iter().map(|p| format!("{m}/{p}")).collect();
     GoBuild {
-        name: "cni-plugins".into(),
-        module: m.into(),
-        version: v.cni_plugins.into(),
-        packages: CNI_PLUGINS.iter().map(|p| format!("{m}/{p}")).collect(),
         ldflags: vec![format!(
             "-X {m}/pkg/utils/buildversion.BuildVersion={}",
             v.cni_plugins
         )],
-        tags: vec![],
-        cgo: false,
-        extldflags: None,
-        sibling_version: None,
-        companion_modules: vec![],
-        renames: vec![],
+        ..GoBuild::new("cni-plugins", m, v.cni_plugins, packages)
     }
 }
 
-/// etcd at the version in kubeadm's image tag (`3.6.5-0` -> `v3.6.5`).
+/// etcd at the version in kubeadm's image tag (`3.6.5-0` -> `v3.6.5`). etcdctl and etcdutl are
+/// modules of their own, released together with the server.
 pub fn etcd(image_tag: &str) -> GoBuild {
     let version = format!("v{}", image_tag.split('-').next().unwrap_or(image_tag));
+    let (server, ctl, utl) = (
+        "go.etcd.io/etcd/server/v3",
+        "go.etcd.io/etcd/etcdctl/v3",
+        "go.etcd.io/etcd/etcdutl/v3",
+    );
     GoBuild {
-        name: "etcd".into(),
-        module: "go.etcd.io/etcd/server/v3".into(),
-        version: version.clone(),
-        companion_modules: vec![
-            "go.etcd.io/etcd/etcdctl/v3".into(),
-            "go.etcd.io/etcd/etcdutl/v3".into(),
-        ],
-        packages: vec![
-            "go.etcd.io/etcd/server/v3".into(),
-            "go.etcd.io/etcd/etcdctl/v3".into(),
-            "go.etcd.io/etcd/etcdutl/v3".into(),
-        ],
+        companion_modules: vec![ctl.into(), utl.into()],
+        // Go names the server's binary after its module directory.
         renames: vec![("server".into(), "etcd".into())],
-        ldflags: vec![],
-        tags: vec![],
-        cgo: false,
-        extldflags: None,
-        sibling_version: Some(version),
+        sibling_version: Some(version.clone()),
+        ..GoBuild::new(
+            "etcd",
+            server,
+            &version,
+            vec![server.into(), ctl.into(), utl.into()],
+        )
     }
 }
 
 /// CoreDNS at the version in kubeadm's image tag.
 pub fn coredns(image_tag: &str) -> GoBuild {
-    GoBuild {
-        name: "coredns".into(),
-        module: "github.com/coredns/coredns".into(),
-        version: image_tag.into(),
-        packages: vec!["github.com/coredns/coredns".into()],
-        ldflags: vec![],
-        tags: vec![],
-        cgo: false,
-        extldflags: None,
-        sibling_version: None,
-        companion_modules: vec![],
-        renames: vec![],
-    }
+    let m = "github.com/coredns/coredns";
+    GoBuild::new("coredns", m, image_tag, vec![m.into()])
 }
 
 /// kindred's own pause, built from the Go source embedded in this crate.

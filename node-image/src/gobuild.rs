@@ -162,6 +162,23 @@ impl GoOutput {
 }
 
 impl GoBuild {
+    /// A pure-Go build (CGO off) of `packages` from `module@version`, with no extra flags.
+    pub fn new(name: &str, module: &str, version: &str, packages: Vec<String>) -> GoBuild {
+        GoBuild {
+            name: name.into(),
+            module: module.into(),
+            version: version.into(),
+            companion_modules: vec![],
+            packages,
+            renames: vec![],
+            ldflags: vec![],
+            tags: vec![],
+            cgo: false,
+            extldflags: None,
+            sibling_version: None,
+        }
+    }
+
     fn cache_key(&self, go: &GoEnv) -> String {
         let mut h = Sha256::new();
         h.update(b"gobuild-v1\0");
@@ -421,19 +438,12 @@ mod tests {
             cache_root: PathBuf::from("/c"),
             go_version: "go1.26.8".into(),
         };
-        let b = GoBuild {
-            name: "x".into(),
-            module: "example.com/x".into(),
-            version: "v1.0.0".into(),
-            packages: vec!["example.com/x/cmd/x".into()],
-            ldflags: vec![],
-            tags: vec![],
-            cgo: false,
-            extldflags: None,
-            sibling_version: None,
-            companion_modules: vec![],
-            renames: vec![],
-        };
+        let b = GoBuild::new(
+            "x",
+            "example.com/x",
+            "v1.0.0",
+            vec!["example.com/x/cmd/x".into()],
+        );
         let mut b2 = b.clone();
         b2.tags.push("netgo".into());
         assert_ne!(b.cache_key(&go), b2.cache_key(&go));

@@ -11,8 +11,9 @@ use tokio::process::Command;
 
 use crate::base::Base;
 use crate::bom::sha256_file;
+use crate::components;
 use crate::dpkg;
-use crate::gobuild::GoOutput;
+use crate::gobuild::{GoEnv, GoOutput};
 use crate::kube::KubeBinaries;
 use crate::layer::LayerBuilder;
 use crate::oci::{write_oci_archive, ImageConfig, ImageSpec};
@@ -56,6 +57,62 @@ pub async fn kubeadm_images(kube: &KubeBinaries) -> Result<Vec<String>, Error> {
 pub fn short_name_and_tag(image: &str) -> (&str, &str) {
     let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
     (repo.rsplit('/').next().unwrap_or(repo), tag)
+}
+
+/// What the images kubeadm lists are made of besides Kubernetes itself: etcd and CoreDNS built
+/// at the versions in kubeadm's image tags, and pause.
+pub struct ImageComponents {
+    /// Every image to make: kubeadm's list plus kindred's add-ons.
+    pub names: Vec<String>,
+    pub etcd: GoOutput,
+    pub etcd_version: String,
+    pub coredns: GoOutput,
+    pub coredns_version: String,
+    pub pause: GoOutput,
+    pub pause_tag: String,
+}
+
+impl ImageComponents {
+    pub fn inputs<'a>(&'a self, kube: &'a KubeBinaries, base: &'a Base) -> ImageInputs<'a> {
+        ImageInputs {
+            kube,
+            etcd: &self.etcd,
+            coredns: &self.coredns,
+            pause: &self.pause,
+            base,
+        }
+    }
+}
+
+pub async fn build_components(
+    kube: &KubeBinaries,
+    go: &GoEnv,
+    no_cache: bool,
+    step: &Step,
+) -> Result<ImageComponents, Error> {
+    let mut names = kubeadm_images(kube).await?;
+    names.extend(addon_images());
+    let tag_of = |short: &str| {
+        names
+            .iter()
+            .map(|n| short_name_and_tag(n))
+            .find(|(s, _)| *s == short)
+            .map(|(_, t)| t.to_string())
+            .ok_or_else(|| Error::Msg(format!("kubeadm {} lists no {short} image", kube.version)))
+    };
+    let (etcd_tag, coredns_tag, pause_tag) =
+        (tag_of("etcd")?, tag_of("coredns")?, tag_of("pause")?);
+    let etcd_build = components::etcd(&etcd_tag);
+    let coredns_build = components::coredns(&coredns_tag);
+    Ok(ImageComponents {
+        etcd: etcd_build.build(go, no_cache, step).await?,
+        etcd_version: etcd_build.version,
+        coredns: coredns_build.build(go, no_cache, step).await?,
+        coredns_version: coredns_build.version,
+        pause: components::pause(go, &pause_tag, no_cache, step).await?,
+        pause_tag,
+        names,
+    })
 }
 
 /// Inputs the images are made of.

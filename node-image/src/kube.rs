@@ -133,22 +133,15 @@ async fn build_release(
     let info = resolve_module(go, "k8s.io/kubernetes", version, step).await?;
     let commit = info.origin.and_then(|o| o.hash).unwrap_or_default();
     let date = info.time.unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+    let packages = KUBE_BINARIES
+        .iter()
+        .map(|b| format!("k8s.io/kubernetes/cmd/{b}"))
+        .collect();
     let build = GoBuild {
-        name: "kubernetes".into(),
-        module: "k8s.io/kubernetes".into(),
-        version: version.to_string(),
-        packages: KUBE_BINARIES
-            .iter()
-            .map(|b| format!("k8s.io/kubernetes/cmd/{b}"))
-            .collect(),
         ldflags: version_ldflags(version, &commit, &date),
-        tags: vec![],
-        cgo: false,
-        extldflags: None,
         // Staging modules are published as v0.MINOR.PATCH alongside v1.MINOR.PATCH.
         sibling_version: Some(format!("v0.{minor}.{patch}")),
-        companion_modules: vec![],
-        renames: vec![],
+        ..GoBuild::new("kubernetes", "k8s.io/kubernetes", version, packages)
     };
     let out = build.build(go, no_cache, step).await?;
     let reported = kubeadm_version(&out.dir).await?;

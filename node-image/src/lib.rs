@@ -143,33 +143,10 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
     ));
 
     let step = ui.step("Building control-plane images");
-    let mut names = images::kubeadm_images(&kube).await?;
-    names.extend(images::addon_images());
-    let tag_of = |short: &str| {
-        names
-            .iter()
-            .map(|n| images::short_name_and_tag(n))
-            .find(|(s, _)| *s == short)
-            .map(|(_, t)| t.to_string())
-    };
-    let missing =
-        |what: &str| Error::Msg(format!("kubeadm {} lists no {what} image", kube.version));
-    let etcd_tag = tag_of("etcd").ok_or_else(|| missing("etcd"))?;
-    let coredns_tag = tag_of("coredns").ok_or_else(|| missing("coredns"))?;
-    let pause_tag = tag_of("pause").ok_or_else(|| missing("pause"))?;
-    let etcd_build = components::etcd(&etcd_tag);
-    let etcd = etcd_build.build(&go, opts.no_cache, &step).await?;
-    let coredns_build = components::coredns(&coredns_tag);
-    let coredns = coredns_build.build(&go, opts.no_cache, &step).await?;
-    let pause = components::pause(&go, &pause_tag, opts.no_cache, &step).await?;
-    let inputs = images::ImageInputs {
-        kube: &kube,
-        etcd: &etcd,
-        coredns: &coredns,
-        pause: &pause,
-        base: &base,
-    };
-    let built = images::build_all(&names, &inputs, &opts.cache_dir, opts.no_cache, &step)?;
+    let parts = images::build_components(&kube, &go, opts.no_cache, &step).await?;
+    let inputs = parts.inputs(&kube, &base);
+    let names = &parts.names;
+    let built = images::build_all(names, &inputs, &opts.cache_dir, opts.no_cache, &step)?;
     step.done_with(format!("{} images", built.images.len()));
 
     let step = ui.step("Preloading images into containerd");
@@ -198,9 +175,9 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
     let versions = Versions {
         kube_origin: &kube.origin,
         runtime: &rv,
-        etcd: &etcd_build.version,
-        coredns: &coredns_build.version,
-        pause: &pause_tag,
+        etcd: &parts.etcd_version,
+        coredns: &parts.coredns_version,
+        pause: &parts.pause_tag,
     };
     let mut files = files::NodeFiles {
         kube: &kube,
