@@ -128,6 +128,8 @@ pub struct GoBuild {
     pub version: String,
     /// Other modules released together with `module` whose packages are built too (etcd's
     /// etcdctl and etcdutl); required at the same version so Go does not pick newer ones.
+    /// They are optional: one the proxy does not serve at that version is left out (and so
+    /// are its packages), which the step reports.
     pub companion_modules: Vec<String>,
     /// Main packages (full import paths); each becomes `out/<last path element>`, Go's name
     /// for it (without a `/vN` suffix).
@@ -219,6 +221,18 @@ impl GoBuild {
         }
         step.progress(format!("{} {}", self.name, self.version));
         let info = resolve_module(go, &self.module, &self.version, step).await?;
+        let mut companions = Vec::new();
+        let mut packages = self.packages.clone();
+        for c in &self.companion_modules {
+            match resolve_module(go, c, &self.version, step).await {
+                Ok(_) => companions.push(c.clone()),
+                Err(Error::ModuleVersion { reason, .. }) => {
+                    step.detail(format!("leaving out {c}@{}: {reason}", self.version));
+                    packages.retain(|p| !p.starts_with(c.as_str()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let gomod_path = info.go_mod.as_ref().expect("resolve_module checks GoMod");
         let upstream = std::fs::read_to_string(gomod_path).map_err(|e| Error::io(gomod_path, e))?;
 
@@ -232,7 +246,7 @@ impl GoBuild {
             &self.module,
             &self.version,
             &upstream,
-            &self.companion_modules,
+            &companions,
             self.sibling_version.as_deref(),
         );
         std::fs::write(dir.join("go.mod"), wrapper).map_err(|e| Error::io(&dir, e))?;
@@ -248,7 +262,7 @@ impl GoBuild {
         if !self.tags.is_empty() {
             cmd.args(["-tags", &self.tags.join(",")]);
         }
-        cmd.args(["-o", "out/"]).args(&self.packages);
+        cmd.args(["-o", "out/"]).args(&packages);
         kindred::process::run(cmd, step)
             .await
             .map_err(|e| Error::Step {

@@ -161,8 +161,14 @@ fn recipe(name: &str, inputs: &ImageInputs) -> Result<Recipe, Error> {
             Recipe { files: vec![bin(short, &inputs.kube.dir)], slim_debian: false, config }
         }
         "kube-proxy" => Recipe { files: vec![bin("kube-proxy", &inputs.kube.dir)], slim_debian: true, config },
+        // etcdctl and etcdutl are there when the proxy serves them at etcd's version.
+        // etcdctl and etcdutl only when the proxy serves them at etcd's version.
         "etcd" => Recipe {
-            files: ["etcd", "etcdctl", "etcdutl"].iter().map(|b| bin(b, &inputs.etcd.dir)).collect(),
+            files: ["etcd", "etcdctl", "etcdutl"]
+                .iter()
+                .filter(|b| inputs.etcd.binary(b).exists())
+                .map(|b| bin(b, &inputs.etcd.dir))
+                .collect(),
             slim_debian: false,
             config,
         },
