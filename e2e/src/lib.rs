@@ -50,7 +50,7 @@ impl Node {
             labels: HashMap::from([(E2E_LABEL.to_string(), "true".to_string())]),
             tmpfs: vec!["/run".into(), "/tmp".into()],
             volumes: vec!["/var".into()],
-            security: Some(NodeSecurity::Privileged),
+            security: Some(NodeSecurity::from_env().expect("KINDRED_NODE_SECURITY")),
             ..Default::default()
         };
         let security = docker

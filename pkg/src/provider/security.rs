@@ -24,6 +24,23 @@ impl NodeSecurity {
         }
     }
 
+    /// The profile to start nodes with: `--privileged` (falling back to restricted where the
+    /// daemon refuses it) unless `KINDRED_NODE_SECURITY=restricted` asks for the restricted
+    /// profile outright, e.g. to test it on a host where --privileged works.
+    pub fn from_env() -> Result<NodeSecurity, String> {
+        match std::env::var("KINDRED_NODE_SECURITY")
+            .unwrap_or_default()
+            .as_str()
+        {
+            "" | "auto" | "privileged" => Ok(NodeSecurity::Privileged),
+            "restricted" => Ok(NodeSecurity::Restricted),
+            other => Err(format!(
+                "KINDRED_NODE_SECURITY={other} is not understood; use `privileged` (the default, \
+                 falls back to restricted when refused) or `restricted`"
+            )),
+        }
+    }
+
     /// Applies this profile to a container's host config. Both profiles use a private cgroup
     /// namespace so systemd inside sees its own cgroup root.
     pub fn apply(self, host: &mut HostConfig) {
@@ -146,6 +163,17 @@ mod tests {
             .unwrap()
             .contains(&"seccomp=unconfined".to_string()));
         assert_eq!(host.device_cgroup_rules.unwrap(), vec!["a *:* rwm"]);
+    }
+
+    #[test]
+    fn profile_can_be_forced_from_the_environment() {
+        // Only this test touches the variable.
+        std::env::set_var("KINDRED_NODE_SECURITY", "restricted");
+        assert_eq!(NodeSecurity::from_env(), Ok(NodeSecurity::Restricted));
+        std::env::set_var("KINDRED_NODE_SECURITY", "bogus");
+        assert!(NodeSecurity::from_env().unwrap_err().contains("`restricted`"));
+        std::env::remove_var("KINDRED_NODE_SECURITY");
+        assert_eq!(NodeSecurity::from_env(), Ok(NodeSecurity::Privileged));
     }
 
     #[test]
