@@ -1,0 +1,362 @@
+//! Checking a (defaulted) config before anything is created, so that mistakes surface as one
+//! list of field-by-field problems rather than as a half-built cluster.
+
+mod names;
+mod network;
+mod patches;
+mod ports;
+
+use std::collections::BTreeMap;
+
+use super::error::{ConfigError, Problem};
+use super::types::{Cluster, Mount, Node, NodeRole};
+
+/// Longest cluster name: kind's limit. Node names add up to 15 characters
+/// (`-control-plane2`) and must stay usable as container and host names.
+const MAX_NAME_LEN: usize = 50;
+
+impl Cluster {
+    /// Reports every problem found, each with its field path. Meant for a config that went
+    /// through `with_defaults` (unset subnets and addresses are not checked).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Problems::default();
+        check_name(&self.name, &mut problems);
+        check_nodes(&self.nodes, &mut problems);
+        network::check_networking(&self.networking, &mut problems);
+        ports::check_host_ports(self, &mut problems);
+        check_keys("featureGates", self.feature_gates.keys(), &mut problems);
+        check_keys("runtimeConfig", self.runtime_config.keys(), &mut problems);
+        patches::check_merge_patches(
+            "kubeadmConfigPatches",
+            &self.kubeadm_config_patches,
+            &mut problems,
+        );
+        patches::check_json6902_patches(
+            "kubeadmConfigPatchesJSON6902",
+            &self.kubeadm_config_patches_json6902,
+            &mut problems,
+        );
+        for (i, patch) in self.containerd_config_patches_json6902.iter().enumerate() {
+            patches::check_operations(
+                &format!("containerdConfigPatchesJSON6902[{i}]"),
+                patch,
+                &mut problems,
+            );
+        }
+        problems.into_result()
+    }
+}
+
+/// Collects problems so that one run reports all of them.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn into_result(self) -> Result<(), ConfigError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { problems: self.0 })
+        }
+    }
+}
+
+fn check_name(name: &str, problems: &mut Problems) {
+    if name.len() > MAX_NAME_LEN || !names::is_dns_subdomain(name) {
+        problems.add(
+            "name",
+            format!(
+                "\"{name}\" is not a valid cluster name: use 1-{MAX_NAME_LEN} lowercase letters, \
+                 digits, '-' and '.', starting and ending with a letter or digit (node \
+                 containers are named <name>-control-plane, <name>-worker2, ...)"
+            ),
+        );
+    }
+}
+
+fn check_nodes(nodes: &[Node], problems: &mut Problems) {
+    if !nodes.iter().any(|n| n.role == NodeRole::ControlPlane) {
+        problems.add(
+            "nodes",
+            "there is no control-plane node; add a node with `role: control-plane` \
+             (nodes without a role are control-plane nodes)",
+        );
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let at = format!("nodes[{i}]");
+        check_labels(&format!("{at}.labels"), &node.labels, problems);
+        for (j, mount) in node.extra_mounts.iter().enumerate() {
+            check_mount(&format!("{at}.extraMounts[{j}]"), mount, problems);
+        }
+        for (j, mapping) in node.extra_port_mappings.iter().enumerate() {
+            ports::check_port_mapping(&format!("{at}.extraPortMappings[{j}]"), mapping, problems);
+        }
+        patches::check_merge_patches(
+            &format!("{at}.kubeadmConfigPatches"),
+            &node.kubeadm_config_patches,
+            problems,
+        );
+        patches::check_json6902_patches(
+            &format!("{at}.kubeadmConfigPatchesJSON6902"),
+            &node.kubeadm_config_patches_json6902,
+            problems,
+        );
+    }
+}
+
+fn check_mount(at: &str, mount: &Mount, problems: &mut Problems) {
+    if mount.host_path.is_empty() {
+        problems.add(
+            format!("{at}.hostPath"),
+            "is empty; give the host file or directory to mount",
+        );
+    }
+    if mount.container_path.is_empty() {
+        problems.add(
+            format!("{at}.containerPath"),
+            "is empty; give an absolute path inside the node, e.g. /data",
+        );
+    } else if !mount.container_path.starts_with('/') {
+        problems.add(
+            format!("{at}.containerPath"),
+            format!(
+                "\"{}\" is not an absolute path; paths inside the node start with /",
+                mount.container_path
+            ),
+        );
+    }
+    // Docker's bind syntax (`host:container:options`) has no way to escape a colon.
+    for (field, path) in [
+        ("hostPath", &mount.host_path),
+        ("containerPath", &mount.container_path),
+    ] {
+        if path.contains(':') {
+            problems.add(
+                format!("{at}.{field}"),
+                format!("\"{path}\" contains ':', which Docker bind mounts cannot express"),
+            );
+        }
+    }
+}
+
+fn check_labels(at: &str, labels: &BTreeMap<String, String>, problems: &mut Problems) {
+    for (key, value) in labels {
+        if !names::is_label_key(key) {
+            problems.add(
+                at,
+                format!(
+                    "\"{key}\" is not a valid label key: use up to 63 letters, digits, '-', '_' \
+                     and '.', starting and ending with a letter or digit, optionally after a \
+                     DNS prefix and '/' (e.g. example.com/tier)"
+                ),
+            );
+        }
+        if !value.is_empty() && !names::is_label_name(value) {
+            problems.add(
+                at,
+                format!(
+                    "\"{value}\" (the value of {key}) is not a valid label value: use up to 63 \
+                     letters, digits, '-', '_' and '.', starting and ending with a letter or \
+                     digit, or leave it empty"
+                ),
+            );
+        }
+    }
+}
+
+/// Feature gates and runtime config end up as `key=value,key=value` command line flags.
+fn check_keys<'a>(field: &str, keys: impl Iterator<Item = &'a String>, problems: &mut Problems) {
+    for key in keys {
+        if key.trim().is_empty() {
+            problems.add(field, "has an empty key");
+        } else if key.contains([',', '=']) || key.contains(char::is_whitespace) {
+            problems.add(
+                field,
+                format!(
+                    "key \"{key}\" contains ',', '=' or whitespace, which cannot be passed in \
+                     a command line flag"
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    /// Parses, defaults and validates; returns the problems as "field: message" lines.
+    pub(super) fn problems_of(yaml: &str) -> Vec<String> {
+        let cluster = parse(yaml, "test.yaml").unwrap().with_defaults();
+        match cluster.validate() {
+            Ok(()) => Vec::new(),
+            Err(ConfigError::Invalid { problems }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+
+    pub(super) const HEADER: &str = "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n";
+
+    #[test]
+    fn valid_names() {
+        for name in ["kindred", "a", "dev-1", "team.a", "x".repeat(50).as_str()] {
+            let yaml = format!("{HEADER}name: \"{name}\"\n");
+            assert_eq!(problems_of(&yaml), Vec::<String>::new(), "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_names_say_what_is_allowed() {
+        let too_long = "x".repeat(51);
+        for name in [
+            "My-Cluster",
+            "under_score",
+            "-lead",
+            "trail-",
+            "a..b",
+            "a.-b",
+            "sp ace",
+            too_long.as_str(),
+        ] {
+            let yaml = format!("{HEADER}name: \"{name}\"\n");
+            let problems = problems_of(&yaml);
+            assert_eq!(problems.len(), 1, "{name}: {problems:?}");
+            assert!(
+                problems[0].starts_with(&format!("name: \"{name}\" is not a valid cluster name"))
+            );
+            assert!(problems[0].contains("lowercase letters, digits, '-' and '.'"));
+            assert!(problems[0].contains("1-50"));
+        }
+    }
+
+    #[test]
+    fn no_control_plane_is_reported() {
+        let problems = problems_of(&format!("{HEADER}nodes:\n- role: worker\n- role: worker\n"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("nodes: there is no control-plane node"));
+        assert!(problems[0].contains("role: control-plane"));
+    }
+
+    #[test]
+    fn mount_paths_are_checked() {
+        let problems = problems_of(&format!(
+            "{HEADER}nodes:
+- extraMounts:
+  - hostPath: /ok
+    containerPath: relative/path
+  - containerPath: /data
+  - hostPath: /a:b
+    containerPath: /c
+"
+        ));
+        assert_eq!(
+            problems,
+            vec![
+                "nodes[0].extraMounts[0].containerPath: \"relative/path\" is not an absolute path; \
+                 paths inside the node start with /",
+                "nodes[0].extraMounts[1].hostPath: is empty; give the host file or directory to \
+                 mount",
+                "nodes[0].extraMounts[2].hostPath: \"/a:b\" contains ':', which Docker bind \
+                 mounts cannot express",
+            ]
+        );
+    }
+
+    #[test]
+    fn labels_are_checked() {
+        let problems = problems_of(&format!(
+            "{HEADER}nodes:
+- labels:
+    ok: yes-1
+    example.com/tier: web
+    \"bad key\": x
+    good: \"bad value!\"
+"
+        ));
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("nodes[0].labels: \"bad key\" is not a valid label key"));
+        assert!(
+            problems[1].contains("\"bad value!\" (the value of good) is not a valid label value")
+        );
+    }
+
+    #[test]
+    fn feature_gate_and_runtime_config_keys_are_checked() {
+        let problems = problems_of(&format!(
+            "{HEADER}featureGates:
+  \"\": true
+  Good: true
+runtimeConfig:
+  \"a=b\": \"true\"
+  api/all: \"true\"
+"
+        ));
+        assert_eq!(
+            problems,
+            vec![
+                "featureGates: has an empty key",
+                "runtimeConfig: key \"a=b\" contains ',', '=' or whitespace, which cannot be \
+                 passed in a command line flag",
+            ]
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_together() {
+        let yaml = format!(
+            "{HEADER}name: Bad_Name
+networking:
+  podSubnet: 10.0.0.0/8
+  serviceSubnet: 10.96.0.0/12
+  apiServerPort: -1
+nodes:
+- role: worker
+  extraPortMappings:
+  - containerPort: 80
+    hostPort: 70000
+  extraMounts:
+  - hostPath: /x
+    containerPath: x
+"
+        );
+        let err = parse(&yaml, "test.yaml")
+            .unwrap()
+            .with_defaults()
+            .validate()
+            .unwrap_err();
+        let ConfigError::Invalid { problems } = &err else {
+            panic!("{err}")
+        };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "nodes",
+                "nodes[0].extraMounts[0].containerPath",
+                "nodes[0].extraPortMappings[0].hostPort",
+                "networking.apiServerPort",
+                "networking.serviceSubnet",
+            ]
+        );
+        // One line per problem, under a heading.
+        let text = err.to_string();
+        assert!(
+            text.starts_with("invalid cluster config:\n  name: "),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1 + problems.len(), "{text}");
+        assert!(text
+            .contains("\n  nodes[0].extraPortMappings[0].hostPort: 70000 is out of range 0-65535"));
+    }
+}
