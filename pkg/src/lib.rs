@@ -6,6 +6,8 @@
 pub mod cache;
 pub mod config;
 pub mod defaults;
+pub mod kubeadm;
+pub mod kubeconfig;
 pub mod process;
 pub mod provider;
 pub mod ui;

@@ -171,7 +171,9 @@ mod tests {
         std::env::set_var("KINDRED_NODE_SECURITY", "restricted");
         assert_eq!(NodeSecurity::from_env(), Ok(NodeSecurity::Restricted));
         std::env::set_var("KINDRED_NODE_SECURITY", "bogus");
-        assert!(NodeSecurity::from_env().unwrap_err().contains("`restricted`"));
+        assert!(NodeSecurity::from_env()
+            .unwrap_err()
+            .contains("`restricted`"));
         std::env::remove_var("KINDRED_NODE_SECURITY");
         assert_eq!(NodeSecurity::from_env(), Ok(NodeSecurity::Privileged));
     }

@@ -1,0 +1,56 @@
+//! Which documents a node's kubeadm config holds, and the facts they share.
+
+use serde_yaml::Value;
+
+use super::component_documents::{kube_proxy_configuration, kubelet_configuration};
+use super::error::KubeadmError;
+use super::input::{NodeBootstrap, RenderInput};
+use super::kubeadm_documents::{cluster_configuration, init_configuration, join_configuration};
+use super::version::{KubeVersion, KubeadmApi};
+use crate::config::KubeProxyMode;
+
+/// Where containerd listens inside a node.
+pub const CRI_SOCKET: &str = "unix:///run/containerd/containerd.sock";
+
+/// The port kube-apiserver listens on inside each control-plane node.
+pub const API_SERVER_BIND_PORT: u16 = 6443;
+
+/// One node's rendering: its input and what its Kubernetes version implies.
+pub(super) struct NodeContext<'a> {
+    pub input: &'a RenderInput,
+    pub version: KubeVersion,
+    pub api: KubeadmApi,
+}
+
+impl NodeContext<'_> {
+    /// The address the node's API server (if any) advertises: its primary IP.
+    pub fn advertise_address(&self) -> &str {
+        &self.input.node_ips[0]
+    }
+
+    pub fn runs_kube_proxy(&self) -> bool {
+        self.input.kube_proxy_mode != KubeProxyMode::None
+    }
+}
+
+/// `kubeadm init` reads all four kinds. `kubeadm join` reads only its JoinConfiguration
+/// (warning about and ignoring any other document): a joining node gets its kubelet and
+/// kube-proxy settings from the ConfigMaps the first control plane uploaded.
+pub(super) fn documents(node: &NodeContext) -> Result<Vec<Value>, KubeadmError> {
+    Ok(match node.input.bootstrap {
+        NodeBootstrap::FirstControlPlane => {
+            let mut documents = vec![
+                init_configuration(node),
+                cluster_configuration(node),
+                kubelet_configuration(node),
+            ];
+            if node.runs_kube_proxy() {
+                documents.push(kube_proxy_configuration(node)?);
+            }
+            documents
+        }
+        NodeBootstrap::JoiningControlPlane | NodeBootstrap::Worker => {
+            vec![join_configuration(node)]
+        }
+    })
+}
