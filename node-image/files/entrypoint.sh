@@ -96,6 +96,28 @@ if [[ ! -s /etc/machine-id ]]; then
   tr -d - </proc/sys/kernel/random/uuid >/etc/machine-id
 fi
 
+# On user-defined networks Docker answers DNS at 127.0.0.11 inside the container. Pods copy
+# the node's resolv.conf, and from a pod 127.0.0.11 is the pod itself (CoreDNS would even
+# forward to itself in a loop). So serve Docker's DNS on the gateway address too: extend
+# Docker's NAT rules (made with the nft backend, like the node's iptables) to that address and
+# to traffic arriving from pods, and point resolv.conf at it.
+fix_docker_dns() {
+  local dns=127.0.0.11 gateway
+  grep -q "nameserver $dns" /etc/resolv.conf || return 0
+  gateway=$(ip -4 route show default | awk '{ print $3; exit }')
+  [[ -n "$gateway" ]] || { log "no default route; leaving DNS as Docker set it"; return 0; }
+  iptables-save -t nat \
+    | sed -e "s/-d $dns/-d $gateway/g" \
+          -e 's/^-A OUTPUT \(.*\) -j DOCKER_OUTPUT$/&\n-A PREROUTING \1 -j DOCKER_OUTPUT/' \
+          -e "s/--to-source :53/--to-source $gateway:53/g" \
+    | iptables-restore
+  sed -e "s/$dns/$gateway/" /etc/resolv.conf >/tmp/resolv.conf
+  # resolv.conf is a bind mount: rewrite it in place.
+  cat /tmp/resolv.conf >/etc/resolv.conf
+  log "DNS: Docker's resolver is reachable from pods at $gateway"
+}
+fix_docker_dns
+
 # Without CAP_SYS_RESOURCE no process may lower an oom_score_adj; let containerd clamp the
 # values kubelet asks for instead of failing every container start.
 cap_eff=$(awk '/^CapEff:/ { print $2 }' /proc/self/status)

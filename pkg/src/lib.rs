@@ -4,6 +4,7 @@
 //! Data flows one way: cli -> this crate -> provider (the container runtime).
 
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod defaults;
 pub mod kubeadm;

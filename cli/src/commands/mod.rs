@@ -2,6 +2,7 @@
 
 mod bom;
 mod build;
+mod cluster;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kindred::ui::{Ui, Verbosity};
@@ -32,6 +33,26 @@ pub enum Command {
         #[command(subcommand)]
         what: build::BuildCommand,
     },
+    /// Create a cluster.
+    Create {
+        #[command(subcommand)]
+        what: cluster::CreateCommand,
+    },
+    /// Delete clusters.
+    Delete {
+        #[command(subcommand)]
+        what: cluster::DeleteCommand,
+    },
+    /// List clusters and nodes, print kubeconfigs.
+    Get {
+        #[command(subcommand)]
+        what: cluster::GetCommand,
+    },
+    /// Write a cluster's kubeconfig entry into your kubeconfig.
+    Export {
+        #[command(subcommand)]
+        what: cluster::ExportCommand,
+    },
     /// Print the bill of materials of a node image.
     Bom(bom::BomArgs),
     /// Print the kindred version and the default Kubernetes version.
@@ -56,6 +77,10 @@ pub async fn run(cli: Cli) -> CmdResult {
     let ui = cli.ui();
     match cli.command {
         Command::Build { what } => build::run(what, &ui).await,
+        Command::Create { what } => cluster::create(what, &ui).await,
+        Command::Delete { what } => cluster::delete(what, &ui).await,
+        Command::Get { what } => cluster::get(what).await,
+        Command::Export { what } => cluster::export(what, &ui).await,
         Command::Bom(args) => bom::run(args).await,
         Command::Version => {
             println!(

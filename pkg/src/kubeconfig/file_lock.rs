@@ -21,7 +21,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 /// An exclusive lock on a kubeconfig, held until dropped.
 #[derive(Debug)]
-pub(super) struct FileLock {
+pub(crate) struct FileLock {
     /// Unlocked when dropped, which is after `Drop::drop` has deleted the lock file.
     _flock: Flock<File>,
     lock_path: PathBuf,

@@ -17,6 +17,7 @@ mod edit;
 mod entry;
 mod error;
 mod file_lock;
+pub(crate) use file_lock::FileLock;
 mod target_path;
 mod yaml_text;
 

@@ -60,6 +60,28 @@ pub struct ContainerSpec {
     pub network: Option<String>,
     pub stop_signal: Option<String>,
     pub security: Option<NodeSecurity>,
+    /// Container ports published on the host.
+    pub ports: Vec<PublishedPort>,
+}
+
+/// A container port published on the host; `host_port: None` lets Docker pick a free port.
+#[derive(Debug, Clone)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    pub host_ip: String,
+    pub host_port: Option<u16>,
+}
+
+/// A container as listed by label.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub name: String,
+    pub labels: HashMap<String, String>,
+    /// `running`, `exited`, ...
+    pub state: String,
+    pub image: String,
 }
 
 /// Result of a command run inside a container.
@@ -193,7 +215,20 @@ impl Docker {
         spec: &ContainerSpec,
         security: Option<NodeSecurity>,
     ) -> Result<(), ProviderError> {
+        let port_key = |p: &PublishedPort| format!("{}/{}", p.container_port, p.protocol);
+        let bindings: bollard::models::PortMap = spec
+            .ports
+            .iter()
+            .map(|p| {
+                let binding = bollard::models::PortBinding {
+                    host_ip: Some(p.host_ip.clone()),
+                    host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+                };
+                (port_key(p), Some(vec![binding]))
+            })
+            .collect();
         let mut host = HostConfig {
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
             binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
             tmpfs: (!spec.tmpfs.is_empty()).then(|| {
                 spec.tmpfs
@@ -216,6 +251,8 @@ impl Docker {
             cmd: spec.cmd.clone(),
             volumes: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
             stop_signal: spec.stop_signal.clone(),
+            exposed_ports: (!spec.ports.is_empty())
+                .then(|| spec.ports.iter().map(port_key).collect()),
             host_config: Some(host),
             ..Default::default()
         };
@@ -398,6 +435,161 @@ impl Docker {
                 "{path} is empty in {container}"
             ))),
         }
+    }
+}
+
+impl Docker {
+    /// The daemon's cgroup version, `"1"` or `"2"`.
+    pub async fn cgroup_version(&self) -> Result<String, ProviderError> {
+        let info = self.client.info().await.map_err(api("read daemon info"))?;
+        Ok(info
+            .cgroup_version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "1".into()))
+    }
+
+    /// Creates the bridge network `name` unless it exists; shared by every cluster. Docker
+    /// 20.10 happily creates two networks with one name, so kindred processes on this host
+    /// take turns (a file lock) to check and create.
+    pub async fn ensure_network(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        let lock_base = std::env::temp_dir().join(format!("kindred-network-{name}"));
+        let _lock =
+            tokio::task::spawn_blocking(move || crate::kubeconfig::FileLock::acquire(&lock_base))
+                .await
+                .map_err(|e| ProviderError::Other(e.to_string()))?
+                .map_err(|source| ProviderError::Io {
+                    path: format!("lock for network {name}"),
+                    source,
+                })?;
+        if !self.networks_named(name).await?.is_empty() {
+            return Ok(());
+        }
+        let req = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.client
+            .create_network(req)
+            .await
+            .map_err(api(format!("create network {name}")))?;
+        Ok(())
+    }
+
+    /// IDs of the networks named exactly `name` (Docker's name filter matches substrings).
+    async fn networks_named(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+        let opts = bollard::query_parameters::ListNetworksOptions {
+            filters: Some(HashMap::from([(
+                "name".to_string(),
+                vec![name.to_string()],
+            )])),
+        };
+        let nets = self
+            .client
+            .list_networks(Some(opts))
+            .await
+            .map_err(api("list networks"))?;
+        Ok(nets
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| n.id)
+            .collect())
+    }
+
+    /// Removes the network (every network of that name) once no container is attached.
+    pub async fn remove_network_if_unused(&self, name: &str) -> Result<bool, ProviderError> {
+        let mut removed = false;
+        for id in self.networks_named(name).await? {
+            let net = match self.client.inspect_network(&id, None).await {
+                Ok(n) => n,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(api(format!("inspect network {name}"))(e)),
+            };
+            if net.containers.map(|c| !c.is_empty()).unwrap_or(false) {
+                continue;
+            }
+            match self.client.remove_network(&id).await {
+                Ok(()) => removed = true,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(api(format!("remove network {name}"))(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Containers (running or not) carrying every given label (`key` or `key=value`).
+    pub async fn list_by_labels(
+        &self,
+        labels: &[String],
+    ) -> Result<Vec<ContainerInfo>, ProviderError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), labels.to_vec())])),
+            ..Default::default()
+        };
+        let list = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?;
+        let mut out: Vec<ContainerInfo> = list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                image: c.image.unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The container's IPv4 address on `network`.
+    pub async fn container_ip(&self, name: &str, network: &str) -> Result<String, ProviderError> {
+        let c = self
+            .client
+            .inspect_container(name, None)
+            .await
+            .map_err(api(format!("inspect container {name}")))?;
+        c.network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.ip_address)
+            .filter(|ip| !ip.is_empty())
+            .ok_or_else(|| {
+                ProviderError::Other(format!(
+                    "container {name} has no address on network {network}"
+                ))
+            })
+    }
+
+    /// The host port Docker bound for a container port (`6443/tcp`).
+    pub async fn host_port(&self, name: &str, container_port: &str) -> Result<u16, ProviderError> {
+        let c = self
+            .client
+            .inspect_container(name, None)
+            .await
+            .map_err(api(format!("inspect container {name}")))?;
+        c.network_settings
+            .and_then(|n| n.ports)
+            .and_then(|mut p| p.remove(container_port))
+            .flatten()
+            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| {
+                ProviderError::Other(format!("container {name} publishes no {container_port}"))
+            })
     }
 }
 

@@ -4,5 +4,5 @@
 mod docker;
 mod security;
 
-pub use docker::{ContainerSpec, Docker, ExecOutput, ProviderError};
+pub use docker::{ContainerInfo, ContainerSpec, Docker, ExecOutput, ProviderError, PublishedPort};
 pub use security::{host_bounding_caps, NodeSecurity};

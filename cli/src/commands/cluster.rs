@@ -1,0 +1,271 @@
+//! kind's cluster verbs: create/delete cluster(s), get clusters/nodes/kubeconfig, export kubeconfig.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use kindred::cluster::{self, CreateOptions};
+use kindred::config::{self, Cluster};
+use kindred::kubeconfig;
+use kindred::provider::Docker;
+use kindred::ui::Ui;
+
+use super::CmdResult;
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Create a cluster (nodes, kubeadm, pod network, kubeconfig).
+    Cluster(CreateClusterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateClusterArgs {
+    /// Cluster name [default: the config's name, else $KINDRED_CLUSTER_NAME, else kindred].
+    #[arg(long)]
+    name: Option<String>,
+    /// Cluster config file (kind.x-k8s.io/v1alpha4 or kindred.dev/v1alpha4), or - for stdin.
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
+    /// Node image for every node [default: kindred/node:<default Kubernetes version>].
+    #[arg(long)]
+    image: Option<String>,
+    /// Wait this long for every node to be Ready, e.g. 60s, 5m [default: 0, do not wait].
+    #[arg(long, value_parser = parse_duration, default_value = "0")]
+    wait: Duration,
+    /// Keep the nodes if creation fails, to debug them.
+    #[arg(long)]
+    retain: bool,
+    /// Kubeconfig to update [default: first entry of $KUBECONFIG, else ~/.kube/config].
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeleteCommand {
+    /// Delete a cluster: its nodes, its kubeconfig entries, and the network once unused.
+    Cluster {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+    /// Delete several clusters by name, or all of them.
+    Clusters {
+        names: Vec<String>,
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GetCommand {
+    /// List clusters.
+    Clusters,
+    /// List the node containers of a cluster.
+    Nodes {
+        #[arg(long, conflicts_with = "all_clusters")]
+        name: Option<String>,
+        /// Nodes of every cluster.
+        #[arg(short = 'A', long)]
+        all_clusters: bool,
+    },
+    /// Print a cluster's kubeconfig.
+    Kubeconfig {
+        #[arg(long)]
+        name: Option<String>,
+        /// Use the control plane's address on the kindred network (for containers on it).
+        #[arg(long)]
+        internal: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Merge a cluster's kubeconfig entry into your kubeconfig and make it current.
+    Kubeconfig {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        #[arg(long)]
+        internal: bool,
+    },
+}
+
+pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
+    let CreateCommand::Cluster(args) = cmd;
+    let (loaded, dir) = match &args.config {
+        Some(path) => {
+            let (c, dir) = config::load(path)?;
+            (c, dir)
+        }
+        None => (Cluster::default(), None),
+    };
+    // --name wins over the config's name, which wins over the environment.
+    let name = match (&args.name, loaded.name.is_empty()) {
+        (Some(n), _) => n.clone(),
+        (None, false) => loaded.name.clone(),
+        (None, true) => cluster::default_name(None),
+    };
+    let mut cluster = loaded.with_name(name);
+    if let Some(image) = &args.image {
+        cluster = cluster.with_node_image(image);
+    }
+    let base = match dir {
+        Some(d) => d,
+        None => std::env::current_dir()?,
+    };
+    let cluster = cluster.with_defaults().resolve_host_paths(&base);
+    cluster.validate().map_err(|e| match &args.config {
+        Some(path) => format!("{path}: {e}"),
+        None => e.to_string(),
+    })?;
+    let docker = Docker::connect().await?;
+    let opts = CreateOptions {
+        config: cluster,
+        retain: args.retain,
+        wait: args.wait,
+        kubeconfig: kubeconfig::target_path(args.kubeconfig.as_deref()),
+    };
+    ui.info(format!("Creating cluster \"{}\" ...", opts.config.name));
+    let created = cluster::create(&docker, &opts, ui).await?;
+    ui.info(format!(
+        "Set kubectl context to \"{0}\" (API server {1})\nYou can now use your cluster with:\n\n  kubectl cluster-info --context {0}\n",
+        created.context, created.server
+    ));
+    Ok(())
+}
+
+pub async fn delete(cmd: DeleteCommand, ui: &Ui) -> CmdResult {
+    let docker = Docker::connect().await?;
+    let (names, path) = match cmd {
+        DeleteCommand::Cluster { name, kubeconfig } => {
+            (vec![cluster::default_name(name.as_deref())], kubeconfig)
+        }
+        DeleteCommand::Clusters {
+            names,
+            all,
+            kubeconfig,
+        } => {
+            if !all && names.is_empty() {
+                return Err("name the clusters to delete, or pass --all".into());
+            }
+            (
+                if all {
+                    cluster::clusters(&docker).await?
+                } else {
+                    names
+                },
+                kubeconfig,
+            )
+        }
+    };
+    let path = kubeconfig::target_path(path.as_deref());
+    for name in names {
+        let step = ui.step(format!("Deleting cluster \"{name}\""));
+        let existed = cluster::delete(&docker, &name, &path).await?;
+        if existed {
+            step.done();
+        } else {
+            step.done_with("no such cluster, nothing to do");
+        }
+    }
+    Ok(())
+}
+
+pub async fn get(cmd: GetCommand) -> CmdResult {
+    let docker = Docker::connect().await?;
+    match cmd {
+        GetCommand::Clusters => {
+            for name in cluster::clusters(&docker).await? {
+                println!("{name}");
+            }
+        }
+        GetCommand::Nodes { name, all_clusters } => {
+            let filter = if all_clusters {
+                None
+            } else {
+                Some(cluster::default_name(name.as_deref()))
+            };
+            for n in cluster::nodes(&docker, filter.as_deref()).await? {
+                println!("{}", n.name);
+            }
+        }
+        GetCommand::Kubeconfig { name, internal } => {
+            let entry = cluster::kubeconfig_entry(
+                &docker,
+                &cluster::default_name(name.as_deref()),
+                internal,
+            )
+            .await?;
+            print!("{}", kubeconfig::render(&entry));
+        }
+    }
+    Ok(())
+}
+
+pub async fn export(cmd: ExportCommand, ui: &Ui) -> CmdResult {
+    let ExportCommand::Kubeconfig {
+        name,
+        kubeconfig: path,
+        internal,
+    } = cmd;
+    let docker = Docker::connect().await?;
+    let name = cluster::default_name(name.as_deref());
+    let entry = cluster::kubeconfig_entry(&docker, &name, internal).await?;
+    let path = kubeconfig::target_path(path.as_deref());
+    kubeconfig::merge(&path, &entry)?;
+    ui.info(format!(
+        "Set kubectl context to \"{}\" in {}",
+        kubeconfig::context_name(&name),
+        path.display()
+    ));
+    Ok(())
+}
+
+/// `90s`, `5m`, `1h`, `1m30s`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration; use e.g. 30s, 5m, 1h or 1m30s");
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let (mut total, mut number) = (0u64, String::new());
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            _ => return Err(bad()),
+        };
+        total += number.parse::<u64>().map_err(|_| bad())? * unit;
+        number.clear();
+    }
+    if !number.is_empty() || text.is_empty() {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("5 minutes")
+            .unwrap_err()
+            .contains("not a duration"));
+        assert!(parse_duration("5").is_ok());
+        assert!(parse_duration("m").is_err());
+    }
+}

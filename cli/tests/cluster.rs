@@ -1,0 +1,439 @@
+//! `kindred create cluster` end to end, against the real Docker daemon: a 1 control plane +
+//! 2 worker cluster and, at the same time, a 1-node cluster. Workloads use the etcd image the
+//! node image preloads (it serves HTTP and carries a client), so nothing is pulled.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const MULTI: &str = "kindred-e2e-multi";
+const SINGLE: &str = "kindred-e2e-single";
+
+fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
+    cmd.args(args).env("KUBECONFIG", kubeconfig);
+    if stdin.is_some() {
+        cmd.stdin(std::process::Stdio::piped());
+    }
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("run kindred");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().expect("kindred output")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    context: String,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.bin)
+            .args([
+                "--kubeconfig",
+                self.kubeconfig.to_str().unwrap(),
+                "--context",
+                &self.context,
+            ])
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\n{}",
+            args.join(" "),
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, yaml: &str) {
+        let mut child = Command::new(&self.bin)
+            .args([
+                "--kubeconfig",
+                self.kubeconfig.to_str().unwrap(),
+                "--context",
+                &self.context,
+                "apply",
+                "-f",
+                "-",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl apply failed:\n{}\n{yaml}",
+            text(&out)
+        );
+    }
+
+    /// Polls until `args` succeeds and its output satisfies `done`.
+    fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        args: &[&str],
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.run(args);
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            if out.status.success() && done(&stdout) {
+                return stdout;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "{what}: not done after {timeout:?}; last output:\n{}",
+                text(&out)
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// The kubectl of the node image, copied out so the host needs none installed.
+async fn host_kubectl(dir: &Path) -> PathBuf {
+    let docker = kindred_e2e::docker().await;
+    let image = kindred_e2e::node_image();
+    kindred_e2e::require_image(&docker, &image).await;
+    let bytes = docker
+        .read_image_file(&image, "/usr/bin/kubectl")
+        .await
+        .expect("kubectl from the node image");
+    let path = dir.join("kubectl");
+    std::fs::write(&path, bytes).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn containers_of(cluster: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.kindred.cluster={cluster}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const MULTI_CONFIG: &str = "kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+- role: worker
+";
+
+#[tokio::test]
+async fn clusters_are_created_used_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let kubectl_bin = host_kubectl(dir.path()).await;
+    let cleanup = || {
+        for name in [MULTI, SINGLE] {
+            let _ = kindred(&["delete", "cluster", "--name", name], &kubeconfig, None);
+        }
+    };
+    cleanup();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        exercise(&kubeconfig, &kubectl_bin);
+    }));
+    if result.is_err() {
+        cleanup();
+    }
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
+    // Two clusters at once: a 1+2 from a kind config on stdin, and a 1-node one.
+    let kc = kubeconfig.to_path_buf();
+    let single = std::thread::spawn(move || {
+        kindred(
+            &["create", "cluster", "--name", SINGLE, "--wait", "3m"],
+            &kc,
+            None,
+        )
+    });
+    let multi = kindred(
+        &[
+            "create", "cluster", "--name", MULTI, "--config", "-", "--wait", "3m",
+        ],
+        kubeconfig,
+        Some(MULTI_CONFIG),
+    );
+    let single = single.join().unwrap();
+    assert!(
+        multi.status.success(),
+        "create {MULTI} failed:\n{}",
+        text(&multi)
+    );
+    assert!(
+        single.status.success(),
+        "create {SINGLE} failed:\n{}",
+        text(&single)
+    );
+
+    let listed = String::from_utf8_lossy(&kindred(&["get", "clusters"], kubeconfig, None).stdout)
+        .into_owned();
+    assert!(
+        listed.lines().any(|l| l == MULTI) && listed.lines().any(|l| l == SINGLE),
+        "{listed}"
+    );
+    let nodes = String::from_utf8_lossy(
+        &kindred(&["get", "nodes", "--name", MULTI], kubeconfig, None).stdout,
+    )
+    .into_owned();
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+
+    let multi_k = Kubectl {
+        bin: kubectl_bin.into(),
+        kubeconfig: kubeconfig.into(),
+        context: format!("kindred-{MULTI}"),
+    };
+    let ready = multi_k.ok(&["get", "nodes", "-o", r#"jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}"#]);
+    assert_eq!(
+        ready.matches("=True").count(),
+        3,
+        "not every node is Ready: {ready}"
+    );
+
+    // The system pods, CoreDNS included (it needs pod networking, Services and upstream DNS).
+    multi_k.wait_for(
+        "kube-system pods ready",
+        Duration::from_secs(120),
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.status.containerStatuses[0].ready} {end}",
+        ],
+        |o| !o.is_empty() && !o.contains("false"),
+    );
+
+    // Two etcd pods, one pinned on each worker, behind a ClusterIP Service and a NodePort.
+    let etcd_image = multi_k.ok(&[
+        "-n",
+        "kube-system",
+        "get",
+        "pod",
+        &format!("etcd-{MULTI}-control-plane"),
+        "-o",
+        "jsonpath={.spec.containers[0].image}",
+    ]);
+    for worker in [format!("{MULTI}-worker"), format!("{MULTI}-worker2")] {
+        multi_k.apply(&echo_pod(&worker, &etcd_image));
+    }
+    multi_k.apply(ECHO_SERVICES);
+    let ips = multi_k.wait_for(
+        "echo pods running",
+        Duration::from_secs(120),
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=echo",
+            "-o",
+            r#"jsonpath={range .items[*]}{.status.phase}={.status.podIP} {end}"#,
+        ],
+        |o| o.matches("Running=").count() == 2,
+    );
+    assert_eq!(ips.matches("Running=").count(), 2, "{ips}");
+    let pod_b_ip = multi_k.ok(&[
+        "get",
+        "pod",
+        &format!("echo-{MULTI}-worker2"),
+        "-o",
+        "jsonpath={.status.podIP}",
+    ]);
+    let pod_a = format!("echo-{MULTI}-worker");
+
+    // Pod to pod across nodes.
+    let health = multi_k.ok(&[
+        "exec",
+        &pod_a,
+        "--",
+        "etcdctl",
+        &format!("--endpoints=http://{pod_b_ip}:2379"),
+        "endpoint",
+        "health",
+    ]);
+    assert!(health.contains("is healthy"), "{health}");
+    // A ClusterIP Service by its DNS name (cluster DNS), from a pod.
+    let health = multi_k.ok(&[
+        "exec",
+        &pod_a,
+        "--",
+        "etcdctl",
+        "--endpoints=http://echo.default.svc.cluster.local:2379",
+        "endpoint",
+        "health",
+    ]);
+    assert!(health.contains("is healthy"), "{health}");
+    // A NodePort from the host through a node's address on the kindred network.
+    let node_ip = multi_k.ok(&[
+        "get",
+        "node",
+        &format!("{MULTI}-worker"),
+        "-o",
+        r#"jsonpath={.status.addresses[?(@.type=="InternalIP")].address}"#,
+    ]);
+    let body = http_get(&format!("{node_ip}:30379"), "/health");
+    assert!(
+        body.contains(r#""health":"true""#),
+        "NodePort answered: {body}"
+    );
+
+    // The 1-node cluster schedules workloads on its control plane.
+    let single_k = Kubectl {
+        bin: kubectl_bin.into(),
+        kubeconfig: kubeconfig.into(),
+        context: format!("kindred-{SINGLE}"),
+    };
+    single_k.apply(&echo_pod(&format!("{SINGLE}-control-plane"), &etcd_image));
+    single_k.wait_for(
+        "a pod runs on the single node",
+        Duration::from_secs(120),
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=echo",
+            "-o",
+            "jsonpath={.items[0].status.phase}",
+        ],
+        |o| o == "Running",
+    );
+
+    // Deleting leaves nothing: containers, kubeconfig entries, and the network once unused.
+    for name in [MULTI, SINGLE] {
+        let out = kindred(&["delete", "cluster", "--name", name], kubeconfig, None);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(containers_of(name), "", "containers of {name} remain");
+    }
+    let config = std::fs::read_to_string(kubeconfig).unwrap_or_default();
+    assert!(
+        !config.contains("kindred-kindred-e2e"),
+        "kubeconfig entries remain:\n{config}"
+    );
+    let net = Command::new("docker")
+        .args(["network", "ls", "--filter", "name=^kindred$", "-q"])
+        .output()
+        .unwrap();
+    let others = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=io.kindred.cluster"])
+        .output()
+        .unwrap();
+    if others.stdout.is_empty() {
+        assert!(
+            net.stdout.is_empty(),
+            "the kindred network outlived its last cluster"
+        );
+    }
+}
+
+fn echo_pod(node: &str, image: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: echo-{node}
+  labels:
+    app: echo
+spec:
+  nodeName: {node}
+  containers:
+  - name: etcd
+    image: {image}
+    imagePullPolicy: Never
+    command: [etcd, --data-dir=/tmp/etcd, --listen-client-urls=http://0.0.0.0:2379, --advertise-client-urls=http://127.0.0.1:2379, --listen-peer-urls=http://127.0.0.1:2380]
+"
+    )
+}
+
+const ECHO_SERVICES: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+spec:
+  selector:
+    app: echo
+  ports:
+  - port: 2379
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: echo-nodeport
+spec:
+  type: NodePort
+  selector:
+    app: echo
+  ports:
+  - port: 2379
+    nodePort: 30379
+";
+
+fn http_get(addr: &str, path: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut conn) =
+            TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))
+        {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+            let mut body = String::new();
+            if conn.read_to_string(&mut body).is_ok() && !body.is_empty() {
+                return body;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nothing answered on {addr}{path}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

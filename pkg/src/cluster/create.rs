@@ -1,0 +1,435 @@
+//! `create cluster`: small ordered actions, each with a clear precondition, like a recipe:
+//! check inputs -> nodes -> kubeadm init -> workers join -> pod network -> Ready -> kubeconfig.
+//! On failure the half-made cluster is deleted unless the user asked to retain it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+
+use super::plan::{ClusterPlan, NodePlan};
+use super::{delete, pod_network, ClusterError, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
+use crate::config::Cluster;
+use crate::kubeadm::{self, NodeBootstrap, RenderInput};
+use crate::kubeconfig;
+use crate::provider::{ContainerSpec, Docker, NodeSecurity, PublishedPort};
+use crate::ui::{Step, Ui};
+
+/// Where kubeadm's config is written on each node (kind uses the same directory).
+const KUBEADM_CONFIG: &str = "/kind/kubeadm.conf";
+const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+// The API server is published on the address the config names (127.0.0.1 by default); the
+// kubeconfig always uses 127.0.0.1 to reach it, which covers 0.0.0.0 too.
+
+pub struct CreateOptions {
+    /// Defaulted and validated.
+    pub config: Cluster,
+    /// Keep the nodes when creation fails, for debugging.
+    pub retain: bool,
+    /// How long to wait for every node to be Ready (zero: do not wait).
+    pub wait: Duration,
+    pub kubeconfig: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Created {
+    pub context: String,
+    pub server: String,
+}
+
+pub async fn create(
+    docker: &Docker,
+    opts: &CreateOptions,
+    ui: &Ui,
+) -> Result<Created, ClusterError> {
+    let plan = ClusterPlan::new(opts.config.clone());
+    check_inputs(docker, &plan).await?;
+    let result = run(docker, &plan, opts, ui).await;
+    if result.is_err() {
+        if opts.retain {
+            ui.info(format!(
+                "Kept the nodes of {0} for debugging (--retain); remove them with `kindred delete cluster --name {0}`",
+                plan.name()
+            ));
+        } else {
+            let step = ui.step("Deleting the partly created cluster (--retain keeps it)");
+            match delete(docker, plan.name(), &opts.kubeconfig).await {
+                Ok(_) => step.done(),
+                Err(e) => {
+                    step.fail();
+                    ui.info(format!("cleanup failed too: {e}"));
+                }
+            }
+        }
+    }
+    result
+}
+
+/// Fails before anything is created: every node image present, the name free.
+async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), ClusterError> {
+    let mut images: Vec<&str> = plan.nodes.iter().map(|n| n.config.image.as_str()).collect();
+    images.dedup();
+    for image in images {
+        if !docker.image_exists(image).await? {
+            let hint = if image.starts_with(crate::defaults::NODE_IMAGE_REPO) {
+                let version = image.rsplit(':').next().unwrap_or_default();
+                format!("build it with `kindred build node-image --kube-version {version}`")
+            } else {
+                "build it with `kindred build node-image --image <name>` or load it into Docker"
+                    .to_string()
+            };
+            return Err(ClusterError::Msg(format!(
+                "node image {image} is not in Docker; {hint}"
+            )));
+        }
+    }
+    if !docker
+        .list_by_labels(&[format!("{CLUSTER_LABEL}={}", plan.name())])
+        .await?
+        .is_empty()
+    {
+        return Err(ClusterError::Msg(format!(
+            "a cluster named {0} already exists; delete it with `kindred delete cluster --name {0}` or pick another --name",
+            plan.name()
+        )));
+    }
+    Ok(())
+}
+
+async fn run(
+    docker: &Docker,
+    plan: &ClusterPlan,
+    opts: &CreateOptions,
+    ui: &Ui,
+) -> Result<Created, ClusterError> {
+    let started = Instant::now();
+    let cp = plan.first_control_plane();
+
+    let step = ui.step(format!("Preparing nodes ({})", plan.nodes.len()));
+    let security = create_nodes(docker, plan).await?;
+    try_join_all(plan.nodes.iter().map(|n| wait_for_systemd(docker, &n.name))).await?;
+    step.done_with(security.name());
+
+    let step = ui.step("Starting the control plane (kubeadm init)");
+    let kube_version = node_sh(docker, &cp.name, "cat /kind/version", &step)
+        .await?
+        .trim()
+        .to_string();
+    let cgroup_v1 = docker.cgroup_version().await? == "1";
+    let token = bootstrap_token()?;
+    let endpoint = format!("{}:{}", cp.name, kubeadm::API_SERVER_BIND_PORT);
+    let mut ips = HashMap::new();
+    for n in &plan.nodes {
+        ips.insert(n.name.clone(), docker.container_ip(&n.name, NETWORK).await?);
+    }
+    let render = |node: &NodePlan, bootstrap: NodeBootstrap| {
+        let mut input = RenderInput::from_cluster(&plan.config, &node.config);
+        input.kubernetes_version = kube_version.clone();
+        input.node_name = node.name.clone();
+        input.node_ips = vec![ips[&node.name].clone()];
+        input.bootstrap = bootstrap;
+        input.control_plane_endpoint = endpoint.clone();
+        input.api_server_cert_sans = vec![
+            "127.0.0.1".into(),
+            "localhost".into(),
+            plan.config.networking.api_server_address.clone(),
+        ];
+        input.bootstrap_token = token.clone();
+        input.cgroup_v1 = cgroup_v1;
+        kubeadm::render(&input)
+    };
+    write_file(
+        docker,
+        &cp.name,
+        KUBEADM_CONFIG,
+        &render(cp, NodeBootstrap::FirstControlPlane)?,
+        &step,
+    )
+    .await?;
+    node_sh(
+        docker,
+        &cp.name,
+        &format!("kubeadm init --config={KUBEADM_CONFIG} --skip-token-print --ignore-preflight-errors=all"),
+        &step,
+    )
+    .await
+    .map_err(|e| with_kubelet_hint(&cp.name, e))?;
+    if plan.workers().count() == 0 {
+        // One node does everything: let workloads schedule on the control plane.
+        kubectl(
+            docker,
+            &cp.name,
+            "taint nodes --all node-role.kubernetes.io/control-plane-",
+            &step,
+        )
+        .await?;
+    }
+    step.done_with(kube_version.clone());
+
+    let workers: Vec<&NodePlan> = plan.workers().collect();
+    if !workers.is_empty() {
+        let step = ui.step(format!("Joining {} worker node(s)", workers.len()));
+        try_join_all(workers.iter().map(|w| async {
+            let config = render(w, NodeBootstrap::Worker)?;
+            write_file(docker, &w.name, KUBEADM_CONFIG, &config, &step).await?;
+            node_sh(
+                docker,
+                &w.name,
+                &format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all"),
+                &step,
+            )
+            .await
+            .map_err(|e| with_kubelet_hint(&w.name, e))
+        }))
+        .await?;
+        step.done();
+    }
+
+    if plan.config.networking.disable_default_cni {
+        ui.info("Skipping the pod network (disableDefaultCNI): nodes stay NotReady until you install one");
+    } else {
+        let step = ui.step("Configuring the pod network");
+        pod_network::install(docker, plan, &ips, &step).await?;
+        step.done();
+    }
+
+    if !opts.wait.is_zero() {
+        let step = ui.step(format!(
+            "Waiting up to {}s for every node to be Ready",
+            opts.wait.as_secs()
+        ));
+        wait_ready(docker, plan, opts.wait, &step).await?;
+        step.done();
+    }
+
+    let step = ui.step("Writing kubeconfig");
+    let entry = super::kubeconfig_entry(docker, plan.name(), false).await?;
+    let server = entry.server.clone();
+    kubeconfig::merge(&opts.kubeconfig, &entry)?;
+    step.done_with(opts.kubeconfig.display().to_string());
+    ui.detail(format!(
+        "cluster {} created in {:.1}s",
+        plan.name(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(Created {
+        context: kubeconfig::context_name(plan.name()),
+        server,
+    })
+}
+
+async fn create_nodes(docker: &Docker, plan: &ClusterPlan) -> Result<NodeSecurity, ClusterError> {
+    docker
+        .ensure_network(
+            NETWORK,
+            HashMap::from([("io.kindred.network".to_string(), "true".to_string())]),
+        )
+        .await?;
+    let security = NodeSecurity::from_env().map_err(ClusterError::Msg)?;
+    let cp = &plan.first_control_plane().name;
+    let net = &plan.config.networking;
+    let specs: Vec<ContainerSpec> = plan
+        .nodes
+        .iter()
+        .map(|n| ContainerSpec {
+            name: n.name.clone(),
+            image: n.config.image.clone(),
+            hostname: Some(n.name.clone()),
+            labels: HashMap::from([
+                (CLUSTER_LABEL.to_string(), plan.name().to_string()),
+                (ROLE_LABEL.to_string(), n.role.as_str().to_string()),
+            ]),
+            tmpfs: vec!["/run".into(), "/tmp".into()],
+            // Kept out of the overlay root: containerd's snapshots need a real filesystem.
+            volumes: vec!["/var".into()],
+            binds: if std::path::Path::new("/lib/modules").is_dir() {
+                vec!["/lib/modules:/lib/modules:ro".into()]
+            } else {
+                vec![]
+            },
+            network: Some(NETWORK.into()),
+            security: Some(security),
+            ports: if &n.name == cp {
+                vec![PublishedPort {
+                    container_port: kubeadm::API_SERVER_BIND_PORT,
+                    protocol: "tcp".into(),
+                    host_ip: net.api_server_address.clone(),
+                    host_port: (net.api_server_port > 0).then_some(net.api_server_port as u16),
+                }]
+            } else {
+                vec![]
+            },
+            ..Default::default()
+        })
+        .collect();
+    let used = try_join_all(specs.iter().map(|s| docker.run(s))).await?;
+    Ok(used.into_iter().flatten().next().unwrap_or(security))
+}
+
+async fn wait_for_systemd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = docker
+            .exec(node, &["systemctl", "is-system-running"])
+            .await?;
+        let state = out.stdout.trim();
+        if state == "running" || state == "degraded" {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let failed = docker
+                .exec(node, &["systemctl", "--failed", "--no-legend"])
+                .await?;
+            return Err(ClusterError::Step {
+                step: format!("booting {node}"),
+                reason: format!(
+                    "systemd is still `{state}` after 90s; failed units:\n{}",
+                    failed.stdout
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Runs `bash -c script` on a node; a failure carries the command's output.
+async fn node_sh(
+    docker: &Docker,
+    node: &str,
+    script: &str,
+    step: &Step,
+) -> Result<String, ClusterError> {
+    step.detail(format!("[{node}] $ {script}"));
+    let out = docker.exec(node, &["bash", "-c", script]).await?;
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        step.detail(format!("[{node}] {line}"));
+    }
+    if out.code != 0 {
+        let tail: Vec<&str> = out.stdout.lines().chain(out.stderr.lines()).collect();
+        let tail = tail[tail.len().saturating_sub(25)..].join("\n  ");
+        return Err(ClusterError::Step {
+            step: format!("`{script}` on {node}"),
+            reason: format!("exit code {}; last output:\n  {tail}", out.code),
+        });
+    }
+    Ok(out.stdout)
+}
+
+async fn kubectl(
+    docker: &Docker,
+    node: &str,
+    args: &str,
+    step: &Step,
+) -> Result<String, ClusterError> {
+    node_sh(
+        docker,
+        node,
+        &format!("kubectl --kubeconfig={ADMIN_CONF} {args}"),
+        step,
+    )
+    .await
+}
+
+async fn write_file(
+    docker: &Docker,
+    node: &str,
+    path: &str,
+    content: &str,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    const END: &str = "KINDRED_END_OF_FILE";
+    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+    node_sh(
+        docker,
+        node,
+        &format!("mkdir -p {dir} && cat > {path} <<'{END}'\n{content}\n{END}"),
+        step,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Points at kubelet's log on a kubeadm failure: kubeadm often only says it timed out.
+fn with_kubelet_hint(node: &str, err: ClusterError) -> ClusterError {
+    match err {
+        ClusterError::Step { step, reason } => ClusterError::Step {
+            step,
+            reason: format!("{reason}\n(see `docker exec {node} journalctl -u kubelet --no-pager` for kubelet's log)"),
+        },
+        other => other,
+    }
+}
+
+async fn wait_ready(
+    docker: &Docker,
+    plan: &ClusterPlan,
+    wait: Duration,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    let cp = &plan.first_control_plane().name;
+    let deadline = Instant::now() + wait;
+    let query = r#"get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}'"#;
+    loop {
+        let out = docker
+            .exec(
+                cp,
+                &[
+                    "bash",
+                    "-c",
+                    &format!("kubectl --kubeconfig={ADMIN_CONF} {query}"),
+                ],
+            )
+            .await?;
+        let ready = out.stdout.lines().filter(|l| l.ends_with("=True")).count();
+        step.progress(format!("{ready}/{} Ready", plan.nodes.len()));
+        if out.code == 0 && ready == plan.nodes.len() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ClusterError::Step {
+                step: "waiting for nodes to be Ready".into(),
+                reason: format!(
+                    "{ready} of {} nodes Ready after {}s:\n{}",
+                    plan.nodes.len(),
+                    wait.as_secs(),
+                    out.stdout
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// A kubeadm bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`) from the kernel's random source.
+fn bootstrap_token() -> Result<String, ClusterError> {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 22];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom")
+            .map_err(|e| ClusterError::Msg(format!("/dev/urandom: {e}")))?,
+        &mut bytes,
+    )
+    .map_err(|e| ClusterError::Msg(format!("/dev/urandom: {e}")))?;
+    let chars: String = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    Ok(format!("{}.{}", &chars[..6], &chars[6..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_tokens_have_kubeadms_format() {
+        let t = bootstrap_token().unwrap();
+        let (id, secret) = t.split_once('.').unwrap();
+        assert_eq!((id.len(), secret.len()), (6, 16));
+        assert!(t
+            .chars()
+            .all(|c| c == '.' || c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert_ne!(t, bootstrap_token().unwrap());
+    }
+}

@@ -1,0 +1,52 @@
+//! Clusters: create (an ordered list of small actions), delete, list. Node containers carry
+//! labels naming their cluster and role, which is all the state kindred keeps: Docker is the
+//! source of truth.
+
+mod access;
+mod create;
+mod delete;
+mod list;
+mod plan;
+mod pod_network;
+
+pub use access::{control_plane, kubeconfig_entry};
+pub use create::{create, CreateOptions, Created};
+pub use delete::delete;
+pub use list::{clusters, nodes, NodeSummary};
+pub use plan::{ClusterPlan, NodePlan};
+
+/// Label carrying the cluster name on every node container.
+pub const CLUSTER_LABEL: &str = "io.kindred.cluster";
+/// Label carrying the node role (`control-plane` or `worker`).
+pub const ROLE_LABEL: &str = "io.kindred.role";
+/// The Docker network all clusters share.
+pub const NETWORK: &str = "kindred";
+/// Environment variable that names the default cluster.
+pub const CLUSTER_NAME_ENV: &str = "KINDRED_CLUSTER_NAME";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Provider(#[from] crate::provider::ProviderError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Kubeadm(#[from] crate::kubeadm::KubeadmError),
+    #[error(transparent)]
+    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
+    #[error("{step} failed: {reason}")]
+    Step { step: String, reason: String },
+    #[error("{0}")]
+    Msg(String),
+}
+
+/// The cluster name to use: the flag, else $KINDRED_CLUSTER_NAME, else `kindred`.
+pub fn default_name(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| {
+            std::env::var(CLUSTER_NAME_ENV)
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| crate::config::DEFAULT_CLUSTER_NAME.to_string())
+}
