@@ -144,3 +144,82 @@ fn bom_of_a_missing_image_says_how_to_build_it() {
         "{err}"
     );
 }
+
+#[test]
+fn create_with_a_missing_image_says_how_to_build_it_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    let out = kindred(
+        &[
+            "create",
+            "cluster",
+            "--name",
+            "kindred-e2e-noimage",
+            "--image",
+            "kindred/node:v0.0.0-missing",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("node image kindred/node:v0.0.0-missing is not in Docker"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kindred build node-image --kube-version v0.0.0-missing"),
+        "{err}"
+    );
+    assert_eq!(containers_of("kindred-e2e-noimage"), "");
+    assert!(
+        !kubeconfig.exists(),
+        "a kubeconfig was written for a cluster that was never created"
+    );
+}
+
+#[test]
+fn create_with_a_bad_config_fails_before_touching_docker() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMapings: []\n", "unknown field `extraPortMapings`"),
+        ("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: worker\n", "control-plane"),
+        ("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: Bad_Name\n", "Bad_Name"),
+        ("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n  podSubnet: 10.96.0.0/12\n  serviceSubnet: 10.96.0.0/16\n", "overlap"),
+    ];
+    for (i, (yaml, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        // A daemon that does not exist: config errors must come first.
+        let out = kindred(
+            &["create", "cluster", "--config", path.to_str().unwrap()],
+            &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        );
+        assert!(!out.status.success(), "{yaml}");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains(expected),
+            "config {i}: expected `{expected}` in:\n{err}"
+        );
+        assert!(
+            err.contains(&format!("bad{i}.yaml")),
+            "the error does not name the file:\n{err}"
+        );
+    }
+}
+
+fn containers_of(cluster: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.kindred.cluster={cluster}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -109,7 +109,8 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         (None, false) => loaded.name.clone(),
         (None, true) => cluster::default_name(None),
     };
-    let mut cluster = loaded.with_name(name);
+    // Defaults first (they create the node list), then --image overrides every node.
+    let mut cluster = loaded.with_name(name).with_defaults();
     if let Some(image) = &args.image {
         cluster = cluster.with_node_image(image);
     }
@@ -117,12 +118,13 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         Some(d) => d,
         None => std::env::current_dir()?,
     };
-    let cluster = cluster.with_defaults().resolve_host_paths(&base);
+    let cluster = cluster.resolve_host_paths(&base);
     cluster.validate().map_err(|e| match &args.config {
         Some(path) => format!("{path}: {e}"),
         None => e.to_string(),
     })?;
     let docker = Docker::connect().await?;
+    build_default_image_if_missing(&docker, &cluster, ui).await?;
     let opts = CreateOptions {
         config: cluster,
         retain: args.retain,
@@ -135,6 +137,29 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         "Set kubectl context to \"{0}\" (API server {1})\nYou can now use your cluster with:\n\n  kubectl cluster-info --context {0}\n",
         created.context, created.server
     ));
+    Ok(())
+}
+
+/// The default node image is built on first use, so a fresh machine needs one command; any
+/// other missing image is an error that says how to get it (from `create`).
+async fn build_default_image_if_missing(docker: &Docker, cluster: &Cluster, ui: &Ui) -> CmdResult {
+    let default = kindred::defaults::default_node_image();
+    if !cluster.nodes.iter().any(|n| n.image == default) || docker.image_exists(&default).await? {
+        return Ok(());
+    }
+    ui.info(format!(
+        "Node image {default} is not built yet; building it first (cached afterwards)"
+    ));
+    let opts = kindred_node_image::BuildOptions {
+        kube: kindred_node_image::kube::KubeSource::Version(
+            kindred::defaults::KUBERNETES_VERSION.into(),
+        ),
+        image: None,
+        base: kindred_node_image::base::BaseOptions::default(),
+        cache_dir: kindred::cache::cache_dir(),
+        no_cache: false,
+    };
+    kindred_node_image::build(&opts, ui).await?;
     Ok(())
 }
 
