@@ -17,7 +17,6 @@ case "$mode" in
   warm) ;;
   *) echo "usage: $0 cold|warm [build args]" >&2; exit 2 ;;
 esac
-command -v /usr/bin/time >/dev/null 2>&1 || { apt-get install -y -qq time >/dev/null; }
 
 cargo build --quiet --release --bin kindred
 kindred=${CARGO_TARGET_DIR:-target}/release/kindred
