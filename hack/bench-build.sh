@@ -40,4 +40,6 @@ echo "image_bytes=$(docker image inspect -f '{{.Size}}' "$image")"
 paths=$("$kindred" bom "$image" -o json | python3 -c 'import json,sys; print(" ".join(c["path"] for c in json.load(sys.stdin)["components"] if c["kind"]=="binary"))')
 docker run --rm --entrypoint /usr/bin/stat "$image" -c 'binary_bytes[%n]=%s' $paths
 cache=${KINDRED_CACHE_DIR:-$HOME/.cache/kindred}
-ls -t "$cache"/images/*/images.json | head -1 | xargs dirname | xargs -I{} find {} -name '*.tar' -printf 'image_archive_bytes[%f]=%s\n' | sort
+version=$(docker image inspect -f '{{index .Config.Labels "io.kindred.kubernetes-version"}}' "$image")
+dir=$(dirname "$(ls -t "$cache"/images/*/kube-apiserver-"$version".tar | head -1)")
+find "$dir" -name '*.tar' -printf 'image_archive_bytes[%f]=%s\n' | sort
