@@ -172,7 +172,7 @@ fn create_with_a_missing_image_says_how_to_build_it_and_leaves_nothing() {
         err.contains("kindred build node-image --kube-version v0.0.0-missing"),
         "{err}"
     );
-    assert_eq!(containers_of("kindred-e2e-noimage"), "");
+    assert_eq!(kindred_e2e::containers_of("kindred-e2e-noimage"), "");
     assert!(
         !kubeconfig.exists(),
         "a kubeconfig was written for a cluster that was never created"
@@ -207,19 +207,4 @@ fn create_with_a_bad_config_fails_before_touching_docker() {
             "the error does not name the file:\n{err}"
         );
     }
-}
-
-fn containers_of(cluster: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=io.kindred.cluster={cluster}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -141,21 +141,6 @@ async fn host_kubectl(dir: &Path) -> PathBuf {
     path
 }
 
-fn containers_of(cluster: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=io.kindred.cluster={cluster}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 const MULTI_CONFIG: &str = "kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 nodes:
@@ -352,7 +337,11 @@ fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
     for name in [MULTI, SINGLE] {
         let out = kindred(&["delete", "cluster", "--name", name], kubeconfig, None);
         assert!(out.status.success(), "{}", text(&out));
-        assert_eq!(containers_of(name), "", "containers of {name} remain");
+        assert_eq!(
+            kindred_e2e::containers_of(name),
+            "",
+            "containers of {name} remain"
+        );
     }
     let config = std::fs::read_to_string(kubeconfig).unwrap_or_default();
     assert!(

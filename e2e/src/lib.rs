@@ -142,3 +142,20 @@ where
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Names of the containers of a cluster, as the docker CLI sees them: an observer independent
+/// of kindred's own listing code.
+pub fn containers_of(cluster: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.kindred.cluster={cluster}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

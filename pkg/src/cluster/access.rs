@@ -1,12 +1,10 @@
 //! How to reach a cluster's API server: from the host through the published port, or from
 //! inside the Docker network through the control plane's name.
 
-use super::{ClusterError, CLUSTER_LABEL, ROLE_LABEL};
+use super::{ClusterError, ADMIN_CONF, CLUSTER_LABEL, ROLE_LABEL};
 use crate::kubeadm::API_SERVER_BIND_PORT;
 use crate::kubeconfig::{self, Entry};
 use crate::provider::Docker;
-
-const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 
 /// The first control-plane container of a cluster (the one that ran `kubeadm init`).
 pub async fn control_plane(docker: &Docker, cluster: &str) -> Result<String, ClusterError> {

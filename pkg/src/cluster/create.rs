@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 
 use super::plan::{ClusterPlan, NodePlan};
-use super::{delete, pod_network, ClusterError, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
+use super::{delete, pod_network, ClusterError, ADMIN_CONF, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
 use crate::config::Cluster;
 use crate::kubeadm::{self, NodeBootstrap, RenderInput};
 use crate::kubeconfig;
@@ -18,7 +18,6 @@ use crate::ui::{Step, Ui};
 
 /// Where kubeadm's config is written on each node (kind uses the same directory).
 const KUBEADM_CONFIG: &str = "/kind/kubeadm.conf";
-const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 // The API server is published on the address the config names (127.0.0.1 by default); the
 // kubeconfig always uses 127.0.0.1 to reach it, which covers 0.0.0.0 too.
 
@@ -371,16 +370,7 @@ async fn wait_ready(
     let deadline = Instant::now() + wait;
     let query = r#"get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}'"#;
     loop {
-        let out = docker
-            .exec(
-                cp,
-                &[
-                    "bash",
-                    "-c",
-                    &format!("kubectl --kubeconfig={ADMIN_CONF} {query}"),
-                ],
-            )
-            .await?;
+        let out = super::node_kubectl(docker, cp, query).await?;
         let ready = out.stdout.lines().filter(|l| l.ends_with("=True")).count();
         step.progress(format!("{ready}/{} Ready", plan.nodes.len()));
         if out.code == 0 && ready == plan.nodes.len() {

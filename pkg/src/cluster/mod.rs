@@ -21,6 +21,27 @@ pub const CLUSTER_LABEL: &str = "io.kindred.cluster";
 pub const ROLE_LABEL: &str = "io.kindred.role";
 /// The Docker network all clusters share.
 pub const NETWORK: &str = "kindred";
+/// kubeadm's admin kubeconfig on control-plane nodes.
+const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+
+/// Runs `kubectl <args>` as cluster admin on a control-plane node (args are shell words).
+async fn node_kubectl(
+    docker: &crate::provider::Docker,
+    node: &str,
+    args: &str,
+) -> Result<crate::provider::ExecOutput, ClusterError> {
+    Ok(docker
+        .exec(
+            node,
+            &[
+                "bash",
+                "-c",
+                &format!("kubectl --kubeconfig={ADMIN_CONF} {args}"),
+            ],
+        )
+        .await?)
+}
+
 /// Environment variable that names the default cluster.
 pub const CLUSTER_NAME_ENV: &str = "KINDRED_CLUSTER_NAME";
 

@@ -75,16 +75,7 @@ async fn pod_cidrs(
     let query =
         r#"get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.spec.podCIDR}{"\n"}{end}'"#;
     loop {
-        let out = docker
-            .exec(
-                cp,
-                &[
-                    "bash",
-                    "-c",
-                    &format!("kubectl --kubeconfig=/etc/kubernetes/admin.conf {query}"),
-                ],
-            )
-            .await?;
+        let out = super::node_kubectl(docker, cp, query).await?;
         let cidrs: HashMap<String, String> = out
             .stdout
             .lines()
