@@ -208,3 +208,38 @@ fn create_with_a_bad_config_fails_before_touching_docker() {
         );
     }
 }
+
+#[test]
+fn create_with_a_taken_api_server_port_fails_fast_and_leaves_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.yaml");
+    std::fs::write(
+        &config,
+        format!("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n  apiServerPort: {port}\n"),
+    )
+    .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let out = kindred(
+        &[
+            "create",
+            "cluster",
+            "--name",
+            "kindred-e2e-port",
+            "--config",
+            config.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!("apiServerPort {port}")) && err.contains("not free"),
+        "{err}"
+    );
+    assert_eq!(kindred_e2e::containers_of("kindred-e2e-port"), "");
+    assert!(!kubeconfig.exists());
+}

@@ -200,6 +200,15 @@ fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
         text(&single)
     );
 
+    // A taken name is refused before anything is touched.
+    let again = kindred(&["create", "cluster", "--name", SINGLE], kubeconfig, None);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains(&format!("a cluster named {SINGLE} already exists")),
+        "{}",
+        text(&again)
+    );
+
     let listed = String::from_utf8_lossy(&kindred(&["get", "clusters"], kubeconfig, None).stdout)
         .into_owned();
     assert!(

@@ -83,6 +83,22 @@ async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), Cluster
             )));
         }
     }
+    let net = &plan.config.networking;
+    if net.api_server_port > 0 {
+        // The daemon runs on this host (or in this pod): a port we cannot bind, it cannot either.
+        let addr = if net.api_server_address.contains(':') {
+            format!("[{}]:{}", net.api_server_address, net.api_server_port)
+        } else {
+            format!("{}:{}", net.api_server_address, net.api_server_port)
+        };
+        if let Err(e) = std::net::TcpListener::bind(&addr) {
+            return Err(ClusterError::Msg(format!(
+                "networking.apiServerPort {}: {addr} is not free on this host ({e}); \
+                 pick another port, or 0 for a free one",
+                net.api_server_port
+            )));
+        }
+    }
     if !docker
         .list_by_labels(&[format!("{CLUSTER_LABEL}={}", plan.name())])
         .await?
