@@ -435,3 +435,63 @@ fn http_get(addr: &str, path: &str) -> String {
         std::thread::sleep(Duration::from_secs(1));
     }
 }
+
+const BROKEN_KUBEADM: &str = "kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+kubeadmConfigPatches:
+- |
+  kind: ClusterConfiguration
+  networking:
+    serviceSubnet: not-a-cidr
+";
+
+#[test]
+fn a_failing_step_is_explained_and_cleaned_up_unless_retained() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let name = "kindred-e2e-broken";
+    let _ = kindred(&["delete", "cluster", "--name", name], &kubeconfig, None);
+
+    let out = kindred(
+        &["create", "cluster", "--name", name, "--config", "-"],
+        &kubeconfig,
+        Some(BROKEN_KUBEADM),
+    );
+    let log = text(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("kubeadm init") && log.contains("failed"),
+        "the failing step is not named:\n{log}"
+    );
+    assert!(
+        log.contains("not-a-cidr"),
+        "kubeadm's reason is missing:\n{log}"
+    );
+    assert!(
+        log.contains("last kubelet log lines on kindred-e2e-broken-control-plane"),
+        "{log}"
+    );
+    assert_eq!(
+        kindred_e2e::containers_of(name),
+        "",
+        "nodes were left behind:\n{log}"
+    );
+
+    let out = kindred(
+        &[
+            "create", "cluster", "--name", name, "--config", "-", "--retain",
+        ],
+        &kubeconfig,
+        Some(BROKEN_KUBEADM),
+    );
+    assert!(!out.status.success());
+    let kept = kindred_e2e::containers_of(name);
+    let _ = kindred(&["delete", "cluster", "--name", name], &kubeconfig, None);
+    assert_eq!(
+        kept,
+        format!("{name}-control-plane"),
+        "--retain did not keep the node:\n{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("--retain"), "{}", text(&out));
+}

@@ -162,14 +162,12 @@ async fn run(
         &step,
     )
     .await?;
-    node_sh(
-        docker,
-        &cp.name,
-        &format!("kubeadm init --config={KUBEADM_CONFIG} --skip-token-print --ignore-preflight-errors=all"),
-        &step,
-    )
-    .await
-    .map_err(|e| with_kubelet_hint(&cp.name, e))?;
+    let init = format!(
+        "kubeadm init --config={KUBEADM_CONFIG} --skip-token-print --ignore-preflight-errors=all"
+    );
+    if let Err(e) = node_sh(docker, &cp.name, &init, &step).await {
+        return Err(with_kubelet_log(docker, &cp.name, e).await);
+    }
     if plan.workers().count() == 0 {
         // One node does everything: let workloads schedule on the control plane.
         kubectl(
@@ -188,14 +186,12 @@ async fn run(
         try_join_all(workers.iter().map(|w| async {
             let config = render(w, NodeBootstrap::Worker)?;
             write_file(docker, &w.name, KUBEADM_CONFIG, &config, &step).await?;
-            node_sh(
-                docker,
-                &w.name,
-                &format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all"),
-                &step,
-            )
-            .await
-            .map_err(|e| with_kubelet_hint(&w.name, e))
+            let join =
+                format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
+            match node_sh(docker, &w.name, &join, &step).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(with_kubelet_log(docker, &w.name, e).await),
+            }
         }))
         .await?;
         step.done();
@@ -365,14 +361,35 @@ async fn write_file(
     Ok(())
 }
 
-/// Points at kubelet's log on a kubeadm failure: kubeadm often only says it timed out.
-fn with_kubelet_hint(node: &str, err: ClusterError) -> ClusterError {
-    match err {
-        ClusterError::Step { step, reason } => ClusterError::Step {
-            step,
-            reason: format!("{reason}\n(see `docker exec {node} journalctl -u kubelet --no-pager` for kubelet's log)"),
-        },
-        other => other,
+/// Adds the node's last kubelet log lines to a kubeadm failure: kubeadm itself often only
+/// says that it timed out waiting.
+async fn with_kubelet_log(docker: &Docker, node: &str, err: ClusterError) -> ClusterError {
+    let ClusterError::Step { step, reason } = err else {
+        return err;
+    };
+    let log = docker
+        .exec(
+            node,
+            &[
+                "journalctl",
+                "-u",
+                "kubelet",
+                "--no-pager",
+                "-n",
+                "15",
+                "-o",
+                "cat",
+            ],
+        )
+        .await
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    ClusterError::Step {
+        step,
+        reason: format!(
+            "{reason}\nlast kubelet log lines on {node} (all of it: `docker exec {node} journalctl -u kubelet`):\n  {}",
+            log.trim_end().replace('\n', "\n  ")
+        ),
     }
 }
 
