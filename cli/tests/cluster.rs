@@ -495,3 +495,48 @@ fn a_failing_step_is_explained_and_cleaned_up_unless_retained() {
     );
     assert!(text(&out).contains("--retain"), "{}", text(&out));
 }
+
+#[test]
+fn sigterm_during_create_deletes_the_partial_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let name = "kindred-e2e-sigterm";
+    let _ = kindred(&["delete", "cluster", "--name", name], &kubeconfig, None);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args(["create", "cluster", "--name", name, "--wait", "3m"])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the node exists, i.e. there is something to clean up.
+    let start = Instant::now();
+    while kindred_e2e::containers_of(name).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the node was never created"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = {
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status, err)
+    };
+    let leftover = kindred_e2e::containers_of(name);
+    let _ = kindred(&["delete", "cluster", "--name", name], &kubeconfig, None);
+    assert!(!out.0.success(), "create survived SIGTERM:\n{}", out.1);
+    assert!(out.1.contains("Interrupted by SIGTERM"), "{}", out.1);
+    assert_eq!(leftover, "", "nodes left after SIGTERM:\n{}", out.1);
+}

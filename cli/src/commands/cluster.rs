@@ -132,7 +132,22 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         kubeconfig: kubeconfig::target_path(args.kubeconfig.as_deref()),
     };
     ui.info(format!("Creating cluster \"{}\" ...", opts.config.name));
-    let created = cluster::create(&docker, &opts, ui).await?;
+    let created = tokio::select! {
+        created = cluster::create(&docker, &opts, ui) => created?,
+        signal = shutdown_signal() => {
+            let name = &opts.config.name;
+            if opts.retain {
+                ui.info(format!("Interrupted by {signal}; keeping the nodes of {name} (--retain)"));
+            } else {
+                ui.info(format!("Interrupted by {signal}; deleting the partly created cluster {name}"));
+                // A container creation already sent to Docker may finish after the first pass.
+                cluster::delete(&docker, name, &opts.kubeconfig).await?;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                cluster::delete(&docker, name, &opts.kubeconfig).await?;
+            }
+            return Err(format!("interrupted by {signal}").into());
+        }
+    };
     ui.info(format!(
         "Set kubectl context to \"{0}\" (API server {1})\nYou can now use your cluster with:\n\n  kubectl cluster-info --context {0}\n",
         created.context, created.server
@@ -248,6 +263,21 @@ pub async fn export(cmd: ExportCommand, ui: &Ui) -> CmdResult {
         path.display()
     ));
     Ok(())
+}
+
+/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM (a CI job being stopped).
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }
 
 /// `90s`, `5m`, `1h`, `1m30s`, or a bare number of seconds.
