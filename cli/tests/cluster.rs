@@ -46,17 +46,20 @@ struct Kubectl {
 }
 
 impl Kubectl {
+    /// kubectl pointed at this cluster.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args([
+            "--kubeconfig",
+            self.kubeconfig.to_str().unwrap(),
+            "--context",
+            &self.context,
+        ]);
+        cmd
+    }
+
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(&self.bin)
-            .args([
-                "--kubeconfig",
-                self.kubeconfig.to_str().unwrap(),
-                "--context",
-                &self.context,
-            ])
-            .args(args)
-            .output()
-            .expect("run kubectl")
+        self.command().args(args).output().expect("run kubectl")
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -71,16 +74,9 @@ impl Kubectl {
     }
 
     fn apply(&self, yaml: &str) {
-        let mut child = Command::new(&self.bin)
-            .args([
-                "--kubeconfig",
-                self.kubeconfig.to_str().unwrap(),
-                "--context",
-                &self.context,
-                "apply",
-                "-f",
-                "-",
-            ])
+        let mut child = self
+            .command()
+            .args(["apply", "-f", "-"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

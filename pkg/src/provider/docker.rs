@@ -555,14 +555,22 @@ impl Docker {
         Ok(out)
     }
 
-    /// The container's IPv4 address on `network`.
-    pub async fn container_ip(&self, name: &str, network: &str) -> Result<String, ProviderError> {
+    async fn network_settings(
+        &self,
+        name: &str,
+    ) -> Result<Option<bollard::models::NetworkSettings>, ProviderError> {
         let c = self
             .client
             .inspect_container(name, None)
             .await
             .map_err(api(format!("inspect container {name}")))?;
-        c.network_settings
+        Ok(c.network_settings)
+    }
+
+    /// The container's IPv4 address on `network`.
+    pub async fn container_ip(&self, name: &str, network: &str) -> Result<String, ProviderError> {
+        self.network_settings(name)
+            .await?
             .and_then(|n| n.networks)
             .and_then(|mut n| n.remove(network))
             .and_then(|e| e.ip_address)
@@ -576,12 +584,8 @@ impl Docker {
 
     /// The host port Docker bound for a container port (`6443/tcp`).
     pub async fn host_port(&self, name: &str, container_port: &str) -> Result<u16, ProviderError> {
-        let c = self
-            .client
-            .inspect_container(name, None)
-            .await
-            .map_err(api(format!("inspect container {name}")))?;
-        c.network_settings
+        self.network_settings(name)
+            .await?
             .and_then(|n| n.ports)
             .and_then(|mut p| p.remove(container_port))
             .flatten()
