@@ -317,6 +317,10 @@ fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
         "NodePort answered: {body}"
     );
 
+    api_server_by_short_name(&multi_k, &pod_a);
+    pod_network_agent_routes(&multi_k);
+    default_storage_class_provisions_and_cleans_up(&multi_k, &etcd_image);
+
     // The 1-node cluster schedules workloads on its control plane.
     let single_k = Kubectl {
         bin: kubectl_bin.into(),
@@ -367,6 +371,150 @@ fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
             "the kindred network outlived its last cluster"
         );
     }
+}
+
+/// `kubernetes.default` resolves through the pod's DNS search path and reaches the API server:
+/// etcdctl's gRPC call over TLS gets the API server's HTTP 403, which only it can send.
+fn api_server_by_short_name(k: &Kubectl, pod: &str) {
+    let out = k.run(&[
+        "exec",
+        pod,
+        "--",
+        "etcdctl",
+        "--endpoints=https://kubernetes.default:443",
+        "--insecure-skip-tls-verify",
+        "--dial-timeout=5s",
+        "--command-timeout=10s",
+        "endpoint",
+        "health",
+    ]);
+    assert!(
+        text(&out).contains("received from server: 403"),
+        "kubernetes.default did not reach the API server:\n{}",
+        text(&out)
+    );
+}
+
+/// The network agent on the control plane routes each worker's PodCIDR via that worker.
+fn pod_network_agent_routes(k: &Kubectl) {
+    let cidrs = k.ok(&[
+        "get",
+        "nodes",
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.name}={.spec.podCIDR}={.status.addresses[?(@.type=="InternalIP")].address} {end}"#,
+    ]);
+    let routes = docker_exec(
+        &format!("{MULTI}-control-plane"),
+        &["ip", "route", "show", "proto", "117"],
+    );
+    for entry in cidrs.split_whitespace() {
+        let parts: Vec<&str> = entry.split('=').collect();
+        if parts[0].ends_with("control-plane") {
+            continue;
+        }
+        assert!(
+            routes.contains(&format!("{} via {}", parts[1], parts[2])),
+            "no agent route for {entry}:\n{routes}"
+        );
+    }
+}
+
+/// A claim on the default class binds once its pod is scheduled, the pod writes into it, and
+/// deleting the claim removes the volume and its directory on the node.
+fn default_storage_class_provisions_and_cleans_up(k: &Kubectl, image: &str) {
+    let mode = k.ok(&[
+        "get",
+        "storageclass",
+        "standard",
+        "-o",
+        "jsonpath={.volumeBindingMode}",
+    ]);
+    assert_eq!(mode, "WaitForFirstConsumer");
+    k.apply(&format!(
+        "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 1Gi
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: store
+spec:
+  containers:
+  - name: etcd
+    image: {image}
+    imagePullPolicy: Never
+    command: [etcd, --data-dir=/data/etcd]
+    volumeMounts:
+    - name: data
+      mountPath: /data
+  volumes:
+  - name: data
+    persistentVolumeClaim:
+      claimName: data
+"
+    ));
+    k.wait_for(
+        "the pod with a claim runs",
+        Duration::from_secs(120),
+        &["get", "pod", "store", "-o", "jsonpath={.status.phase}"],
+        |o| o == "Running",
+    );
+    let node = k.ok(&["get", "pod", "store", "-o", "jsonpath={.spec.nodeName}"]);
+    let volume = k.ok(&["get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}"]);
+    let dir = format!("/var/local-path-provisioner/{volume}");
+    let member = format!("{dir}/etcd/member");
+    k.wait_for(
+        "etcd writes into the volume",
+        Duration::from_secs(60),
+        &["exec", "store", "--", "etcdctl", "endpoint", "health"],
+        |o| o.contains("is healthy"),
+    );
+    assert!(
+        docker_exec(&node, &["ls", &member]).contains("snap"),
+        "etcd's data is not in {member} on {node}"
+    );
+    k.ok(&["delete", "pod", "store", "--now"]);
+    k.ok(&["delete", "pvc", "data"]);
+    k.wait_for(
+        "the released volume is deleted",
+        Duration::from_secs(60),
+        &["get", "pv", "-o", "name"],
+        |o| !o.contains(&volume),
+    );
+    assert_eq!(
+        docker_exec(
+            &node,
+            &[
+                "sh",
+                "-c",
+                &format!("test -e {dir} && echo left || echo gone")
+            ]
+        )
+        .trim(),
+        "gone"
+    );
+}
+
+fn docker_exec(container: &str, cmd: &[&str]) -> String {
+    let out = Command::new("docker")
+        .arg("exec")
+        .arg(container)
+        .args(cmd)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker exec {container} {cmd:?}:\n{}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn echo_pod(node: &str, image: &str) -> String {

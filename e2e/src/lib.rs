@@ -23,6 +23,23 @@ pub fn node_image() -> String {
     std::env::var("KINDRED_E2E_IMAGE").unwrap_or_else(|_| kindred::defaults::default_node_image())
 }
 
+/// The kindred executable of this build (`target/<profile>/kindred`, next to the directory of
+/// test binaries): it is what node images built by the tests pack as the agent.
+pub fn kindred_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps")
+        .join("kindred");
+    assert!(
+        path.exists(),
+        "{} is missing: build it first with `cargo build --bin kindred` (hack/test.sh does)",
+        path.display()
+    );
+    path
+}
+
 pub async fn require_image(docker: &Docker, image: &str) {
     assert!(
         docker.image_exists(image).await.expect("inspect image"),

@@ -130,8 +130,13 @@ async fn bom_lists_every_component_with_sha256_and_matches_the_label() {
             .iter()
             .filter(|c| c.kind == Kind::Image)
             .count(),
-        7
+        8,
+        "kubeadm's seven images and the kindred agent"
     );
+    assert!(bom
+        .components
+        .iter()
+        .any(|c| c.kind == Kind::Image && c.name == kindred::agent::IMAGE));
     assert!(bom
         .components
         .iter()

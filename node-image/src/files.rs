@@ -1,6 +1,7 @@
 //! The kindred layer of a node image: Kubernetes and runtime binaries, systemd units, the
 //! entrypoint, containerd's config, and the metadata files (BOM, kind-compatible version).
 
+use kindred::agent::manifests;
 use kindred::ui::Step;
 
 use crate::gobuild::GoOutput;
@@ -100,6 +101,19 @@ pub fn generated_files(n: &NodeFiles) -> Vec<(String, u32, Vec<u8>)> {
             "kind/version".into(),
             0o644,
             format!("{}\n", n.kube.version).into_bytes(),
+        ),
+        // Applied by `create cluster` (kind keeps its add-on manifests in the same place).
+        (
+            manifests::DEFAULT_CNI_PATH.trim_start_matches('/').into(),
+            0o644,
+            manifests::default_cni(kindred::agent::IMAGE).into_bytes(),
+        ),
+        (
+            manifests::DEFAULT_STORAGE_PATH
+                .trim_start_matches('/')
+                .into(),
+            0o644,
+            manifests::default_storage(kindred::agent::IMAGE).into_bytes(),
         ),
         (
             crate::bom::BOM_PATH.trim_start_matches('/').into(),

@@ -20,11 +20,12 @@ use crate::oci::{write_oci_archive, ImageConfig, ImageSpec};
 use crate::Error;
 
 /// Bumped whenever the way images are assembled changes.
-const RECIPE_VERSION: &str = "images-v1";
+const RECIPE_VERSION: &str = "images-v2";
 /// Image timestamps are fixed so digests depend only on content.
 const CREATED: &str = "1970-01-01T00:00:00Z";
-/// Packages kube-proxy shells out to, copied with their libraries from the Debian base.
-const KUBE_PROXY_PACKAGES: &[&str] = &["iptables", "ipset", "conntrack", "nftables"];
+/// Packages kube-proxy and the kindred agent shell out to, copied with their libraries from
+/// the Debian base into one layer both images share.
+pub const SLIM_PACKAGES: &[&str] = &["iptables", "ipset", "conntrack", "nftables", "iproute2"];
 
 /// The images `kubeadm config images list` names for this Kubernetes version.
 pub async fn kubeadm_images(kube: &KubeBinaries) -> Result<Vec<String>, Error> {
@@ -73,9 +74,15 @@ pub struct ImageComponents {
 }
 
 impl ImageComponents {
-    pub fn inputs<'a>(&'a self, kube: &'a KubeBinaries, base: &'a Base) -> ImageInputs<'a> {
+    pub fn inputs<'a>(
+        &'a self,
+        kube: &'a KubeBinaries,
+        base: &'a Base,
+        agent: &'a Path,
+    ) -> ImageInputs<'a> {
         ImageInputs {
             kube,
+            agent,
             etcd: &self.etcd,
             coredns: &self.coredns,
             pause: &self.pause,
@@ -122,6 +129,8 @@ pub struct ImageInputs<'a> {
     pub coredns: &'a GoOutput,
     pub pause: &'a GoOutput,
     pub base: &'a Base,
+    /// The kindred binary the agent image runs (see [`crate::agent_binary`]).
+    pub agent: &'a Path,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,6 +186,12 @@ fn recipe(name: &str, inputs: &ImageInputs) -> Result<Recipe, Error> {
             slim_debian: false,
             config: ImageConfig { entrypoint: vec!["/coredns".into()], ..config },
         },
+        // The kindred binary itself; the DaemonSets pick the agent with their arguments.
+        "agent" => Recipe {
+            files: vec![("usr/local/bin/kindred".into(), inputs.agent.to_path_buf())],
+            slim_debian: true,
+            config: ImageConfig { entrypoint: vec!["/usr/local/bin/kindred".into()], ..config },
+        },
         "pause" => Recipe {
             files: vec![("pause".into(), inputs.pause.binary("pause"))],
             slim_debian: false,
@@ -191,10 +206,9 @@ fn recipe(name: &str, inputs: &ImageInputs) -> Result<Recipe, Error> {
     })
 }
 
-/// Images kindred adds beyond kubeadm's list (the pod network agent, the storage provisioner)
-/// are appended here, each with a recipe above.
+/// Images kindred adds beyond kubeadm's list: the agent (pod network and storage).
 pub fn addon_images() -> Vec<String> {
-    Vec::new()
+    vec![kindred::agent::IMAGE.to_string()]
 }
 
 pub fn build_all(
@@ -208,35 +222,45 @@ pub fn build_all(
         .iter()
         .map(|n| Ok((n.clone(), recipe(n, inputs)?)))
         .collect::<Result<_, Error>>()?;
-    let key = cache_key(&recipes, inputs)?;
-    let dir = cache.join("images").join(&key);
-    let manifest = dir.join("images.json");
-    if !no_cache {
-        if let Some(built) = std::fs::read_to_string(&manifest)
-            .ok()
-            .and_then(|t| serde_json::from_str::<BuiltImages>(&t).ok())
-        {
-            if built.images.iter().all(|i| i.archive.exists()) {
-                step.detail(format!("images cached in {}", dir.display()));
-                return Ok(built);
+    let dir = cache.join("images");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    // Layer blobs are only needed while archives are written; the archives hold them after.
+    let blobs = tempfile::Builder::new()
+        .prefix(".blobs-")
+        .tempdir_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    // The slim Debian layer is shared by every image that needs it, built at most once.
+    let mut slim = None;
+    let mut set_key = Sha256::new();
+    set_key.update(RECIPE_VERSION.as_bytes());
+    let mut images = Vec::new();
+    // Each image is cached on its own key, so a change to one (the agent, with every kindred
+    // build) does not rewrite the others.
+    for (name, recipe) in &recipes {
+        let (short, tag) = short_name_and_tag(name);
+        let key = image_key(name, recipe, inputs)?;
+        set_key.update(key.as_bytes());
+        let image_dir = dir.join(format!("{short}-{key}"));
+        let record = image_dir.join("image.json");
+        if !no_cache {
+            if let Some(built) = std::fs::read_to_string(&record)
+                .ok()
+                .and_then(|t| serde_json::from_str::<BuiltImage>(&t).ok())
+                .filter(|b| b.archive.exists())
+            {
+                step.detail(format!("{name} cached in {}", image_dir.display()));
+                images.push(built);
+                continue;
             }
         }
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let blobs = dir.join("blobs");
-    std::fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
-
-    // The slim Debian layer is shared by every image that needs it.
-    let mut slim = None;
-    let mut images = Vec::new();
-    for (name, recipe) in &recipes {
-        step.progress(short_name_and_tag(name).0);
+        step.progress(short);
+        std::fs::create_dir_all(&image_dir).map_err(|e| Error::io(&image_dir, e))?;
         let mut layers = Vec::new();
         if recipe.slim_debian {
             if slim.is_none() {
                 let mut layer = LayerBuilder::new();
-                dpkg::slim_layer(&inputs.base.rootfs, KUBE_PROXY_PACKAGES, &mut layer)?;
-                slim = Some(layer.write_gzip_blob(&blobs)?);
+                dpkg::slim_layer(&inputs.base.rootfs, SLIM_PACKAGES, &mut layer)?;
+                slim = Some(layer.write_gzip_blob(blobs.path())?);
             }
             layers.push(slim.clone().expect("just built"));
         }
@@ -245,48 +269,50 @@ pub fn build_all(
         for (path, host) in &recipe.files {
             layer.add_file_from_disk(path, 0o755, host)?;
         }
-        layers.push(layer.write_gzip_blob(&blobs)?);
+        layers.push(layer.write_gzip_blob(blobs.path())?);
         let spec = ImageSpec {
             name: name.clone(),
             config: recipe.config.clone(),
             layers,
             created: CREATED.into(),
         };
-        let (short, tag) = short_name_and_tag(name);
-        let archive = dir.join(format!("{short}-{tag}.tar"));
+        let archive = image_dir.join(format!("{short}-{tag}.tar"));
         let digests = write_oci_archive(&spec, &archive)?;
-        images.push(BuiltImage {
+        let built = BuiltImage {
             name: name.clone(),
             archive,
             manifest_digest: digests.manifest,
-        });
+        };
+        std::fs::write(
+            &record,
+            serde_json::to_string_pretty(&built).expect("serializable"),
+        )
+        .map_err(|e| Error::io(&record, e))?;
+        images.push(built);
     }
-    let built = BuiltImages { key, images };
-    std::fs::write(
-        &manifest,
-        serde_json::to_string_pretty(&built).expect("serializable"),
-    )
-    .map_err(|e| Error::io(&manifest, e))?;
-    Ok(built)
+    Ok(BuiltImages {
+        key: hex::encode(set_key.finalize())[..16].to_string(),
+        images,
+    })
 }
 
-fn cache_key(recipes: &[(String, Recipe)], inputs: &ImageInputs) -> Result<String, Error> {
+/// Hash of everything one image is made of.
+fn image_key(name: &str, r: &Recipe, inputs: &ImageInputs) -> Result<String, Error> {
     let mut h = Sha256::new();
     h.update(RECIPE_VERSION.as_bytes());
-    for (name, r) in recipes {
-        h.update(name.as_bytes());
-        h.update(serde_json::to_vec(&r.config).expect("serializable"));
-        for (path, host) in &r.files {
-            h.update(path.as_bytes());
-            h.update(
-                sha256_file(host)
-                    .map_err(|e| Error::io(host, e))?
-                    .as_bytes(),
-            );
-        }
-        if r.slim_debian {
-            h.update(inputs.base.layer.digest.as_bytes());
-        }
+    h.update(name.as_bytes());
+    h.update(serde_json::to_vec(&r.config).expect("serializable"));
+    for (path, host) in &r.files {
+        h.update(path.as_bytes());
+        h.update(
+            sha256_file(host)
+                .map_err(|e| Error::io(host, e))?
+                .as_bytes(),
+        );
+    }
+    if r.slim_debian {
+        h.update(inputs.base.layer.digest.as_bytes());
+        h.update(SLIM_PACKAGES.join(",").as_bytes());
     }
     Ok(hex::encode(h.finalize())[..16].to_string())
 }

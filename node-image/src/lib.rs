@@ -4,6 +4,7 @@
 //! The build is a fixed sequence of steps (see [`build`]); each caches its result under the
 //! cache directory keyed by its inputs, so a repeated build only re-assembles the final image.
 
+pub mod agent_binary;
 pub mod base;
 pub mod bom;
 pub mod components;
@@ -78,6 +79,8 @@ pub struct BuildOptions {
     pub cache_dir: PathBuf,
     /// Rebuild every component instead of reusing cached ones.
     pub no_cache: bool,
+    /// The kindred executable packed into the agent image (the CLI passes itself).
+    pub agent_binary: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -93,7 +96,7 @@ pub struct BuildResult {
 /// 2. Kubernetes binaries (built, or taken from the given directory/tarball/checkout).
 /// 3. Debian base rootfs.
 /// 4. containerd, runc, CNI plugins.
-/// 5. etcd, CoreDNS, pause, then the control-plane image archives.
+/// 5. etcd, CoreDNS, pause, then the control-plane and agent image archives.
 /// 6. Preload those images into containerd's store.
 /// 7. Assemble layers + BOM into the node image and load it into Docker.
 pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
@@ -144,7 +147,8 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
 
     let step = ui.step("Building control-plane images");
     let parts = images::build_components(&kube, &go, opts.no_cache, &step).await?;
-    let inputs = parts.inputs(&kube, &base);
+    let agent = agent_binary::prepare(&opts.agent_binary, &opts.cache_dir, &step).await?;
+    let inputs = parts.inputs(&kube, &base, &agent);
     let names = &parts.names;
     let built = images::build_all(names, &inputs, &opts.cache_dir, opts.no_cache, &step)?;
     step.done_with(format!("{} images", built.images.len()));
@@ -281,8 +285,16 @@ fn bill_of_materials(
             "coredns" => format!("go:github.com/coredns/coredns@{}", v.coredns),
             "pause" => format!("kindred:node-image/pause ({})", v.pause),
             "kube-proxy" => format!(
-                "{} + debian:{} iptables/ipset/conntrack/nftables",
-                v.kube_origin, base.suite
+                "{} + debian:{} {}",
+                v.kube_origin,
+                base.suite,
+                images::SLIM_PACKAGES.join("/")
+            ),
+            "agent" => format!(
+                "kindred {} + debian:{} {}",
+                env!("CARGO_PKG_VERSION"),
+                base.suite,
+                images::SLIM_PACKAGES.join("/")
             ),
             _ => v.kube_origin.to_string(),
         };

@@ -3,6 +3,7 @@
 //! This crate holds everything a `kindred` command does; the CLI only parses arguments.
 //! Data flows one way: cli -> this crate -> provider (the container runtime).
 
+pub mod agent;
 pub mod cache;
 pub mod cluster;
 pub mod config;

@@ -78,6 +78,7 @@ pub async fn run(cmd: BuildCommand, ui: &Ui) -> CmdResult {
                     .clone()
                     .unwrap_or_else(kindred::cache::cache_dir),
                 no_cache: args.no_cache,
+                agent_binary: super::current_exe()?,
             };
             let started = std::time::Instant::now();
             let result = kindred_node_image::build(&opts, ui).await?;

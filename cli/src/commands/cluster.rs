@@ -173,6 +173,7 @@ async fn build_default_image_if_missing(docker: &Docker, cluster: &Cluster, ui: 
         base: kindred_node_image::base::BaseOptions::default(),
         cache_dir: kindred::cache::cache_dir(),
         no_cache: false,
+        agent_binary: super::current_exe()?,
     };
     kindred_node_image::build(&opts, ui).await?;
     Ok(())

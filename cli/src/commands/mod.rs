@@ -1,5 +1,6 @@
 //! Command definitions. Each subcommand module turns its arguments into a library call.
 
+mod agent;
 mod bom;
 mod build;
 mod cluster;
@@ -59,6 +60,12 @@ pub enum Command {
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
+    /// Run an in-cluster agent (used by the DaemonSets kindred installs).
+    #[command(hide = true)]
+    Agent {
+        #[command(subcommand)]
+        what: agent::AgentCommand,
+    },
 }
 
 impl Cli {
@@ -73,6 +80,11 @@ impl Cli {
     }
 }
 
+/// This executable: node images pack it as the in-cluster agent.
+fn current_exe() -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    std::env::current_exe().map_err(|e| format!("cannot find the kindred executable: {e}").into())
+}
+
 pub async fn run(cli: Cli) -> CmdResult {
     let ui = cli.ui();
     match cli.command {
@@ -82,6 +94,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Get { what } => cluster::get(what).await,
         Command::Export { what } => cluster::export(what, &ui).await,
         Command::Bom(args) => bom::run(args).await,
+        Command::Agent { what } => agent::run(what).await,
         Command::Version => {
             println!(
                 "kindred {} (default Kubernetes {})",

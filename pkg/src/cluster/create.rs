@@ -1,5 +1,6 @@
 //! `create cluster`: small ordered actions, each with a clear precondition, like a recipe:
-//! check inputs -> nodes -> kubeadm init -> workers join -> pod network -> Ready -> kubeconfig.
+//! check inputs -> nodes -> kubeadm init -> add-ons (pod network, storage) -> workers join ->
+//! Ready -> kubeconfig.
 //! On failure the half-made cluster is deleted unless the user asked to retain it.
 
 use std::collections::HashMap;
@@ -9,7 +10,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 
 use super::plan::{ClusterPlan, NodePlan};
-use super::{delete, pod_network, ClusterError, ADMIN_CONF, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
+use super::{delete, ClusterError, ADMIN_CONF, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
+use crate::agent::manifests;
 use crate::config::Cluster;
 use crate::kubeadm::{self, NodeBootstrap, RenderInput};
 use crate::kubeconfig;
@@ -18,6 +20,8 @@ use crate::ui::{Step, Ui};
 
 /// Where kubeadm's config is written on each node (kind uses the same directory).
 const KUBEADM_CONFIG: &str = "/kind/kubeadm.conf";
+/// The add-on manifests as applied, kept on the node for reference.
+const ADDONS_MANIFEST: &str = "/kind/addons.yaml";
 // The API server is published on the address the config names (127.0.0.1 by default); the
 // kubeconfig always uses 127.0.0.1 to reach it, which covers 0.0.0.0 too.
 
@@ -180,6 +184,15 @@ async fn run(
     }
     step.done_with(kube_version.clone());
 
+    let step = ui.step("Installing the pod network and storage");
+    if plan.config.networking.disable_default_cni {
+        step.detail(
+            "no pod network (disableDefaultCNI): nodes stay NotReady until you install one",
+        );
+    }
+    install_addons(docker, plan, &endpoint, &step).await?;
+    step.done();
+
     let workers: Vec<&NodePlan> = plan.workers().collect();
     if !workers.is_empty() {
         let step = ui.step(format!("Joining {} worker node(s)", workers.len()));
@@ -194,14 +207,6 @@ async fn run(
             }
         }))
         .await?;
-        step.done();
-    }
-
-    if plan.config.networking.disable_default_cni {
-        ui.info("Skipping the pod network (disableDefaultCNI): nodes stay NotReady until you install one");
-    } else {
-        let step = ui.step("Configuring the pod network");
-        pod_network::install(docker, plan, &ips, &step).await?;
         step.done();
     }
 
@@ -276,6 +281,41 @@ async fn create_nodes(docker: &Docker, plan: &ClusterPlan) -> Result<NodeSecurit
         .collect();
     let used = try_join_all(specs.iter().map(|s| docker.run(s))).await?;
     Ok(used.into_iter().flatten().next().unwrap_or(security))
+}
+
+/// Applies the node image's add-on manifests (kind's layout: /kind/manifests/) on the first
+/// control plane: the pod network agent unless disableDefaultCNI, and the storage agent with
+/// the default StorageClass. Done before workers join so their agent pods start as they
+/// register.
+async fn install_addons(
+    docker: &Docker,
+    plan: &ClusterPlan,
+    endpoint: &str,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    let cp = &plan.first_control_plane().name;
+    let mut paths = vec![manifests::DEFAULT_STORAGE_PATH];
+    if !plan.config.networking.disable_default_cni {
+        paths.insert(0, manifests::DEFAULT_CNI_PATH);
+    }
+    let mut rendered = Vec::new();
+    for path in paths {
+        let out = docker.exec(cp, &["cat", path]).await?;
+        if out.code != 0 {
+            return Err(ClusterError::Msg(format!(
+                "the node image {} has no {path}; rebuild it with `kindred build node-image`",
+                plan.first_control_plane().config.image
+            )));
+        }
+        rendered.push(manifests::render(
+            &out.stdout,
+            &plan.config.networking.pod_subnet,
+            &format!("https://{endpoint}"),
+        ));
+    }
+    write_file(docker, cp, ADDONS_MANIFEST, &rendered.join("\n---\n"), step).await?;
+    kubectl(docker, cp, &format!("apply -f {ADDONS_MANIFEST}"), step).await?;
+    Ok(())
 }
 
 async fn wait_for_systemd(docker: &Docker, node: &str) -> Result<(), ClusterError> {

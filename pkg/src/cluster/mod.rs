@@ -7,7 +7,6 @@ mod create;
 mod delete;
 mod list;
 mod plan;
-mod pod_network;
 
 pub use access::{control_plane, kubeconfig_entry};
 pub use create::{create, CreateOptions, Created};

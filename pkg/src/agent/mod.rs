@@ -1,0 +1,101 @@
+//! What kindred runs inside a cluster, from the `kindred` binary itself (`kindred agent ...`)
+//! packed into an image that every node image preloads:
+//! - `network`: a DaemonSet that gives each node its CNI config and routes to the other nodes'
+//!   pod ranges, and masquerades traffic leaving the pod network;
+//! - `storage`: a DaemonSet that provisions host-path PersistentVolumes for the default
+//!   StorageClass on the node the pod was scheduled to.
+//!
+//! Both reconcile from the API server continuously, so they follow nodes added, removed or
+//! readdressed after create.
+
+pub mod manifests;
+pub mod network;
+pub mod storage;
+
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+
+/// The image both agents run from (preloaded, never pulled).
+pub const IMAGE: &str = concat!("localhost/kindred/agent:v", env!("CARGO_PKG_VERSION"));
+
+/// How often the agents reconcile when nothing changes, to repair drift (a route deleted by
+/// hand, a node restarted with its tables empty).
+const RESYNC: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("environment variable {0} must be set (the DaemonSet manifest sets it)")]
+    MissingEnv(&'static str),
+    #[error("cannot reach the API server: {0}")]
+    Client(String),
+    #[error("Kubernetes API: {0}")]
+    Api(#[from] kube::Error),
+    #[error("{0}")]
+    Msg(String),
+}
+
+fn env(name: &'static str) -> Result<String, AgentError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(AgentError::MissingEnv(name))
+}
+
+/// A client for the API server: the in-cluster service account, but talking to the address in
+/// KINDRED_API_SERVER when set, so the agents need neither kube-proxy nor cluster DNS to start.
+async fn client() -> Result<kube::Client, AgentError> {
+    let mut config =
+        kube::Config::incluster_env().map_err(|e| AgentError::Client(e.to_string()))?;
+    if let Ok(url) = std::env::var("KINDRED_API_SERVER") {
+        config.cluster_url = url
+            .parse()
+            .map_err(|e| AgentError::Client(format!("KINDRED_API_SERVER={url}: {e}")))?;
+    }
+    kube::Client::try_from(config).map_err(|e| AgentError::Client(e.to_string()))
+}
+
+/// Calls `reconcile` at start, after every batch of watch events, and every [`RESYNC`].
+/// Errors are logged and retried: an agent that exits would only be restarted with backoff.
+async fn reconcile_loop<S, F, Fut>(events: S, mut reconcile: F) -> Result<(), AgentError>
+where
+    S: Stream + Unpin,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AgentError>>,
+{
+    let mut events = events;
+    let mut tick = tokio::time::interval(RESYNC);
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                if event.is_none() {
+                    return Err(AgentError::Msg("the watch stream ended".into()));
+                }
+                // Coalesce a burst (the initial listing, a node's status update) into one pass.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                while let Some(Some(_)) = futures_util::FutureExt::now_or_never(events.next()) {}
+            }
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = reconcile().await {
+            tracing::warn!("reconcile failed (retrying): {e}");
+        }
+    }
+}
+
+/// Runs a command from the agent image (ip, iptables); a failure carries its stderr.
+async fn run(program: &str, args: &[&str]) -> Result<String, AgentError> {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| AgentError::Msg(format!("{program}: {e}")))?;
+    if !out.status.success() {
+        return Err(AgentError::Msg(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
