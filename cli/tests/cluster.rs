@@ -317,6 +317,7 @@ fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
         "NodePort answered: {body}"
     );
 
+    deployment_spreads_over_workers(&multi_k, &etcd_image);
     api_server_by_short_name(&multi_k, &pod_a);
     pod_network_agent_routes(&multi_k);
     default_storage_class_provisions_and_cleans_up(&multi_k, &etcd_image);
@@ -342,7 +343,33 @@ fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
         |o| o == "Running",
     );
 
-    // Deleting leaves nothing: containers, kubeconfig entries, and the network once unused.
+    // Deleting leaves nothing: containers, their volumes, kubeconfig entries, and the network
+    // once unused.
+    let volumes: Vec<String> = [MULTI, SINGLE]
+        .iter()
+        .flat_map(|c| {
+            kindred_e2e::containers_of(c)
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .flat_map(|node| {
+            docker_out(&[
+                "inspect",
+                "-f",
+                "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+                &node,
+            ])
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        volumes.len(),
+        4,
+        "each node has its /var volume: {volumes:?}"
+    );
     for name in [MULTI, SINGLE] {
         let out = kindred(&["delete", "cluster", "--name", name], kubeconfig, None);
         assert!(out.status.success(), "{}", text(&out));
@@ -351,6 +378,13 @@ fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
             "",
             "containers of {name} remain"
         );
+    }
+    for volume in &volumes {
+        let out = Command::new("docker")
+            .args(["volume", "inspect", volume])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "volume {volume} outlived its node");
     }
     let config = std::fs::read_to_string(kubeconfig).unwrap_or_default();
     assert!(
@@ -371,6 +405,57 @@ fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
             "the kindred network outlived its last cluster"
         );
     }
+}
+
+/// Three replicas with a hostname spread constraint land on both workers and all run.
+fn deployment_spreads_over_workers(k: &Kubectl, image: &str) {
+    k.apply(&format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: spread
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: spread
+  template:
+    metadata:
+      labels:
+        app: spread
+    spec:
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        nodeTaintsPolicy: Honor
+        labelSelector:
+          matchLabels:
+            app: spread
+      containers:
+      - name: etcd
+        image: {image}
+        imagePullPolicy: Never
+        command: [etcd, --data-dir=/tmp/etcd]
+"
+    ));
+    let placed = k.wait_for(
+        "3 replicas running",
+        Duration::from_secs(120),
+        &[
+            "get",
+            "pods",
+            "-l",
+            "app=spread",
+            "-o",
+            "jsonpath={range .items[*]}{.status.phase}={.spec.nodeName} {end}",
+        ],
+        |o| o.matches("Running=").count() == 3,
+    );
+    for worker in [format!("{MULTI}-worker "), format!("{MULTI}-worker2 ")] {
+        assert!(placed.contains(&worker), "no replica on {worker}: {placed}");
+    }
+    k.ok(&["delete", "deployment", "spread"]);
 }
 
 /// `kubernetes.default` resolves through the pod's DNS search path and reaches the API server:
@@ -503,17 +588,14 @@ spec:
 }
 
 fn docker_exec(container: &str, cmd: &[&str]) -> String {
-    let out = Command::new("docker")
-        .arg("exec")
-        .arg(container)
-        .args(cmd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "docker exec {container} {cmd:?}:\n{}",
-        text(&out)
-    );
+    let mut args = vec!["exec", container];
+    args.extend(cmd);
+    docker_out(&args)
+}
+
+fn docker_out(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
