@@ -635,7 +635,8 @@ fn tokio_util_stream(
 }
 
 /// A stream of byte chunks fed to a command's stdin.
-pub type InputStream = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+pub type InputStream =
+    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 
 /// Streaming exec and copy-out: for image loading and log export, whose data can be large.
 impl Docker {
@@ -672,9 +673,7 @@ impl Docker {
             source,
         };
         let mut file = tokio::fs::File::create(path).await.map_err(io)?;
-        let (code, stderr) = self
-            .exec_streaming(container, cmd, None, &mut file)
-            .await?;
+        let (code, stderr) = self.exec_streaming(container, cmd, None, &mut file).await?;
         tokio::io::AsyncWriteExt::flush(&mut file)
             .await
             .map_err(io)?;
@@ -748,12 +747,13 @@ impl Docker {
             while let Some(chunk) = output.next().await {
                 match chunk.map_err(api(action()))? {
                     LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    other => sink.write_all(&other.into_bytes()).await.map_err(|source| {
-                        ProviderError::Io {
+                    other => sink
+                        .write_all(&other.into_bytes())
+                        .await
+                        .map_err(|source| ProviderError::Io {
                             path: format!("output of {}", action()),
                             source,
-                        }
-                    })?,
+                        })?,
                 }
             }
             Ok::<(), ProviderError>(())
