@@ -3,6 +3,8 @@
 mod bom;
 mod build;
 mod cluster;
+mod load;
+mod logs;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kindred::ui::{Ui, Verbosity};
@@ -48,7 +50,12 @@ pub enum Command {
         #[command(subcommand)]
         what: cluster::GetCommand,
     },
-    /// Write a cluster's kubeconfig entry into your kubeconfig.
+    /// Load images into a cluster's nodes.
+    Load {
+        #[command(subcommand)]
+        what: load::LoadCommand,
+    },
+    /// Write a cluster's kubeconfig entry into your kubeconfig, or its logs into a directory.
     Export {
         #[command(subcommand)]
         what: cluster::ExportCommand,
@@ -80,6 +87,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Create { what } => cluster::create(what, &ui).await,
         Command::Delete { what } => cluster::delete(what, &ui).await,
         Command::Get { what } => cluster::get(what).await,
+        Command::Load { what } => load::run(what, &ui).await,
         Command::Export { what } => cluster::export(what, &ui).await,
         Command::Bom(args) => bom::run(args).await,
         Command::Version => {

@@ -192,11 +192,15 @@ async fn command_to_file(
     path: &Path,
 ) -> Result<(), String> {
     mkdir_parent(path).await?;
-    let out = docker
-        .exec_to_file(node, cmd, path)
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = match docker.exec_to_file(node, cmd, path).await {
+        Ok(out) => out,
+        Err(e) => {
+            remove_if_empty(path).await;
+            return Err(e.to_string());
+        }
+    };
     if out.code != 0 {
+        remove_if_empty(path).await;
         return Err(format!(
             "`{}` exited with {}: {}",
             cmd.join(" "),
@@ -274,6 +278,13 @@ fn unpack(tar_path: &Path, dest: &Path) -> Result<(), String> {
             "some entries were not copied: {}",
             failed.join("; ")
         ))
+    }
+}
+
+/// An empty file next to an error in errors.txt only suggests the command printed nothing.
+async fn remove_if_empty(path: &Path) {
+    if matches!(tokio::fs::metadata(path).await, Ok(m) if m.len() == 0) {
+        let _ = tokio::fs::remove_file(path).await;
     }
 }
 
