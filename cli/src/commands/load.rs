@@ -42,9 +42,7 @@ pub struct Target {
 pub async fn run(cmd: LoadCommand, ui: &Ui) -> CmdResult {
     let (source, target) = match cmd {
         LoadCommand::DockerImage { images, target } => (ImageSource::Docker(images), target),
-        LoadCommand::ImageArchive { archives, target } => {
-            (ImageSource::Archives(archives), target)
-        }
+        LoadCommand::ImageArchive { archives, target } => (ImageSource::Archives(archives), target),
     };
     let docker = Docker::connect().await?;
     let name = cluster::default_name(target.name.as_deref());
