@@ -221,6 +221,8 @@ fn the_daily_loop() {
     }
 }
 
+type Subtest = fn(&Ctx);
+
 fn run_subtests(ctx: &Ctx) {
     let started = Instant::now();
     // The cluster comes up while the image builds.
@@ -258,7 +260,7 @@ fn run_subtests(ctx: &Ctx) {
     );
     eprintln!("setup took {:.0?}", started.elapsed());
 
-    let subtests: [(&str, fn(&Ctx)); 7] = [
+    let subtests: [(&str, Subtest); 7] = [
         ("get nodes and clusters for scripts", get_for_scripts),
         ("load docker-image, run it, load again", load_docker_image),
         ("load into one node with --nodes", load_into_one_node),
