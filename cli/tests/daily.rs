@@ -165,16 +165,17 @@ fn build_hello_binary(dir: &Path) -> Vec<u8> {
 /// distinct image IDs.
 async fn build_image(binary: &[u8], tag: &str, label: &str) {
     let dockerfile = "FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n";
+    build(tag, dockerfile, &[("hello", binary)], label).await;
+}
+
+async fn build(tag: &str, dockerfile: &str, files: &[(&str, &[u8])], label: &str) {
     let mut context = tar::Builder::new(Vec::new());
-    for (name, data, mode) in [
-        ("Dockerfile", dockerfile.as_bytes(), 0o644),
-        ("hello", binary, 0o755),
-    ] {
+    for (name, data) in std::iter::once(&("Dockerfile", dockerfile.as_bytes())).chain(files) {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
-        header.set_mode(mode);
+        header.set_mode(0o755);
         header.set_cksum();
-        context.append_data(&mut header, name, data).unwrap();
+        context.append_data(&mut header, name, *data).unwrap();
     }
     let context = context.into_inner().unwrap();
     let docker = kindred_e2e::docker().await;
@@ -462,6 +463,69 @@ fn load_into_one_node(ctx: &Ctx) {
         !node_images(CP).contains("daily-e2e/hello-one"),
         "--nodes {WORKER} loaded into {CP} too"
     );
+
+    // Rebuilt under the same name (the daily loop): the new image replaces the old one.
+    let old_id = image_id(ctx, HELLO_ONE);
+    ctx.rt.block_on(build(
+        HELLO_ONE,
+        &format!("FROM {HELLO_ONE}\nLABEL rebuilt=yes\n"),
+        &[],
+        "one-rebuilt",
+    ));
+    let new_id = image_id(ctx, HELLO_ONE);
+    assert_ne!(old_id, new_id);
+    let out = ctx.ok(&[
+        "load",
+        "docker-image",
+        HELLO_ONE,
+        "--name",
+        CLUSTER,
+        "--nodes",
+        WORKER,
+    ]);
+    assert_eq!(out, format!("{WORKER}: {HELLO_ONE} loaded\n"));
+    let inspected = Command::new("docker")
+        .args([
+            "exec", WORKER, "crictl", "inspecti", "-o", "json", HELLO_ONE,
+        ])
+        .output()
+        .unwrap();
+    let inspected: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(inspected["status"]["id"], new_id.as_str());
+
+    // By (short) ID: no name to give it, the node still gets the image.
+    let short = &new_id[7..19];
+    let out = ctx.ok(&[
+        "load",
+        "docker-image",
+        short,
+        "--name",
+        CLUSTER,
+        "--nodes",
+        CP,
+    ]);
+    assert_eq!(out, format!("{CP}: {short} loaded\n"));
+    let found = Command::new("docker")
+        .args(["exec", CP, "crictl", "inspecti", &new_id])
+        .output()
+        .unwrap();
+    assert!(found.status.success(), "{}", text(&found));
+    let out = ctx.ok(&["load", "docker-image", short, "--name", CLUSTER]);
+    assert_eq!(
+        out,
+        format!("{CP}: {short} already present\n{WORKER}: {short} already present\n")
+    );
+}
+
+fn image_id(ctx: &Ctx, image: &str) -> String {
+    ctx.rt.block_on(async {
+        kindred_e2e::docker()
+            .await
+            .image_id(image)
+            .await
+            .unwrap()
+            .expect("image exists")
+    })
 }
 
 fn load_image_archive(ctx: &Ctx) {

@@ -225,6 +225,11 @@ async fn load_unit(
             UnitSource::Docker => Ok(docker.export_images(&needed)),
             UnitSource::File(path) => file_stream(path).await,
         };
+        // An image without a name (loaded by ID) is kept by containerd only under a digest name.
+        let by_digest = unit
+            .images
+            .iter()
+            .any(|w| w.tags.is_empty() && streamed.contains(&w.display));
         match stream {
             Ok(stream) => {
                 let (pump, inputs) = fan_out(stream, importers.len());
@@ -232,7 +237,7 @@ async fn load_unit(
                     importers
                         .iter()
                         .zip(inputs)
-                        .map(|(&i, input)| import(docker, &nodes[i], input)),
+                        .map(|(&i, input)| import(docker, &nodes[i], input, by_digest)),
                 );
                 let (pumped, results) = futures_util::join!(pump, imports);
                 for (&i, r) in importers.iter().zip(results) {
@@ -371,7 +376,13 @@ async fn tag(docker: &Docker, node: &str, source: &str, tags: &[String]) -> Resu
 }
 
 /// `ctr images import` from stdin, unpacked with the CRI's snapshotter so kubelet can use it.
-async fn import(docker: &Docker, node: &str, input: InputStream) -> Result<(), String> {
+/// `by_digest`: also name images by digest, or unnamed ones are not kept.
+async fn import(
+    docker: &Docker,
+    node: &str,
+    input: InputStream,
+    by_digest: bool,
+) -> Result<(), String> {
     let dump = docker
         .exec(node, &["containerd", "config", "dump"])
         .await
@@ -379,6 +390,9 @@ async fn import(docker: &Docker, node: &str, input: InputStream) -> Result<(), S
     let snapshotter = images::cri_snapshotter(&dump.stdout).map(|s| format!("--snapshotter={s}"));
     let mut cmd = vec!["ctr", "-n", "k8s.io", "images", "import", "--all-platforms"];
     cmd.extend(snapshotter.as_deref());
+    if by_digest {
+        cmd.push("--digests");
+    }
     cmd.push("-");
     let out = docker
         .exec_with_input(node, &cmd, input)
