@@ -122,7 +122,8 @@ async fn resolve(docker: &Docker, source: &ImageSource) -> Result<Vec<Unit>, Clu
                     missing.join(", ")
                 )));
             }
-            wanted.dedup_by(|a, b| a.display == b.display);
+            let mut seen = std::collections::HashSet::new();
+            wanted.retain(|w| seen.insert(w.display.clone()));
             Ok(vec![Unit {
                 source: UnitSource::Docker,
                 images: wanted,
@@ -298,8 +299,8 @@ async fn finish_node(
         return wanted
             .iter()
             .map(|w| match before.need(w) {
-                Need::Import => report(w, Outcome::Failed(why.clone())),
-                _ => report(w, Outcome::AlreadyPresent),
+                Need::Nothing => report(w, Outcome::AlreadyPresent),
+                _ => report(w, Outcome::Failed(why.clone())),
             })
             .collect();
     }
