@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 const CLUSTER: &str = "daily-e2e";
 const CP: &str = "daily-e2e-control-plane";
@@ -726,4 +726,71 @@ fn export_logs_from_a_stopped_node(ctx: &Ctx) {
     );
     assert!(!errors.contains(&format!("{CP}/")), "{errors}");
     assert!(!dir.join(WORKER).join("journal.log").exists());
+}
+
+/// The stdin plumbing under `load`: every byte arrives and EOF follows; a command that exits
+/// without reading everything neither hangs kindred nor hides its exit code.
+#[test]
+fn exec_streams_stdin_and_survives_an_early_exit() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let docker = kindred_e2e::docker().await;
+        let image = kindred_e2e::node_image();
+        kindred_e2e::require_image(&docker, &image).await;
+        let name = "daily-e2e-exec";
+        docker.remove_container(name).await.unwrap();
+        let spec = kindred::provider::ContainerSpec {
+            name: name.into(),
+            image,
+            entrypoint: Some(vec!["sleep".into(), "300".into()]),
+            labels: [(kindred_e2e::E2E_LABEL.to_string(), "true".to_string())].into(),
+            ..Default::default()
+        };
+        docker.run(&spec).await.unwrap();
+        let result = AssertUnwindSafe(async {
+            // 64 MiB in 1 MiB chunks.
+            let chunks = || {
+                futures_util::stream::iter(
+                    (0..64).map(|_| Ok(bytes::Bytes::from(vec![b'x'; 1 << 20]))),
+                )
+                .boxed()
+            };
+            let out = docker
+                .exec_with_input(name, &["sh", "-c", "wc -c"], chunks())
+                .await
+                .unwrap();
+            assert_eq!((out.code, out.stdout.trim()), (0, "67108864"), "{out:?}");
+
+            let started = Instant::now();
+            let out = docker
+                .exec_with_input(
+                    name,
+                    &["sh", "-c", "head -c 10 >/dev/null; echo bye >&2; exit 3"],
+                    chunks(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(out.code, 3, "{out:?}");
+            assert_eq!(out.stderr.trim(), "bye");
+            assert!(started.elapsed() < Duration::from_secs(30));
+
+            // A source that breaks midway: the command sees EOF and kindred the error.
+            let broken = futures_util::stream::iter(vec![
+                Ok(bytes::Bytes::from_static(b"abc")),
+                Err(std::io::Error::other("source broke")),
+            ])
+            .boxed();
+            let out = docker
+                .exec_with_input(name, &["sh", "-c", "wc -c"], broken)
+                .await;
+            let err = out.expect_err("a broken source is an error").to_string();
+            assert!(err.contains("source broke"), "{err}");
+        })
+        .catch_unwind()
+        .await;
+        docker.remove_container(name).await.unwrap();
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    });
 }
