@@ -1,10 +1,11 @@
-//! kind's cluster verbs: create/delete cluster(s), get clusters/nodes/kubeconfig, export kubeconfig.
+//! kind's cluster verbs: create/delete cluster(s), get clusters/nodes/kubeconfig, export
+//! kubeconfig (and logs, in `logs.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use kindred::cluster::{self, CreateOptions};
+use kindred::cluster::{self, CreateOptions, NodeFormat};
 use kindred::config::{self, Cluster};
 use kindred::kubeconfig;
 use kindred::provider::Docker;
@@ -62,7 +63,11 @@ pub enum DeleteCommand {
 #[derive(Debug, Subcommand)]
 pub enum GetCommand {
     /// List clusters.
-    Clusters,
+    Clusters {
+        /// `json`: an array of cluster names.
+        #[arg(short, long, value_enum, default_value_t = ClustersOutput::Text)]
+        output: ClustersOutput,
+    },
     /// List the node containers of a cluster.
     Nodes {
         #[arg(long, conflicts_with = "all_clusters")]
@@ -70,6 +75,10 @@ pub enum GetCommand {
         /// Nodes of every cluster.
         #[arg(short = 'A', long)]
         all_clusters: bool,
+        /// `wide`: a table with cluster, role, status, IP, image and Kubernetes version;
+        /// `json`/`yaml`: the same as a list of objects [default: one name per line].
+        #[arg(short, long, value_enum)]
+        output: Option<NodesOutput>,
     },
     /// Print a cluster's kubeconfig.
     Kubeconfig {
@@ -79,6 +88,19 @@ pub enum GetCommand {
         #[arg(long)]
         internal: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ClustersOutput {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NodesOutput {
+    Wide,
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +114,9 @@ pub enum ExportCommand {
         #[arg(long)]
         internal: bool,
     },
+    /// Collect every node's journal, kubelet/containerd logs, /var/log, crictl state and
+    /// container details into a directory (printed at the end).
+    Logs(super::logs::ExportLogsArgs),
 }
 
 pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
@@ -219,20 +244,36 @@ pub async fn delete(cmd: DeleteCommand, ui: &Ui) -> CmdResult {
 pub async fn get(cmd: GetCommand) -> CmdResult {
     let docker = Docker::connect().await?;
     match cmd {
-        GetCommand::Clusters => {
-            for name in cluster::clusters(&docker).await? {
-                println!("{name}");
+        GetCommand::Clusters { output } => {
+            let names = cluster::clusters(&docker).await?;
+            match output {
+                ClustersOutput::Text => names.iter().for_each(|n| println!("{n}")),
+                ClustersOutput::Json => println!("{}", serde_json::to_string_pretty(&names)?),
             }
         }
-        GetCommand::Nodes { name, all_clusters } => {
+        GetCommand::Nodes {
+            name,
+            all_clusters,
+            output,
+        } => {
             let filter = if all_clusters {
                 None
             } else {
                 Some(cluster::default_name(name.as_deref()))
             };
-            for n in cluster::nodes(&docker, filter.as_deref()).await? {
-                println!("{}", n.name);
-            }
+            let format = match output {
+                None => {
+                    for n in cluster::nodes(&docker, filter.as_deref()).await? {
+                        println!("{}", n.name);
+                    }
+                    return Ok(());
+                }
+                Some(NodesOutput::Wide) => NodeFormat::Wide,
+                Some(NodesOutput::Json) => NodeFormat::Json,
+                Some(NodesOutput::Yaml) => NodeFormat::Yaml,
+            };
+            let nodes = cluster::node_details(&docker, filter.as_deref()).await?;
+            print!("{}", cluster::render_nodes(&nodes, format)?);
         }
         GetCommand::Kubeconfig { name, internal } => {
             let entry = cluster::kubeconfig_entry(
@@ -248,11 +289,14 @@ pub async fn get(cmd: GetCommand) -> CmdResult {
 }
 
 pub async fn export(cmd: ExportCommand, ui: &Ui) -> CmdResult {
-    let ExportCommand::Kubeconfig {
-        name,
-        kubeconfig: path,
-        internal,
-    } = cmd;
+    let (name, path, internal) = match cmd {
+        ExportCommand::Kubeconfig {
+            name,
+            kubeconfig,
+            internal,
+        } => (name, kubeconfig, internal),
+        ExportCommand::Logs(args) => return super::logs::run(args, ui).await,
+    };
     let docker = Docker::connect().await?;
     let name = cluster::default_name(name.as_deref());
     let entry = cluster::kubeconfig_entry(&docker, &name, internal).await?;

@@ -4,6 +4,8 @@ mod agent;
 mod bom;
 mod build;
 mod cluster;
+mod load;
+mod logs;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kindred::ui::{Ui, Verbosity};
@@ -49,7 +51,12 @@ pub enum Command {
         #[command(subcommand)]
         what: cluster::GetCommand,
     },
-    /// Write a cluster's kubeconfig entry into your kubeconfig.
+    /// Load images into a cluster's nodes.
+    Load {
+        #[command(subcommand)]
+        what: load::LoadCommand,
+    },
+    /// Write a cluster's kubeconfig entry into your kubeconfig, or its logs into a directory.
     Export {
         #[command(subcommand)]
         what: cluster::ExportCommand,
@@ -92,6 +99,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Create { what } => cluster::create(what, &ui).await,
         Command::Delete { what } => cluster::delete(what, &ui).await,
         Command::Get { what } => cluster::get(what).await,
+        Command::Load { what } => load::run(what, &ui).await,
         Command::Export { what } => cluster::export(what, &ui).await,
         Command::Bom(args) => bom::run(args).await,
         Command::Agent { what } => agent::run(what).await,

@@ -1,17 +1,24 @@
-//! Clusters: create (an ordered list of small actions), delete, list. Node containers carry
+//! Clusters: create (an ordered list of small actions), delete, list, load images, export logs. Node containers carry
 //! labels naming their cluster and role, which is all the state kindred keeps: Docker is the
 //! source of truth.
 
 mod access;
 mod create;
 mod delete;
+mod images;
 mod list;
+mod load;
+mod logs;
 mod plan;
 
 pub use access::{control_plane, kubeconfig_entry};
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
-pub use list::{clusters, nodes, NodeSummary};
+pub use list::{
+    clusters, node_details, nodes, render_nodes, select_nodes, NodeDetails, NodeFormat, NodeSummary,
+};
+pub use load::{load, ImageSource, LoadReport, Outcome};
+pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
 pub use plan::{ClusterPlan, NodePlan};
 
 /// Label carrying the cluster name on every node container.

@@ -82,6 +82,8 @@ pub struct ContainerInfo {
     /// `running`, `exited`, ...
     pub state: String,
     pub image: String,
+    /// IPv4 address per attached network (empty while stopped).
+    pub ips: HashMap<String, String>,
 }
 
 /// Result of a command run inside a container.
@@ -549,6 +551,13 @@ impl Docker {
                 labels: c.labels.unwrap_or_default(),
                 state: c.state.map(|s| s.to_string()).unwrap_or_default(),
                 image: c.image.unwrap_or_default(),
+                ips: c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(net, e)| Some((net, e.ip_address.filter(|ip| !ip.is_empty())?)))
+                    .collect(),
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -623,4 +632,214 @@ fn tokio_util_stream(
             Err(e) => Some((Err(e), file)),
         }
     })
+}
+
+/// A stream of byte chunks fed to a command's stdin.
+pub type InputStream =
+    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+
+/// Streaming exec and copy-out: for image loading and log export, whose data can be large.
+impl Docker {
+    /// Runs a command with `input` streamed to its stdin, closed at the end (e.g.
+    /// `ctr images import -`). An error in `input` still closes stdin, so the command sees a
+    /// truncated stream and fails rather than waiting forever; that error is returned.
+    pub async fn exec_with_input(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        input: InputStream,
+    ) -> Result<ExecOutput, ProviderError> {
+        let mut stdout = Vec::new();
+        let (code, stderr) = self
+            .exec_streaming(container, cmd, Some(input), &mut stdout)
+            .await?;
+        Ok(ExecOutput {
+            code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr,
+        })
+    }
+
+    /// Runs a command and writes its stdout to `path` as it comes (a whole journal may not fit
+    /// comfortably in memory); the returned output carries stderr only.
+    pub async fn exec_to_file(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        path: &Path,
+    ) -> Result<ExecOutput, ProviderError> {
+        let io = |source| ProviderError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+        let (code, stderr) = self.exec_streaming(container, cmd, None, &mut file).await?;
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(io)?;
+        Ok(ExecOutput {
+            code,
+            stdout: String::new(),
+            stderr,
+        })
+    }
+
+    /// Exec with optional stdin, stdout into `sink`; returns the exit code and stderr.
+    async fn exec_streaming(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        input: Option<InputStream>,
+        sink: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<(i64, String), ProviderError> {
+        use tokio::io::AsyncWriteExt;
+        let action = || format!("run `{}` in {container}", cmd.join(" "));
+        let exec = self
+            .client
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                    attach_stdin: Some(input.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api(action()))?;
+        let StartExecResults::Attached {
+            mut output,
+            input: mut stdin,
+        } = self
+            .client
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(api(action()))?
+        else {
+            return Err(ProviderError::Other(format!("{}: not attached", action())));
+        };
+        let writer = async move {
+            let Some(mut input) = input else {
+                return Ok(());
+            };
+            let mut result = Ok(());
+            while let Some(chunk) = input.next().await {
+                match chunk {
+                    Ok(chunk) => {
+                        if let Err(e) = stdin.write_all(&chunk).await {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            // Half-close: the command reads EOF (or a truncated stream after an error).
+            let closed = stdin.shutdown().await;
+            result.and(closed)
+        };
+        let mut stderr = Vec::new();
+        let reader = async {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(api(action()))? {
+                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    other => sink
+                        .write_all(&other.into_bytes())
+                        .await
+                        .map_err(|source| ProviderError::Io {
+                            path: format!("output of {}", action()),
+                            source,
+                        })?,
+                }
+            }
+            Ok::<(), ProviderError>(())
+        };
+        let mut writer = Box::pin(writer);
+        let mut reader = Box::pin(reader);
+        let mut written: Option<std::io::Result<()>> = None;
+        let read = loop {
+            tokio::select! {
+                r = &mut reader => break r,
+                w = &mut writer, if written.is_none() => written = Some(w),
+            }
+        };
+        read?;
+        drop(reader);
+        if written.is_none() {
+            // The command is done; its stdin is closed already or will never be read.
+            written = tokio::time::timeout(std::time::Duration::from_secs(2), writer)
+                .await
+                .ok();
+        }
+        let info = self
+            .client
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(api(action()))?;
+        let code = info.exit_code.unwrap_or(-1);
+        let stderr = String::from_utf8_lossy(&stderr).into_owned();
+        match written {
+            Some(Err(e)) if code == 0 => Err(ProviderError::Other(format!(
+                "{}: feeding its input failed: {e}",
+                action()
+            ))),
+            // A failing command closing its stdin early explains itself through its stderr.
+            _ => Ok((code, stderr)),
+        }
+    }
+
+    /// The image's ID (`sha256:<config digest>` with Docker's classic image store), or `None`
+    /// if Docker has no image by that name.
+    pub async fn image_id(&self, name: &str) -> Result<Option<String>, ProviderError> {
+        match self.client.inspect_image(name).await {
+            Ok(img) => Ok(img.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(api(format!("inspect image {name}"))(e)),
+        }
+    }
+
+    /// `docker save` of several images as one tar stream (shared layers once).
+    pub fn export_images(&self, names: &[String]) -> InputStream {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let what = names.join(", ");
+        self.client
+            .export_images(&refs)
+            .map_err(move |e| std::io::Error::other(format!("export {what} from Docker: {e}")))
+            .boxed()
+    }
+
+    /// A path of a (running or stopped) container as a tar stream.
+    pub fn copy_out(&self, container: &str, path: &str) -> InputStream {
+        let opts = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let what = format!("copy {path} out of {container}");
+        self.client
+            .download_from_container(container, Some(opts))
+            .map_err(move |e| std::io::Error::other(format!("{what}: {e}")))
+            .boxed()
+    }
+
+    /// `docker inspect` of a container, as Docker returns it.
+    pub async fn inspect_container_json(
+        &self,
+        name: &str,
+    ) -> Result<serde_json::Value, ProviderError> {
+        let c = self
+            .client
+            .inspect_container(name, None)
+            .await
+            .map_err(api(format!("inspect container {name}")))?;
+        serde_json::to_value(c).map_err(|e| ProviderError::Other(e.to_string()))
+    }
+
+    /// `docker info`, as Docker returns it.
+    pub async fn info_json(&self) -> Result<serde_json::Value, ProviderError> {
+        let info = self.client.info().await.map_err(api("read daemon info"))?;
+        serde_json::to_value(info).map_err(|e| ProviderError::Other(e.to_string()))
+    }
 }

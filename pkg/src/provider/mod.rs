@@ -4,5 +4,7 @@
 mod docker;
 mod security;
 
-pub use docker::{ContainerInfo, ContainerSpec, Docker, ExecOutput, ProviderError, PublishedPort};
+pub use docker::{
+    ContainerInfo, ContainerSpec, Docker, ExecOutput, InputStream, ProviderError, PublishedPort,
+};
 pub use security::{host_bounding_caps, NodeSecurity};

@@ -1,0 +1,526 @@
+//! `load docker-image` / `load image-archive`: put images into the nodes' containerd (namespace
+//! `k8s.io`, where kubelet looks), so pods can use them without a registry. The image data is
+//! read once (one `docker save` stream, or the file) and fanned out to every node that lacks
+//! the image, concurrently; nodes that have it are skipped, nodes that have it under other
+//! names only get the missing names.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use futures_util::StreamExt;
+
+use super::images::{self, Need, NodeImages, Wanted};
+use super::{select_nodes, ClusterError};
+use crate::provider::{Docker, InputStream};
+use crate::ui::Ui;
+
+/// Where the images come from.
+#[derive(Debug, Clone)]
+pub enum ImageSource {
+    /// Images in the host's Docker, by name or ID.
+    Docker(Vec<String>),
+    /// `docker save` archives (or OCI layouts) on disk.
+    Archives(Vec<PathBuf>),
+}
+
+/// What happened to one image on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Loaded,
+    AlreadyPresent,
+    /// The image was there; these names were added.
+    Retagged(Vec<String>),
+    Failed(String),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Loaded => write!(f, "loaded"),
+            Outcome::AlreadyPresent => write!(f, "already present"),
+            Outcome::Retagged(tags) => write!(f, "retagged ({})", tags.join(", ")),
+            Outcome::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    pub node: String,
+    pub image: String,
+    pub outcome: Outcome,
+}
+
+/// One stream to import and the images it holds.
+struct Unit {
+    source: UnitSource,
+    images: Vec<Wanted>,
+}
+
+enum UnitSource {
+    Docker,
+    File(PathBuf),
+}
+
+/// Loads images into the selected nodes (`node_names` empty: every node) and reports per node
+/// and image. Errors in the input (unknown cluster, node, image, bad archive) fail before
+/// anything is sent; a node that fails is reported as such and the others carry on.
+pub async fn load(
+    docker: &Docker,
+    cluster: &str,
+    node_names: &[String],
+    source: &ImageSource,
+    ui: &Ui,
+) -> Result<Vec<LoadReport>, ClusterError> {
+    let all = super::nodes(docker, Some(cluster)).await?;
+    let nodes = select_nodes(cluster, &all, node_names, &super::clusters(docker).await?)
+        .map_err(ClusterError::Msg)?;
+    let units = resolve(docker, source).await?;
+
+    let step = ui.step(format!("Checking the images on {} node(s)", nodes.len()));
+    let stores = join_all(nodes.iter().map(|n| node_images(docker, n))).await;
+    step.done();
+
+    let mut reports = Vec::new();
+    for unit in &units {
+        reports.extend(load_unit(docker, &nodes, &stores, unit, ui).await);
+    }
+    Ok(reports)
+}
+
+/// Checks every input before any node is touched, and says what each holds.
+async fn resolve(docker: &Docker, source: &ImageSource) -> Result<Vec<Unit>, ClusterError> {
+    match source {
+        ImageSource::Docker(names) => {
+            let mut wanted = Vec::new();
+            let mut missing = Vec::new();
+            for name in names {
+                match docker.image_id(name).await? {
+                    Some(id) => {
+                        // A (short) ID carries no name to add on the nodes.
+                        let bare = name.trim_start_matches("sha256:");
+                        let is_id = bare.chars().all(|c| c.is_ascii_hexdigit())
+                            && id.trim_start_matches("sha256:").starts_with(bare);
+                        wanted.push(Wanted {
+                            display: name.clone(),
+                            id: Some(id),
+                            tags: if is_id {
+                                vec![]
+                            } else {
+                                images::containerd_ref(name).into_iter().collect()
+                            },
+                        });
+                    }
+                    None => missing.push(name.as_str()),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(ClusterError::Msg(format!(
+                    "image {} not found in the local Docker; `docker pull` or `docker build` it first \
+                     (kindred loads images from Docker, it does not pull them)",
+                    missing.join(", ")
+                )));
+            }
+            let mut seen = std::collections::HashSet::new();
+            wanted.retain(|w| seen.insert(w.display.clone()));
+            Ok(vec![Unit {
+                source: UnitSource::Docker,
+                images: wanted,
+            }])
+        }
+        ImageSource::Archives(paths) => {
+            let mut units = Vec::new();
+            for path in paths {
+                let p = path.clone();
+                let found = tokio::task::spawn_blocking(move || images::read_archive(&p))
+                    .await
+                    .map_err(|e| ClusterError::Msg(e.to_string()))?
+                    .map_err(ClusterError::Msg)?;
+                let file = path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| path.display().to_string());
+                units.push(Unit {
+                    source: UnitSource::File(path.clone()),
+                    images: found
+                        .into_iter()
+                        .map(|i| Wanted {
+                            display: i.tags.first().cloned().unwrap_or_else(|| match &i.id {
+                                Some(id) => format!("{file} ({})", short(id)),
+                                None => file.clone(),
+                            }),
+                            id: i.id,
+                            tags: i.tags,
+                        })
+                        .collect(),
+                });
+            }
+            Ok(units)
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.trim_start_matches("sha256:");
+    &hex[..hex.len().min(12)]
+}
+
+/// A node's images as the CRI sees them.
+async fn node_images(docker: &Docker, node: &str) -> Result<NodeImages, String> {
+    let out = docker
+        .exec(node, &["crictl", "images", "-o", "json"])
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.code != 0 {
+        return Err(format!(
+            "`crictl images` failed on {node} (is containerd running?): {}",
+            out.stderr.trim()
+        ));
+    }
+    NodeImages::from_crictl_json(&out.stdout)
+}
+
+async fn load_unit(
+    docker: &Docker,
+    nodes: &[String],
+    stores: &[Result<NodeImages, String>],
+    unit: &Unit,
+    ui: &Ui,
+) -> Vec<LoadReport> {
+    // Which nodes need the stream at all, and (from Docker) which of its images.
+    let importers: Vec<usize> = (0..nodes.len())
+        .filter(|&i| match &stores[i] {
+            Ok(store) => unit.images.iter().any(|w| store.need(w) == Need::Import),
+            Err(_) => false,
+        })
+        .collect();
+    let mut imported: Vec<Option<Result<(), String>>> = vec![None; nodes.len()];
+    // The images in the stream (from Docker, only those some node lacks).
+    let mut streamed: Vec<String> = Vec::new();
+    if !importers.is_empty() {
+        let needed: Vec<String> = unit
+            .images
+            .iter()
+            .filter(|w| {
+                importers
+                    .iter()
+                    .any(|&i| matches!(&stores[i], Ok(s) if s.need(w) == Need::Import))
+            })
+            .map(|w| w.display.clone())
+            .collect();
+        streamed = match unit.source {
+            UnitSource::Docker => needed.clone(),
+            UnitSource::File(_) => unit.images.iter().map(|w| w.display.clone()).collect(),
+        };
+        let step = ui.step(format!(
+            "Loading {} into {}",
+            needed.join(", "),
+            importers
+                .iter()
+                .map(|&i| nodes[i].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let stream = match &unit.source {
+            UnitSource::Docker => Ok(docker.export_images(&needed)),
+            UnitSource::File(path) => file_stream(path).await,
+        };
+        // An image without a name (loaded by ID) is kept by containerd only under a digest name.
+        let by_digest = unit
+            .images
+            .iter()
+            .any(|w| w.tags.is_empty() && streamed.contains(&w.display));
+        match stream {
+            Ok(stream) => {
+                let (pump, inputs) = fan_out(stream, importers.len());
+                let imports = join_all(
+                    importers
+                        .iter()
+                        .zip(inputs)
+                        .map(|(&i, input)| import(docker, &nodes[i], input, by_digest)),
+                );
+                let (pumped, results) = futures_util::join!(pump, imports);
+                for (&i, r) in importers.iter().zip(results) {
+                    // A broken source explains a failed import better than ctr does.
+                    let r = match (&pumped, r) {
+                        (Err(why), Err(_)) => Err(why.clone()),
+                        (_, r) => r,
+                    };
+                    imported[i] = Some(r);
+                }
+            }
+            Err(why) => {
+                for &i in &importers {
+                    imported[i] = Some(Err(why.clone()));
+                }
+            }
+        }
+        if imported.iter().flatten().all(Result::is_ok) {
+            step.done();
+        } else {
+            step.fail();
+        }
+    }
+
+    let finish = nodes.iter().enumerate().map(|(i, node)| {
+        let store = stores[i].clone();
+        let import = imported[i].clone();
+        let streamed = &streamed;
+        async move { finish_node(docker, node, store, import, &unit.images, streamed).await }
+    });
+    join_all(finish).await.into_iter().flatten().collect()
+}
+
+/// After any import: verify, add missing names, and say what happened per image.
+async fn finish_node(
+    docker: &Docker,
+    node: &str,
+    before: Result<NodeImages, String>,
+    import: Option<Result<(), String>>,
+    wanted: &[Wanted],
+    streamed: &[String],
+) -> Vec<LoadReport> {
+    let report = |w: &Wanted, outcome| LoadReport {
+        node: node.to_string(),
+        image: w.display.clone(),
+        outcome,
+    };
+    let before = match before {
+        Ok(b) => b,
+        Err(why) => {
+            return wanted
+                .iter()
+                .map(|w| report(w, Outcome::Failed(why.clone())))
+                .collect()
+        }
+    };
+    if let Some(Err(why)) = &import {
+        return wanted
+            .iter()
+            .map(|w| match before.need(w) {
+                Need::Nothing => report(w, Outcome::AlreadyPresent),
+                _ => report(w, Outcome::Failed(why.clone())),
+            })
+            .collect();
+    }
+    let after = match import {
+        Some(_) => {
+            let imported: Vec<&Wanted> = wanted
+                .iter()
+                .filter(|w| streamed.contains(&w.display))
+                .collect();
+            match settled(docker, node, &imported).await {
+                Ok(a) => a,
+                Err(why) => {
+                    return wanted
+                        .iter()
+                        .map(|w| report(w, Outcome::Failed(why.clone())))
+                        .collect()
+                }
+            }
+        }
+        None => before.clone(),
+    };
+    let mut out = Vec::new();
+    for w in wanted {
+        let outcome = match (before.need(w), after.need(w)) {
+            (_, Need::Import) => Outcome::Failed(format!(
+                "{} is not in containerd on {node} after the import (an image for another platform?)",
+                w.display
+            )),
+            (Need::Import, Need::Nothing) => Outcome::Loaded,
+            // The import brought the missing names along.
+            (Need::Tags(tags), Need::Nothing) => Outcome::Retagged(tags),
+            (_, Need::Tags(tags)) => {
+                let id = w.id.as_deref().unwrap_or_default();
+                match tag(docker, node, &after.source_ref(id), &tags).await {
+                    Ok(()) if before.need(w) == Need::Import => Outcome::Loaded,
+                    Ok(()) => Outcome::Retagged(tags),
+                    Err(why) => Outcome::Failed(why),
+                }
+            }
+            (_, Need::Nothing) => Outcome::AlreadyPresent,
+        };
+        out.push(report(w, outcome));
+    }
+    out
+}
+
+/// The CRI learns about imported images from containerd's events, a moment later: wait until
+/// every imported image shows up with its names (or a few seconds pass).
+async fn settled(docker: &Docker, node: &str, wanted: &[&Wanted]) -> Result<NodeImages, String> {
+    let mut last = node_images(docker, node).await?;
+    for _ in 0..20 {
+        if wanted.iter().all(|w| last.need(w) == Need::Nothing) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        last = node_images(docker, node).await?;
+    }
+    Ok(last)
+}
+
+async fn tag(docker: &Docker, node: &str, source: &str, tags: &[String]) -> Result<(), String> {
+    for t in tags {
+        let cmd = ["ctr", "-n", "k8s.io", "images", "tag", "--force", source, t];
+        let out = docker.exec(node, &cmd).await.map_err(|e| e.to_string())?;
+        if out.code != 0 {
+            return Err(format!(
+                "`{}` failed on {node}: {}",
+                cmd.join(" "),
+                out.stderr.trim()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `ctr images import` from stdin, unpacked with the CRI's snapshotter so kubelet can use it.
+/// `by_digest`: also name images by digest, or unnamed ones are not kept.
+async fn import(
+    docker: &Docker,
+    node: &str,
+    input: InputStream,
+    by_digest: bool,
+) -> Result<(), String> {
+    let dump = docker
+        .exec(node, &["containerd", "config", "dump"])
+        .await
+        .map_err(|e| e.to_string())?;
+    let snapshotter = images::cri_snapshotter(&dump.stdout).map(|s| format!("--snapshotter={s}"));
+    let mut cmd = vec!["ctr", "-n", "k8s.io", "images", "import", "--all-platforms"];
+    cmd.extend(snapshotter.as_deref());
+    if by_digest {
+        cmd.push("--digests");
+    }
+    cmd.push("-");
+    let out = docker
+        .exec_with_input(node, &cmd, input)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.code != 0 {
+        return Err(format!(
+            "`{}` failed on {node} (exit code {}): {}{}",
+            cmd.join(" "),
+            out.code,
+            out.stdout.trim(),
+            out.stderr.trim()
+        ));
+    }
+    Ok(())
+}
+
+async fn file_stream(path: &std::path::Path) -> Result<InputStream, String> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    Ok(futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    })
+    .boxed())
+}
+
+/// Copies one stream to `n` consumers. The returned future drives it (run it alongside the
+/// consumers); consumers that stop early are dropped, a source error is passed on to every
+/// consumer and returned. Bounded channels keep memory flat: the slowest node sets the pace.
+pub fn fan_out(
+    mut source: InputStream,
+    n: usize,
+) -> (
+    impl std::future::Future<Output = Result<(), String>>,
+    Vec<InputStream>,
+) {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| tokio::sync::mpsc::channel::<Item>(8))
+        .unzip();
+    let streams = receivers
+        .into_iter()
+        .map(|rx| {
+            futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            })
+            .boxed()
+        })
+        .collect();
+    let pump = async move {
+        let mut senders: Vec<_> = senders.into_iter().map(Some).collect();
+        while let Some(item) = source.next().await {
+            match item {
+                Ok(chunk) => {
+                    for slot in senders.iter_mut() {
+                        if let Some(tx) = slot {
+                            if tx.send(Ok(chunk.clone())).await.is_err() {
+                                *slot = None;
+                            }
+                        }
+                    }
+                    if senders.iter().all(Option::is_none) {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    for tx in senders.iter().flatten() {
+                        let _ = tx.send(Err(std::io::Error::other(why.clone()))).await;
+                    }
+                    return Err(why);
+                }
+            }
+        }
+        Ok(())
+    };
+    (pump, streams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::TryStreamExt;
+
+    fn chunks(items: Vec<Result<&'static str, &'static str>>) -> InputStream {
+        futures_util::stream::iter(items.into_iter().map(|i| {
+            i.map(|s| bytes::Bytes::from_static(s.as_bytes()))
+                .map_err(std::io::Error::other)
+        }))
+        .boxed()
+    }
+
+    async fn collect(s: InputStream) -> Result<String, String> {
+        let parts: Vec<bytes::Bytes> = s.try_collect().await.map_err(|e| e.to_string())?;
+        Ok(parts.iter().map(|b| String::from_utf8_lossy(b)).collect())
+    }
+
+    #[tokio::test]
+    async fn fan_out_copies_every_chunk_to_every_consumer() {
+        let (pump, outs) = fan_out(chunks(vec![Ok("a"), Ok("b"), Ok("c")]), 3);
+        let (pumped, got) = futures_util::join!(pump, join_all(outs.into_iter().map(collect)));
+        assert_eq!(pumped, Ok(()));
+        assert_eq!(got, vec![Ok("abc".to_string()); 3]);
+    }
+
+    #[tokio::test]
+    async fn fan_out_survives_a_consumer_that_stops_and_passes_on_errors() {
+        let many: Vec<Result<&str, &str>> = (0..100).map(|_| Ok("x")).collect();
+        let (pump, mut outs) = fan_out(chunks(many), 2);
+        drop(outs.pop());
+        let (pumped, got) = futures_util::join!(pump, collect(outs.pop().unwrap()));
+        assert_eq!(pumped, Ok(()));
+        assert_eq!(got.unwrap().len(), 100);
+
+        let (pump, outs) = fan_out(chunks(vec![Ok("a"), Err("disk on fire")]), 2);
+        let (pumped, got) = futures_util::join!(pump, join_all(outs.into_iter().map(collect)));
+        assert_eq!(pumped, Err("disk on fire".to_string()));
+        assert!(got.iter().all(|g| g == &Err("disk on fire".to_string())));
+    }
+}
