@@ -176,3 +176,51 @@ pub fn containers_of(cluster: &str) -> String {
         .expect("docker ps");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Runs a program with optional stdin and collects its output.
+pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+/// stdout and stderr together, for assertion messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// kubectl as cluster admin on a control-plane node (the host needs no kubectl).
+pub fn node_kubectl(node: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut all = vec![
+        "exec",
+        "-i",
+        node,
+        "kubectl",
+        "--kubeconfig=/etc/kubernetes/admin.conf",
+    ];
+    all.extend(args);
+    run("docker", &all, stdin)
+}

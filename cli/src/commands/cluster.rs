@@ -64,7 +64,8 @@ pub enum DeleteCommand {
 pub enum GetCommand {
     /// List clusters.
     Clusters {
-        /// `json`: an array of cluster names.
+        /// `wide`: a table with each cluster's state (running, stopped, or how many nodes run)
+        /// and node count; `json`: an array of cluster names.
         #[arg(short, long, value_enum, default_value_t = ClustersOutput::Text)]
         output: ClustersOutput,
     },
@@ -93,6 +94,7 @@ pub enum GetCommand {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ClustersOutput {
     Text,
+    Wide,
     Json,
 }
 
@@ -249,6 +251,20 @@ pub async fn get(cmd: GetCommand) -> CmdResult {
             match output {
                 ClustersOutput::Text => names.iter().for_each(|n| println!("{n}")),
                 ClustersOutput::Json => println!("{}", serde_json::to_string_pretty(&names)?),
+                ClustersOutput::Wide => {
+                    let nodes = cluster::nodes(&docker, None).await?;
+                    println!("{:<24} {:<10} NODES", "NAME", "STATE");
+                    for name in &names {
+                        let of: Vec<_> = nodes.iter().filter(|n| &n.cluster == name).collect();
+                        let running = of.iter().filter(|n| n.state == "running").count();
+                        let state = match running {
+                            0 => "stopped".to_string(),
+                            r if r == of.len() => "running".to_string(),
+                            r => format!("{r}/{} running", of.len()),
+                        };
+                        println!("{name:<24} {state:<10} {}", of.len());
+                    }
+                }
             }
         }
         GetCommand::Nodes {

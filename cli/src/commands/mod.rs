@@ -4,6 +4,7 @@ mod agent;
 mod bom;
 mod build;
 mod cluster;
+mod lifecycle;
 mod load;
 mod logs;
 
@@ -45,6 +46,16 @@ pub enum Command {
     Delete {
         #[command(subcommand)]
         what: cluster::DeleteCommand,
+    },
+    /// Stop a cluster's node containers, keeping everything.
+    Stop {
+        #[command(subcommand)]
+        what: lifecycle::StopCommand,
+    },
+    /// Start a stopped cluster again.
+    Start {
+        #[command(subcommand)]
+        what: lifecycle::StartCommand,
     },
     /// List clusters and nodes, print kubeconfigs.
     Get {
@@ -98,6 +109,8 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Build { what } => build::run(what, &ui).await,
         Command::Create { what } => cluster::create(what, &ui).await,
         Command::Delete { what } => cluster::delete(what, &ui).await,
+        Command::Stop { what } => lifecycle::stop(what, &ui).await,
+        Command::Start { what } => lifecycle::start(what, &ui).await,
         Command::Get { what } => cluster::get(what).await,
         Command::Load { what } => load::run(what, &ui).await,
         Command::Export { what } => cluster::export(what, &ui).await,

@@ -55,18 +55,26 @@ async fn client() -> Result<kube::Client, AgentError> {
     kube::Client::try_from(config).map_err(|e| AgentError::Client(e.to_string()))
 }
 
-/// Calls `reconcile` at start, after every batch of watch events, and every [`RESYNC`].
-/// Errors are logged and retried: an agent that exits would only be restarted with backoff.
+/// Calls `reconcile` at start, after every batch of watch events, and every [`RESYNC`], until
+/// SIGTERM or SIGINT. Errors are logged and retried: an agent that exits would only be
+/// restarted with backoff.
 async fn reconcile_loop<S, F, Fut>(events: S, mut reconcile: F) -> Result<(), AgentError>
 where
     S: Stream + Unpin,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), AgentError>>,
 {
+    use tokio::signal::unix::{signal, SignalKind};
     let mut events = events;
     let mut tick = tokio::time::interval(RESYNC);
+    // As PID 1 of its container the agent gets no default signal handling: without these it
+    // would ignore SIGTERM and hold up every pod deletion and node shutdown for the grace period.
+    let mut term = signal(SignalKind::terminate()).map_err(|e| AgentError::Msg(e.to_string()))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| AgentError::Msg(e.to_string()))?;
     loop {
         tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
             event = events.next() => {
                 if event.is_none() {
                     return Err(AgentError::Msg("the watch stream ended".into()));

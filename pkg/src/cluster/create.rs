@@ -126,7 +126,7 @@ async fn run(
     let cp = plan.first_control_plane();
 
     let step = ui.step(format!("Preparing nodes ({})", plan.nodes.len()));
-    let security = create_nodes(docker, plan).await?;
+    let security = create_nodes(docker, plan, ui).await?;
     try_join_all(plan.nodes.iter().map(|n| wait_for_systemd(docker, &n.name))).await?;
     step.done_with(security.name());
 
@@ -235,20 +235,53 @@ async fn run(
     })
 }
 
-async fn create_nodes(docker: &Docker, plan: &ClusterPlan) -> Result<NodeSecurity, ClusterError> {
-    docker
+/// Node restart policy: nodes come back with the Docker daemon (and after a host reboot)
+/// unless the user stopped them.
+const RESTART_POLICY: &str = "unless-stopped";
+
+async fn create_nodes(
+    docker: &Docker,
+    plan: &ClusterPlan,
+    ui: &Ui,
+) -> Result<NodeSecurity, ClusterError> {
+    // Held until the containers exist: concurrent creates must not pick the same addresses.
+    let _lock = docker.lock_network(NETWORK).await?;
+    let addressing = docker
         .ensure_network(
             NETWORK,
             HashMap::from([("io.kindred.network".to_string(), "true".to_string())]),
         )
         .await?;
+    let ips: Vec<Option<String>> = if addressing.supports_fixed_addresses() {
+        let used = docker.used_addresses(NETWORK).await?;
+        addressing
+            .free_addresses(&used, plan.nodes.len())?
+            .into_iter()
+            .map(|ip| Some(ip.to_string()))
+            .collect()
+    } else {
+        ui.info(format!(
+            "The Docker network `{NETWORK}` ({}) was made by an older kindred and cannot pin node \
+             addresses; this cluster may not survive restarts. Delete all clusters so kindred \
+             can recreate the network.",
+            addressing.subnet
+        ));
+        vec![None; plan.nodes.len()]
+    };
     let security = NodeSecurity::from_env().map_err(ClusterError::Msg)?;
     let cp = &plan.first_control_plane().name;
     let net = &plan.config.networking;
+    // A fixed host port, so the kubeconfig stays right when the container restarts.
+    let api_port = if net.api_server_port > 0 {
+        net.api_server_port as u16
+    } else {
+        free_port(&net.api_server_address)?
+    };
     let specs: Vec<ContainerSpec> = plan
         .nodes
         .iter()
-        .map(|n| ContainerSpec {
+        .zip(ips)
+        .map(|(n, ip)| ContainerSpec {
             name: n.name.clone(),
             image: n.config.image.clone(),
             hostname: Some(n.name.clone()),
@@ -265,13 +298,15 @@ async fn create_nodes(docker: &Docker, plan: &ClusterPlan) -> Result<NodeSecurit
                 vec![]
             },
             network: Some(NETWORK.into()),
+            ip,
+            restart_policy: Some(RESTART_POLICY.into()),
             security: Some(security),
             ports: if &n.name == cp {
                 vec![PublishedPort {
                     container_port: kubeadm::API_SERVER_BIND_PORT,
                     protocol: "tcp".into(),
                     host_ip: net.api_server_address.clone(),
-                    host_port: (net.api_server_port > 0).then_some(net.api_server_port as u16),
+                    host_port: Some(api_port),
                 }]
             } else {
                 vec![]
@@ -318,7 +353,20 @@ async fn install_addons(
     Ok(())
 }
 
-async fn wait_for_systemd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
+/// A port nothing listens on at `address` right now (the kernel picks it).
+fn free_port(address: &str) -> Result<u16, ClusterError> {
+    let bind = if address.contains(':') {
+        format!("[{address}]:0")
+    } else {
+        format!("{address}:0")
+    };
+    std::net::TcpListener::bind(&bind)
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| ClusterError::Msg(format!("cannot find a free port on {address}: {e}")))
+}
+
+pub(super) async fn wait_for_systemd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let out = docker

@@ -6,6 +6,7 @@ mod access;
 mod create;
 mod delete;
 mod images;
+mod lifecycle;
 mod list;
 mod load;
 mod logs;
@@ -14,6 +15,7 @@ mod plan;
 pub use access::{control_plane, kubeconfig_entry};
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
+pub use lifecycle::{start, stop};
 pub use list::{
     clusters, node_details, nodes, render_nodes, select_nodes, NodeDetails, NodeFormat, NodeSummary,
 };

@@ -58,10 +58,43 @@ pub struct ContainerSpec {
     /// Paths that get an anonymous volume (kept out of the overlay root, e.g. /var).
     pub volumes: Vec<String>,
     pub network: Option<String>,
+    /// A fixed IPv4 address on `network` (see provider::network).
+    pub ip: Option<String>,
+    /// Docker restart policy name (`unless-stopped`, ...); none if unset.
+    pub restart_policy: Option<String>,
     pub stop_signal: Option<String>,
     pub security: Option<NodeSecurity>,
     /// Container ports published on the host.
     pub ports: Vec<PublishedPort>,
+}
+
+fn restart_policy(name: &str) -> bollard::models::RestartPolicy {
+    use bollard::models::RestartPolicyNameEnum as Name;
+    let name = match name {
+        "always" => Name::ALWAYS,
+        "unless-stopped" => Name::UNLESS_STOPPED,
+        "on-failure" => Name::ON_FAILURE,
+        _ => Name::NO,
+    };
+    bollard::models::RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: None,
+    }
+}
+
+/// The endpoint config that pins `spec.ip` on `spec.network`.
+fn fixed_address(spec: &ContainerSpec) -> Option<bollard::models::NetworkingConfig> {
+    let (network, ip) = (spec.network.as_ref()?, spec.ip.as_ref()?);
+    let endpoint = bollard::models::EndpointSettings {
+        ipam_config: Some(bollard::models::EndpointIpamConfig {
+            ipv4_address: Some(ip.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Some(bollard::models::NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(network.clone(), endpoint)])),
+    })
 }
 
 /// A container port published on the host; `host_port: None` lets Docker pick a free port.
@@ -239,6 +272,7 @@ impl Docker {
                     .collect()
             }),
             network_mode: spec.network.clone(),
+            restart_policy: spec.restart_policy.as_deref().map(restart_policy),
             ..Default::default()
         };
         if let Some(security) = security {
@@ -256,6 +290,7 @@ impl Docker {
             exposed_ports: (!spec.ports.is_empty())
                 .then(|| spec.ports.iter().map(port_key).collect()),
             host_config: Some(host),
+            networking_config: fixed_address(spec),
             ..Default::default()
         };
         let opts = CreateContainerOptions {
@@ -310,6 +345,34 @@ impl Docker {
             .iter()
             .map(|c| String::from_utf8_lossy(&c.clone().into_bytes()).into_owned())
             .collect())
+    }
+
+    /// Stops a container: its stop signal, then SIGKILL after `timeout_secs`. A stopped
+    /// container is not an error.
+    pub async fn stop_container(&self, name: &str, timeout_secs: i32) -> Result<(), ProviderError> {
+        let opts = bollard::query_parameters::StopContainerOptions {
+            t: Some(timeout_secs),
+            ..Default::default()
+        };
+        match self.client.stop_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(api(format!("stop container {name}"))(e)),
+        }
+    }
+
+    /// Starts an existing container; a running one is not an error.
+    pub async fn start_container(&self, name: &str) -> Result<(), ProviderError> {
+        match self.client.start_container(name, None).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(api(format!("start container {name}"))(e)),
+        }
     }
 
     /// Removes a container and its anonymous volumes; a missing container is not an error.
@@ -450,41 +513,8 @@ impl Docker {
             .unwrap_or_else(|| "1".into()))
     }
 
-    /// Creates the bridge network `name` unless it exists; shared by every cluster. Docker
-    /// 20.10 happily creates two networks with one name, so kindred processes on this host
-    /// take turns (a file lock) to check and create.
-    pub async fn ensure_network(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<(), ProviderError> {
-        let lock_base = std::env::temp_dir().join(format!("kindred-network-{name}"));
-        let _lock =
-            tokio::task::spawn_blocking(move || crate::kubeconfig::FileLock::acquire(&lock_base))
-                .await
-                .map_err(|e| ProviderError::Other(e.to_string()))?
-                .map_err(|source| ProviderError::Io {
-                    path: format!("lock for network {name}"),
-                    source,
-                })?;
-        if !self.networks_named(name).await?.is_empty() {
-            return Ok(());
-        }
-        let req = bollard::models::NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".into()),
-            labels: Some(labels),
-            ..Default::default()
-        };
-        self.client
-            .create_network(req)
-            .await
-            .map_err(api(format!("create network {name}")))?;
-        Ok(())
-    }
-
     /// IDs of the networks named exactly `name` (Docker's name filter matches substrings).
-    async fn networks_named(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+    pub(super) async fn networks_named(&self, name: &str) -> Result<Vec<String>, ProviderError> {
         let opts = bollard::query_parameters::ListNetworksOptions {
             filters: Some(HashMap::from([(
                 "name".to_string(),

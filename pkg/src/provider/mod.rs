@@ -2,9 +2,11 @@
 //! Podman serves the same API on its own socket (set DOCKER_HOST).
 
 mod docker;
+mod network;
 mod security;
 
 pub use docker::{
     ContainerInfo, ContainerSpec, Docker, ExecOutput, InputStream, ProviderError, PublishedPort,
 };
+pub use network::NetworkAddressing;
 pub use security::{host_bounding_caps, NodeSecurity};

@@ -1,0 +1,357 @@
+//! Clusters survive restarts, end to end against the real Docker daemon: every node container
+//! restarted, a simulated host reboot (all stopped, started again workers first, the order in
+//! which Docker would hand out different addresses), `kindred stop/start cluster`, and the
+//! Docker daemon itself stopped and started. After each, every node must report Ready again,
+//! the workload's pods must run again, and a Service must answer by its DNS name.
+//!
+//! One cluster per topology serves every case (creating it is the slow part); the time each
+//! recovery took is printed (`cargo test -- --nocapture` shows it).
+
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kindred_e2e::{node_kubectl, run, text};
+
+const SURVIVOR: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: survivor
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: survivor
+  template:
+    metadata:
+      labels:
+        app: survivor
+    spec:
+      containers:
+      - name: etcd
+        image: IMAGE
+        imagePullPolicy: Never
+        command: [etcd, --data-dir=/tmp/etcd, --listen-client-urls=http://0.0.0.0:2379, --advertise-client-urls=http://127.0.0.1:2379]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: survivor
+spec:
+  selector:
+    app: survivor
+  ports:
+  - port: 2379
+";
+
+struct Cluster {
+    name: String,
+    nodes: Vec<String>,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Cluster {
+    fn cp(&self) -> &str {
+        &self.nodes[0]
+    }
+
+    fn kindred(&self, args: &[&str]) -> String {
+        let out = run(env!("CARGO_BIN_EXE_kindred"), args, None);
+        assert!(out.status.success(), "kindred {args:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = node_kubectl(self.cp(), args, stdin);
+        assert!(out.status.success(), "kubectl {args:?}:\n{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                docker(&[
+                    "inspect",
+                    "-f",
+                    "{{.NetworkSettings.Networks.kindred.IPAddress}}",
+                    n,
+                ])
+                .trim()
+                .to_string()
+            })
+            .collect()
+    }
+
+    /// Waits until every node has posted Ready since `since`, the workload's pods were started
+    /// since then and are ready, the system pods are ready, and the Service answers by name
+    /// from a workload pod. Returns how long that took.
+    fn wait_recovered(&self, case: &str, since: &str, started: Instant) -> Duration {
+        let timeout = Duration::from_secs(300);
+        let checks: [(&str, &[&str], &dyn Fn(&str) -> bool); 3] = [
+            (
+                "every node Ready since the restart",
+                &["get", "nodes", "-o", r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}={.status.conditions[?(@.type=="Ready")].lastHeartbeatTime} {end}"#],
+                &|o: &str| {
+                    let fresh = o
+                        .split_whitespace()
+                        .filter(|e| e.split_once('=').is_some_and(|(s, t)| s == "True" && t >= since))
+                        .count();
+                    fresh == self.nodes.len()
+                },
+            ),
+            (
+                "the workload restarted and ready",
+                &["get", "pods", "-l", "app=survivor", "-o", "jsonpath={range .items[*]}{.status.containerStatuses[0].ready}={.status.containerStatuses[0].state.running.startedAt} {end}"],
+                &|o: &str| {
+                    let entries: Vec<&str> = o.split_whitespace().collect();
+                    entries.len() == 2
+                        && entries.iter().all(|e| {
+                            e.split_once('=').is_some_and(|(r, t)| r == "true" && t >= since)
+                        })
+                },
+            ),
+            (
+                "system pods ready",
+                &["get", "pods", "-n", "kube-system", "-o", "jsonpath={range .items[*]}{.status.containerStatuses[*].ready} {end}"],
+                &|o: &str| !o.trim().is_empty() && !o.contains("false"),
+            ),
+        ];
+        for (what, args, done) in checks {
+            wait_for(&format!("{case}: {what}"), timeout, started, || {
+                let out = node_kubectl(self.cp(), args, None);
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                (out.status.success() && done(&stdout), text(&out))
+            });
+        }
+        let pod = self.kubectl(
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=survivor",
+                "-o",
+                "jsonpath={.items[0].metadata.name}",
+            ],
+            None,
+        );
+        wait_for(
+            &format!("{case}: the Service answers by name"),
+            timeout,
+            started,
+            || {
+                let out = node_kubectl(
+                    self.cp(),
+                    &[
+                        "exec",
+                        &pod,
+                        "--",
+                        "etcdctl",
+                        "--endpoints=http://survivor.default.svc.cluster.local:2379",
+                        "--dial-timeout=3s",
+                        "endpoint",
+                        "health",
+                    ],
+                    None,
+                );
+                (text(&out).contains("is healthy"), text(&out))
+            },
+        );
+        let took = started.elapsed();
+        eprintln!(
+            "[{}] recovered from {case} in {:.1}s",
+            self.name,
+            took.as_secs_f64()
+        );
+        took
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = run("docker", args, None);
+    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Now, as RFC 3339 UTC (comparable as strings with Kubernetes timestamps). Containers share
+/// the host's clock.
+fn now_utc() -> String {
+    let out = run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"], None);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn wait_for(what: &str, timeout: Duration, started: Instant, check: impl Fn() -> (bool, String)) {
+    loop {
+        let (done, last) = check();
+        if done {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "{what}: not done {timeout:?} after the disruption; last output:\n{last}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+fn survives_restarts(name: &str, workers: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n"
+            .to_string();
+    let mut nodes = vec![format!("{name}-control-plane")];
+    for i in 0..workers {
+        config.push_str("- role: worker\n");
+        nodes.push(if i == 0 {
+            format!("{name}-worker")
+        } else {
+            format!("{name}-worker{}", i + 1)
+        });
+    }
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let cluster = Cluster {
+        name: name.to_string(),
+        nodes,
+        kubeconfig: dir.path().join("kubeconfig"),
+    };
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_string();
+    let _ = run(
+        env!("CARGO_BIN_EXE_kindred"),
+        &[
+            "delete",
+            "cluster",
+            "--name",
+            name,
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        None,
+    );
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| exercise(&cluster, &config_path)));
+    let _ = run(
+        env!("CARGO_BIN_EXE_kindred"),
+        &[
+            "delete",
+            "cluster",
+            "--name",
+            name,
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        None,
+    );
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(kindred_e2e::containers_of(name), "");
+}
+
+fn exercise(c: &Cluster, config: &Path) {
+    let kubeconfig = c.kubeconfig.to_str().unwrap();
+    c.kindred(&[
+        "create",
+        "cluster",
+        "--name",
+        &c.name,
+        "--config",
+        config.to_str().unwrap(),
+        "--wait",
+        "3m",
+        "--kubeconfig",
+        kubeconfig,
+    ]);
+    let policy = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.RestartPolicy.Name}}",
+        c.cp(),
+    ]);
+    assert_eq!(
+        policy.trim(),
+        "unless-stopped",
+        "nodes must come back with the daemon"
+    );
+    let image = c.kubectl(
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "pod",
+            &format!("etcd-{}", c.cp()),
+            "-o",
+            "jsonpath={.spec.containers[0].image}",
+        ],
+        None,
+    );
+    c.kubectl(
+        &["apply", "-f", "-"],
+        Some(&SURVIVOR.replace("IMAGE", &image)),
+    );
+    let addresses = c.addresses();
+    c.wait_recovered("create", "", Instant::now());
+
+    // Every node restarted, control plane in the middle.
+    let since = now_utc();
+    let started = Instant::now();
+    let mut order: Vec<&str> = c.nodes.iter().rev().map(String::as_str).collect();
+    order.rotate_left(1);
+    for node in &order {
+        docker(&["restart", node]);
+    }
+    c.wait_recovered("docker restart of every node", &since, started);
+
+    // A host reboot: everything stopped, then started workers first (Docker would hand the
+    // control plane's old address to a worker if addresses were not pinned).
+    let since = now_utc();
+    let started = Instant::now();
+    let mut stop = vec!["stop"];
+    stop.extend(c.nodes.iter().map(String::as_str));
+    docker(&stop);
+    for node in c.nodes.iter().rev() {
+        docker(&["start", node]);
+    }
+    assert_eq!(
+        c.addresses(),
+        addresses,
+        "node addresses changed across the reboot"
+    );
+    c.wait_recovered("a simulated host reboot", &since, started);
+
+    // kindred stop / start.
+    let since = now_utc();
+    let started = Instant::now();
+    c.kindred(&["stop", "cluster", "--name", &c.name]);
+    let listed = c.kindred(&["get", "clusters", "-o", "wide"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&c.name) && l.contains("stopped")),
+        "{listed}"
+    );
+    c.kindred(&["start", "cluster", "--name", &c.name, "--wait", "5m"]);
+    c.wait_recovered("kindred stop/start", &since, started);
+
+    // The Docker daemon stopped and started: the restart policy brings the nodes back.
+    let since = now_utc();
+    let started = Instant::now();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/restart-docker.sh");
+    let out = run(script.to_str().unwrap(), &[], None);
+    assert!(out.status.success(), "restart-docker.sh:\n{}", text(&out));
+    c.wait_recovered("a Docker daemon restart", &since, started);
+    assert_eq!(
+        c.addresses(),
+        addresses,
+        "node addresses changed across the daemon restart"
+    );
+}
+
+#[test]
+fn one_control_plane_and_two_workers_survive_restarts() {
+    survives_restarts("restart-e2e-multi", 2);
+}
+
+#[test]
+fn a_single_node_cluster_survives_restarts() {
+    survives_restarts("restart-e2e-single", 0);
+}

@@ -1,0 +1,173 @@
+//! `stop cluster` / `start cluster`: every node container stopped or started in an order that
+//! keeps the control plane consistent. Nodes keep their addresses (see provider::network), so
+//! nothing in the cluster needs rewriting when they come back.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+
+use super::list::{nodes, NodeSummary};
+use super::{node_kubectl, ClusterError};
+use crate::provider::Docker;
+use crate::ui::{Step, Ui};
+
+/// systemd halts a node in a few seconds; a workload ignoring SIGTERM must not hold it longer.
+const STOP_TIMEOUT_SECS: i32 = 30;
+
+async fn cluster_nodes(docker: &Docker, name: &str) -> Result<Vec<NodeSummary>, ClusterError> {
+    let nodes = nodes(docker, Some(name)).await?;
+    if nodes.is_empty() {
+        return Err(ClusterError::Msg(format!(
+            "no cluster named {name}; `kindred get clusters` lists them"
+        )));
+    }
+    Ok(nodes)
+}
+
+fn is_control_plane(n: &NodeSummary) -> bool {
+    n.role != "worker"
+}
+
+/// Workers first, then the control plane, so no kubelet is left talking to a stopped API
+/// server longer than needed and etcd members stop together.
+pub async fn stop(docker: &Docker, name: &str, ui: &Ui) -> Result<(), ClusterError> {
+    let nodes = cluster_nodes(docker, name).await?;
+    let (control, workers): (Vec<_>, Vec<_>) = nodes.iter().partition(|n| is_control_plane(n));
+    for (what, group) in [("worker", workers), ("control-plane", control)] {
+        if group.is_empty() {
+            continue;
+        }
+        let step = ui.step(format!("Stopping {} {what} node(s)", group.len()));
+        try_join_all(
+            group
+                .iter()
+                .map(|n| docker.stop_container(&n.name, STOP_TIMEOUT_SECS)),
+        )
+        .await?;
+        step.done();
+    }
+    Ok(())
+}
+
+/// Control plane first (every control-plane node at once, so etcd regains quorum), then the
+/// workers; with `wait`, until every node has reported Ready since the start and the system
+/// pods run again.
+pub async fn start(
+    docker: &Docker,
+    name: &str,
+    wait: Duration,
+    ui: &Ui,
+) -> Result<(), ClusterError> {
+    let nodes = cluster_nodes(docker, name).await?;
+    let (control, workers): (Vec<_>, Vec<_>) = nodes.iter().partition(|n| is_control_plane(n));
+    let cp = control
+        .iter()
+        .find(|n| n.role == "control-plane")
+        .ok_or_else(|| ClusterError::Msg(format!("cluster {name} has no control-plane node")))?;
+
+    let step = ui.step(format!("Starting {} control-plane node(s)", control.len()));
+    try_join_all(control.iter().map(|n| docker.start_container(&n.name))).await?;
+    try_join_all(
+        control
+            .iter()
+            .map(|n| super::create::wait_for_systemd(docker, &n.name)),
+    )
+    .await?;
+    step.done();
+    // Heartbeats newer than this come from the kubelets started now (node clock, UTC).
+    let since = docker
+        .exec_ok(&cp.name, &["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .await?
+        .trim()
+        .to_string();
+    if !workers.is_empty() {
+        let step = ui.step(format!("Starting {} worker node(s)", workers.len()));
+        try_join_all(workers.iter().map(|n| docker.start_container(&n.name))).await?;
+        try_join_all(
+            workers
+                .iter()
+                .map(|n| super::create::wait_for_systemd(docker, &n.name)),
+        )
+        .await?;
+        step.done();
+    }
+    if !wait.is_zero() {
+        let step = ui.step(format!(
+            "Waiting up to {}s for every node to be Ready again",
+            wait.as_secs()
+        ));
+        wait_recovered(docker, &cp.name, nodes.len(), &since, wait, &step).await?;
+        step.done();
+    }
+    Ok(())
+}
+
+async fn wait_recovered(
+    docker: &Docker,
+    cp: &str,
+    count: usize,
+    since: &str,
+    wait: Duration,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    let deadline = Instant::now() + wait;
+    let nodes_query = r#"get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}={.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}{"\n"}{end}'"#;
+    let pods_query = r#"get pods -n kube-system -o jsonpath='{range .items[*]}{.metadata.name}={.status.containerStatuses[*].ready}{"\n"}{end}'"#;
+    loop {
+        let out = node_kubectl(docker, cp, nodes_query).await?;
+        let ready = fresh_ready_nodes(&out.stdout, since);
+        let pods = node_kubectl(docker, cp, pods_query).await?;
+        let unready: Vec<&str> = pods
+            .stdout
+            .lines()
+            .filter(|l| l.contains("false") || l.ends_with('='))
+            .map(|l| l.split('=').next().unwrap_or(l))
+            .collect();
+        step.progress(format!(
+            "{ready}/{count} nodes Ready, {} system pods not ready",
+            unready.len()
+        ));
+        if out.code == 0 && pods.code == 0 && ready == count && unready.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ClusterError::Step {
+                step: "waiting for the cluster to recover".into(),
+                reason: format!(
+                    "after {}s: {ready} of {count} nodes Ready since the start; system pods not ready: {}\n{}{}",
+                    wait.as_secs(),
+                    unready.join(", "),
+                    out.stdout,
+                    out.stderr
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Nodes whose Ready condition is True with a heartbeat at or after `since` (RFC 3339 UTC
+/// timestamps compare as strings).
+fn fresh_ready_nodes(text: &str, since: &str) -> usize {
+    text.lines()
+        .filter(|l| {
+            let mut parts = l.split('=');
+            let (_, status, beat) = (parts.next(), parts.next(), parts.next());
+            status == Some("True") && beat.is_some_and(|b| b >= since)
+        })
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ready_nodes_with_a_new_heartbeat_count() {
+        let text = "a=True=2026-11-22T07:10:05Z\n\
+                    b=True=2026-11-22T07:09:59Z\n\
+                    c=False=2026-11-22T07:10:06Z\n\
+                    d=True=2026-11-22T07:10:00Z\n";
+        assert_eq!(fresh_ready_nodes(text, "2026-11-22T07:10:00Z"), 2);
+    }
+}

@@ -1,0 +1,286 @@
+//! The shared Docker network and the fixed addresses of node containers.
+//!
+//! Nodes keep their IPv4 address for life, so a cluster survives `docker restart`, a daemon
+//! restart or a host reboot (whatever order containers start in): kubelet's node IP, etcd's
+//! peer URLs and the API server certificate all name that address. Docker only honours a
+//! fixed address on a network with a subnet the user configured, and could hand a stopped
+//! node's address to another container, so kindred creates the network with an explicit
+//! subnet whose lower half is Docker's dynamic pool and takes fixed addresses from the upper
+//! half only.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use super::docker::{Docker, ProviderError};
+use crate::config::Cidr;
+
+/// Subnets tried for a new network, in order: Docker's usual private ranges first.
+fn candidate_subnets() -> impl Iterator<Item = Cidr> {
+    let b172 = (18..=31).map(|b| format!("172.{b}.0.0/16"));
+    let b192 = (0..16).map(|c| format!("192.168.{}.0/20", c * 16));
+    b172.chain(b192)
+        .map(|s| s.parse().expect("candidate subnets are valid"))
+}
+
+/// How a network hands out addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkAddressing {
+    pub subnet: Cidr,
+    /// The dynamic pool; `None` on a network kindred did not create with fixed addresses.
+    pub ip_range: Option<Cidr>,
+}
+
+impl NetworkAddressing {
+    /// Subnet split in two: the lower half for Docker, the upper half for kindred's nodes.
+    fn for_subnet(subnet: Cidr) -> NetworkAddressing {
+        let half = format!("{}/{}", subnet.network(), subnet.prefix() + 1);
+        NetworkAddressing {
+            subnet,
+            ip_range: Some(half.parse().expect("half of a valid subnet")),
+        }
+    }
+
+    /// Fixed addresses are safe only when Docker's dynamic pool excludes them.
+    pub fn supports_fixed_addresses(&self) -> bool {
+        self.ip_range
+            .is_some_and(|r| r.prefix() > self.subnet.prefix())
+    }
+
+    /// The `count` lowest addresses of the upper half not in `used`.
+    pub fn free_addresses(
+        &self,
+        used: &BTreeSet<Ipv4Addr>,
+        count: usize,
+    ) -> Result<Vec<Ipv4Addr>, ProviderError> {
+        let std::net::IpAddr::V4(net) = self.subnet.network() else {
+            return Err(ProviderError::Other(
+                "the kindred network is not IPv4".into(),
+            ));
+        };
+        let size = 1u32 << (32 - self.subnet.prefix());
+        // From the second address of the upper half: an address ending in .0 confuses people.
+        let start = u32::from(net) + size / 2 + 1;
+        // The last address is the broadcast address.
+        let free: Vec<Ipv4Addr> = (start..u32::from(net) + size - 1)
+            .map(Ipv4Addr::from)
+            .filter(|ip| !used.contains(ip))
+            .take(count)
+            .collect();
+        if free.len() < count {
+            return Err(ProviderError::Other(format!(
+                "the kindred network {} has no {count} free node addresses left; delete unused clusters",
+                self.subnet
+            )));
+        }
+        Ok(free)
+    }
+}
+
+/// Picks the first candidate subnet overlapping neither another Docker network nor a route
+/// of this host.
+fn pick_subnet(taken: &[Cidr]) -> Option<Cidr> {
+    candidate_subnets().find(|c| !taken.iter().any(|t| t.overlaps(c)))
+}
+
+/// IPv4 destinations of this host's routes (default route excluded), from /proc/net/route.
+fn host_routes() -> Vec<Cidr> {
+    let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // Addresses are little-endian hex.
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?.swap_bytes();
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?.swap_bytes();
+            (mask != 0).then(|| {
+                format!("{}/{}", Ipv4Addr::from(dest), mask.count_ones())
+                    .parse()
+                    .ok()
+            })?
+        })
+        .collect()
+}
+
+impl Docker {
+    /// Creates the bridge network `name` unless it exists, with a subnet that supports fixed
+    /// node addresses; returns how it hands out addresses. Callers hold [`Docker::lock_network`].
+    pub async fn ensure_network(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<NetworkAddressing, ProviderError> {
+        if let Some(existing) = self.network_addressing(name).await? {
+            // A network from an older kindred, without a dynamic pool: replace it while no
+            // container uses it; otherwise the caller works without fixed addresses.
+            if existing.supports_fixed_addresses() || !self.remove_network_if_unused(name).await? {
+                return Ok(existing);
+            }
+        }
+        let nets = self
+            .client()
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(|e| ProviderError::Other(format!("list networks: {e}")))?;
+        let mut taken: Vec<Cidr> = nets
+            .iter()
+            .flat_map(|n| n.ipam.iter().flat_map(|i| i.config.iter().flatten()))
+            .filter_map(|c| c.subnet.as_deref()?.parse().ok())
+            .collect();
+        taken.extend(host_routes());
+        let subnet = pick_subnet(&taken).ok_or_else(|| {
+            ProviderError::Other(
+                "no free private subnet for the kindred network (172.18-31.0.0/16 and \
+                 192.168.0-255.0/20 are all used by other networks or routes)"
+                    .into(),
+            )
+        })?;
+        let addressing = NetworkAddressing::for_subnet(subnet);
+        let req = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ipam: Some(bollard::models::Ipam {
+                config: Some(vec![bollard::models::IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    ip_range: addressing.ip_range.map(|r| r.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.client()
+            .create_network(req)
+            .await
+            .map_err(|e| ProviderError::Other(format!("create network {name}: {e}")))?;
+        Ok(addressing)
+    }
+
+    /// The IPv4 subnet and dynamic pool of network `name`, if it exists.
+    pub async fn network_addressing(
+        &self,
+        name: &str,
+    ) -> Result<Option<NetworkAddressing>, ProviderError> {
+        let Some(id) = self.networks_named(name).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let net = self
+            .client()
+            .inspect_network(&id, None)
+            .await
+            .map_err(|e| ProviderError::Other(format!("inspect network {name}: {e}")))?;
+        let config = net.ipam.and_then(|i| i.config).unwrap_or_default();
+        let v4 = config.iter().find_map(|c| {
+            let subnet: Cidr = c.subnet.as_deref()?.parse().ok()?;
+            subnet.is_ipv4().then(|| NetworkAddressing {
+                subnet,
+                ip_range: c.ip_range.as_deref().and_then(|r| r.parse().ok()),
+            })
+        });
+        Ok(v4)
+    }
+
+    /// Every IPv4 address on network `name` that a container holds or will take when it
+    /// starts (fixed addresses of stopped containers included).
+    pub async fn used_addresses(&self, name: &str) -> Result<BTreeSet<Ipv4Addr>, ProviderError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let containers = self
+            .client()
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| ProviderError::Other(format!("list containers: {e}")))?;
+        let mut used = BTreeSet::new();
+        for c in containers {
+            let Some(endpoint) = c
+                .network_settings
+                .and_then(|s| s.networks)
+                .and_then(|mut n| n.remove(name))
+            else {
+                continue;
+            };
+            let fixed = endpoint.ipam_config.and_then(|i| i.ipv4_address);
+            for addr in [fixed, endpoint.ip_address].into_iter().flatten() {
+                if let Ok(ip) = addr.parse() {
+                    used.insert(ip);
+                }
+            }
+        }
+        Ok(used)
+    }
+
+    /// Serializes network creation and address picking among kindred processes on this host:
+    /// Docker 20.10 happily creates two networks with one name, and two creates must not pick
+    /// the same addresses. Held until the containers exist.
+    pub(crate) async fn lock_network(
+        &self,
+        name: &str,
+    ) -> Result<crate::kubeconfig::FileLock, ProviderError> {
+        let lock_base = std::env::temp_dir().join(format!("kindred-network-{name}"));
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || crate::kubeconfig::FileLock::acquire(&lock_base))
+            .await
+            .map_err(|e| ProviderError::Other(e.to_string()))?
+            .map_err(|source| ProviderError::Io {
+                path: format!("lock for network {name}"),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(s: &str) -> Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn subnet_avoids_networks_and_routes() {
+        assert_eq!(pick_subnet(&[]), Some(cidr("172.18.0.0/16")));
+        let taken = [
+            cidr("172.17.0.0/16"),
+            cidr("172.18.0.0/16"),
+            cidr("172.19.5.0/24"),
+        ];
+        assert_eq!(pick_subnet(&taken), Some(cidr("172.20.0.0/16")));
+        assert_eq!(
+            pick_subnet(&[cidr("172.16.0.0/12")]),
+            Some(cidr("192.168.0.0/20"))
+        );
+    }
+
+    #[test]
+    fn fixed_addresses_come_from_the_upper_half() {
+        let a = NetworkAddressing::for_subnet(cidr("172.20.0.0/16"));
+        assert_eq!(a.ip_range, Some(cidr("172.20.0.0/17")));
+        assert!(a.supports_fixed_addresses());
+        let used = BTreeSet::from(["172.20.128.2".parse().unwrap()]);
+        let ips = a.free_addresses(&used, 3).unwrap();
+        assert_eq!(
+            ips,
+            ["172.20.128.1", "172.20.128.3", "172.20.128.4"]
+                .map(|s| s.parse::<Ipv4Addr>().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_network_without_a_dynamic_pool_takes_no_fixed_addresses() {
+        let a = NetworkAddressing {
+            subnet: cidr("172.25.0.0/16"),
+            ip_range: None,
+        };
+        assert!(!a.supports_fixed_addresses());
+    }
+
+    #[test]
+    fn a_full_range_is_an_error() {
+        let a = NetworkAddressing::for_subnet(cidr("192.168.0.0/29"));
+        // Upper half of a /29 after its first address: .5 .6 (.7 is broadcast).
+        assert_eq!(a.free_addresses(&BTreeSet::new(), 2).unwrap().len(), 2);
+        assert!(a.free_addresses(&BTreeSet::new(), 3).is_err());
+    }
+}
