@@ -1,7 +1,12 @@
-//! `kindred agent network|storage`: the in-cluster agents. Not for people: the node image packs
-//! this binary into the agent image, and the DaemonSets kindred installs run these commands.
+//! `kindred agent network|storage|loadbalancer`: the agents. Not for people: the node image packs
+//! this binary into the agent image, and the DaemonSets and the load balancer container kindred
+//! creates run these commands.
 
-use clap::Subcommand;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use kindred::agent::loadbalancer::{self, HealthCheck, LoadBalancer, LoadBalancerConfig};
 use kindred::agent::{network::NetworkAgent, storage::StorageAgent};
 
 use super::CmdResult;
@@ -12,12 +17,44 @@ pub enum AgentCommand {
     Network,
     /// Per-node host-path volume provisioner for the default StorageClass.
     Storage,
+    /// TCP load balancer in front of the API servers of several control planes.
+    #[command(name = "loadbalancer")]
+    LoadBalancer(LoadBalancerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadBalancerArgs {
+    /// Address and port to accept connections on.
+    #[arg(long, value_name = "ADDR:PORT", default_value = loadbalancer::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// The API servers, one host:port a line (# comments); re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    backends: PathBuf,
+    /// How to check that an API server is up.
+    #[arg(long, value_enum, default_value_t = Health::Https)]
+    health: Health,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Health {
+    /// TLS handshake and GET /healthz answered with 200.
+    Https,
+    /// TCP connect.
+    Tcp,
 }
 
 pub async fn run(what: AgentCommand) -> CmdResult {
     match what {
         AgentCommand::Network => NetworkAgent::from_env()?.run().await?,
         AgentCommand::Storage => StorageAgent::from_env()?.run().await?,
+        AgentCommand::LoadBalancer(args) => {
+            let health = match args.health {
+                Health::Https => HealthCheck::Https,
+                Health::Tcp => HealthCheck::Tcp,
+            };
+            let config = LoadBalancerConfig::new(args.listen, args.backends, health);
+            LoadBalancer::new(config)?.run().await?
+        }
     }
     Ok(())
 }

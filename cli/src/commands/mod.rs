@@ -78,7 +78,7 @@ pub enum Command {
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
-    /// Run an in-cluster agent (used by the DaemonSets kindred installs).
+    /// Run an agent (used by the DaemonSets and the load balancer container kindred creates).
     #[command(hide = true)]
     Agent {
         #[command(subcommand)]

@@ -3,11 +3,14 @@
 //! - `network`: a DaemonSet that gives each node its CNI config and routes to the other nodes'
 //!   pod ranges, and masquerades traffic leaving the pod network;
 //! - `storage`: a DaemonSet that provisions host-path PersistentVolumes for the default
-//!   StorageClass on the node the pod was scheduled to.
+//!   StorageClass on the node the pod was scheduled to;
+//! - `loadbalancer`: not in the cluster but in front of it: the TCP load balancer container
+//!   before the API servers of a cluster with several control planes.
 //!
-//! Both reconcile from the API server continuously, so they follow nodes added, removed or
-//! readdressed after create.
+//! The two DaemonSets reconcile from the API server continuously, so they follow nodes added,
+//! removed or readdressed after create.
 
+pub mod loadbalancer;
 pub mod manifests;
 pub mod network;
 pub mod storage;
