@@ -40,6 +40,9 @@ pub struct NodeFiles<'a> {
     pub cni: &'a GoOutput,
     pub crictl: &'a GoOutput,
     pub sandbox_image: &'a str,
+    /// The kindred binary (the agent image's too): nodes can run `kindred agent ...`, and HA
+    /// clusters run their API load balancer from the node image with it.
+    pub kindred: &'a std::path::Path,
     pub bom_json: &'a [u8],
 }
 
@@ -54,6 +57,7 @@ pub fn binaries(n: &NodeFiles) -> Vec<(String, std::path::PathBuf)> {
     }
     out.push(("usr/local/sbin/runc".into(), n.runc.binary("runc")));
     out.push(("usr/local/bin/crictl".into(), n.crictl.binary("crictl")));
+    out.push(("usr/local/bin/kindred".into(), n.kindred.to_path_buf()));
     for p in crate::components::CNI_PLUGINS {
         let b = p.rsplit('/').next().expect("plugin path has a name");
         out.push((format!("opt/cni/bin/{b}"), n.cni.binary(b)));

@@ -190,6 +190,7 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
         cni: &cni,
         crictl: &crictl,
         sandbox_image: &sandbox_image,
+        kindred: &agent,
         bom_json: &[],
     };
     let bom = bill_of_materials(&kube.version, &go, &files, &built, &base, &versions)?;
@@ -263,6 +264,7 @@ fn bill_of_materials(
             }
             "runc" => go_origin("github.com/opencontainers/runc", v.runtime.runc),
             "crictl" => go_origin("sigs.k8s.io/cri-tools", v.runtime.crictl),
+            "kindred" => (env!("CARGO_PKG_VERSION").to_string(), "kindred".to_string()),
             _ => go_origin(
                 "github.com/containernetworking/plugins",
                 v.runtime.cni_plugins,

@@ -1,7 +1,8 @@
 //! How to reach a cluster's API server: from the host through the published port, or from
-//! inside the Docker network through the control plane's name.
+//! inside the Docker network through the control plane's name (an HA cluster's load balancer
+//! in both cases).
 
-use super::{ClusterError, ADMIN_CONF, CLUSTER_LABEL, ROLE_LABEL};
+use super::{ClusterError, ADMIN_CONF, CLUSTER_LABEL, LOAD_BALANCER_ROLE, ROLE_LABEL};
 use crate::kubeadm::API_SERVER_BIND_PORT;
 use crate::kubeconfig::{self, Entry};
 use crate::provider::Docker;
@@ -31,11 +32,22 @@ pub async fn kubeconfig_entry(
     internal: bool,
 ) -> Result<Entry, ClusterError> {
     let cp = control_plane(docker, cluster).await?;
+    // HA clusters are reached through their load balancer.
+    let lb = docker
+        .list_by_labels(&[
+            format!("{CLUSTER_LABEL}={cluster}"),
+            format!("{ROLE_LABEL}={LOAD_BALANCER_ROLE}"),
+        ])
+        .await?
+        .into_iter()
+        .next()
+        .map(|c| c.name);
+    let front = lb.as_deref().unwrap_or(&cp);
     let server = if internal {
-        format!("https://{cp}:{API_SERVER_BIND_PORT}")
+        format!("https://{front}:{API_SERVER_BIND_PORT}")
     } else {
         let port = docker
-            .host_port(&cp, &format!("{API_SERVER_BIND_PORT}/tcp"))
+            .host_port(front, &format!("{API_SERVER_BIND_PORT}/tcp"))
             .await?;
         format!("https://127.0.0.1:{port}")
     };

@@ -127,6 +127,7 @@ async fn run(
 
     let step = ui.step(format!("Preparing nodes ({})", plan.nodes.len()));
     let security = create_nodes(docker, plan, ui).await?;
+    write_lb_backends(docker, plan, &step).await?;
     try_join_all(plan.nodes.iter().map(|n| wait_for_systemd(docker, &n.name))).await?;
     step.done_with(security.name());
 
@@ -137,7 +138,17 @@ async fn run(
         .to_string();
     let cgroup_v1 = docker.cgroup_version().await? == "1";
     let token = bootstrap_token()?;
-    let endpoint = format!("{}:{}", cp.name, kubeadm::API_SERVER_BIND_PORT);
+    let endpoint = format!(
+        "{}:{}",
+        plan.api_endpoint_host(),
+        kubeadm::API_SERVER_BIND_PORT
+    );
+    // HA: `kubeadm init --upload-certs` stores the control-plane certificates in the cluster,
+    // encrypted with this key; joining control planes fetch them with it.
+    let certificate_key = match plan.load_balancer {
+        Some(_) => Some(random_hex(32)?),
+        None => None,
+    };
     let mut ips = HashMap::new();
     for n in &plan.nodes {
         ips.insert(n.name.clone(), docker.container_ip(&n.name, NETWORK).await?);
@@ -155,6 +166,7 @@ async fn run(
             plan.config.networking.api_server_address.clone(),
         ];
         input.bootstrap_token = token.clone();
+        input.certificate_key = certificate_key.clone();
         input.cgroup_v1 = cgroup_v1;
         kubeadm::render(&input)
     };
@@ -166,21 +178,16 @@ async fn run(
         &step,
     )
     .await?;
+    let upload_certs = if certificate_key.is_some() {
+        " --upload-certs"
+    } else {
+        ""
+    };
     let init = format!(
-        "kubeadm init --config={KUBEADM_CONFIG} --skip-token-print --ignore-preflight-errors=all"
+        "kubeadm init --config={KUBEADM_CONFIG} --skip-token-print --ignore-preflight-errors=all{upload_certs}"
     );
     if let Err(e) = node_sh(docker, &cp.name, &init, &step).await {
         return Err(with_kubelet_log(docker, &cp.name, e).await);
-    }
-    if plan.workers().count() == 0 {
-        // One node does everything: let workloads schedule on the control plane.
-        kubectl(
-            docker,
-            &cp.name,
-            "taint nodes --all node-role.kubernetes.io/control-plane-",
-            &step,
-        )
-        .await?;
     }
     step.done_with(kube_version.clone());
 
@@ -193,19 +200,44 @@ async fn run(
     install_addons(docker, plan, &endpoint, &step).await?;
     step.done();
 
-    let workers: Vec<&NodePlan> = plan.workers().collect();
-    if !workers.is_empty() {
-        let step = ui.step(format!("Joining {} worker node(s)", workers.len()));
-        try_join_all(workers.iter().map(|w| async {
-            let config = render(w, NodeBootstrap::Worker)?;
-            write_file(docker, &w.name, KUBEADM_CONFIG, &config, &step).await?;
-            let join =
-                format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
-            match node_sh(docker, &w.name, &join, &step).await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(with_kubelet_log(docker, &w.name, e).await),
+    let joining = plan.other_control_planes().count() + plan.workers().count();
+    if joining > 0 {
+        let step = ui.step(format!("Joining {joining} node(s)"));
+        let join = |node: &NodePlan, bootstrap: NodeBootstrap| {
+            let (render, step) = (&render, &step);
+            let name = node.name.clone();
+            let config = render(node, bootstrap);
+            async move {
+                write_file(docker, &name, KUBEADM_CONFIG, &config?, step).await?;
+                let join =
+                    format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
+                match node_sh(docker, &name, &join, step).await {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(with_kubelet_log(docker, &name, e).await),
+                }
             }
-        }))
+        };
+        // Control planes one at a time: each adds an etcd member, and etcd admits a single
+        // learner at a time. Workers only need the API, so they join meanwhile, all at once.
+        let control_planes = async {
+            for node in plan.other_control_planes() {
+                join(node, NodeBootstrap::JoiningControlPlane).await?;
+            }
+            Ok::<(), ClusterError>(())
+        };
+        let workers = try_join_all(plan.workers().map(|w| join(w, NodeBootstrap::Worker)));
+        futures_util::future::try_join(control_planes, workers).await?;
+        step.done();
+    }
+    if plan.workers().count() == 0 {
+        // No workers: let workloads schedule on the control plane(s).
+        let step = ui.step("Allowing workloads on the control plane");
+        kubectl(
+            docker,
+            &cp.name,
+            "taint nodes --all node-role.kubernetes.io/control-plane-",
+            &step,
+        )
         .await?;
         step.done();
     }
@@ -252,10 +284,11 @@ async fn create_nodes(
             HashMap::from([("io.kindred.network".to_string(), "true".to_string())]),
         )
         .await?;
-    let ips: Vec<Option<String>> = if addressing.supports_fixed_addresses() {
+    let containers = plan.nodes.len() + usize::from(plan.load_balancer.is_some());
+    let mut ips: Vec<Option<String>> = if addressing.supports_fixed_addresses() {
         let used = docker.used_addresses(NETWORK).await?;
         addressing
-            .free_addresses(&used, plan.nodes.len())?
+            .free_addresses(&used, containers)?
             .into_iter()
             .map(|ip| Some(ip.to_string()))
             .collect()
@@ -266,10 +299,9 @@ async fn create_nodes(
              can recreate the network.",
             addressing.subnet
         ));
-        vec![None; plan.nodes.len()]
+        vec![None; containers]
     };
     let security = NodeSecurity::from_env().map_err(ClusterError::Msg)?;
-    let cp = &plan.first_control_plane().name;
     let net = &plan.config.networking;
     // A fixed host port, so the kubeconfig stays right when the container restarts.
     let api_port = if net.api_server_port > 0 {
@@ -277,7 +309,18 @@ async fn create_nodes(
     } else {
         free_port(&net.api_server_address)?
     };
-    let specs: Vec<ContainerSpec> = plan
+    let api_port = PublishedPort {
+        container_port: kubeadm::API_SERVER_BIND_PORT,
+        protocol: "tcp".into(),
+        host_ip: net.api_server_address.clone(),
+        host_port: Some(api_port),
+    };
+    let lb_ip = if plan.load_balancer.is_some() {
+        ips.pop().flatten()
+    } else {
+        None
+    };
+    let mut specs: Vec<ContainerSpec> = plan
         .nodes
         .iter()
         .zip(ips)
@@ -301,21 +344,87 @@ async fn create_nodes(
             ip,
             restart_policy: Some(RESTART_POLICY.into()),
             security: Some(security),
-            ports: if &n.name == cp {
-                vec![PublishedPort {
-                    container_port: kubeadm::API_SERVER_BIND_PORT,
-                    protocol: "tcp".into(),
-                    host_ip: net.api_server_address.clone(),
-                    host_port: Some(api_port),
-                }]
+            ports: if n.name == plan.api_endpoint_host() {
+                vec![api_port.clone()]
             } else {
                 vec![]
             },
             ..Default::default()
         })
         .collect();
+    if let Some(lb) = &plan.load_balancer {
+        specs.push(load_balancer_spec(plan, lb, lb_ip, api_port));
+    }
     let used = try_join_all(specs.iter().map(|s| docker.run(s))).await?;
     Ok(used.into_iter().flatten().next().unwrap_or(security))
+}
+
+/// Where the load balancer reads its backends (written by [`write_lb_backends`]).
+const LB_BACKENDS: &str = "/kindred/lb-backends";
+
+/// An HA cluster's API load balancer: `kindred agent loadbalancer` from the node image (which
+/// carries the kindred binary), an ordinary unprivileged container.
+fn load_balancer_spec(
+    plan: &ClusterPlan,
+    name: &str,
+    ip: Option<String>,
+    api_port: PublishedPort,
+) -> ContainerSpec {
+    ContainerSpec {
+        name: name.to_string(),
+        image: plan.first_control_plane().config.image.clone(),
+        hostname: Some(name.to_string()),
+        labels: HashMap::from([
+            (CLUSTER_LABEL.to_string(), plan.name().to_string()),
+            (
+                ROLE_LABEL.to_string(),
+                super::LOAD_BALANCER_ROLE.to_string(),
+            ),
+        ]),
+        entrypoint: Some(vec!["/usr/local/bin/kindred".into()]),
+        cmd: Some(vec![
+            "agent".into(),
+            "loadbalancer".into(),
+            "--backends".into(),
+            LB_BACKENDS.into(),
+        ]),
+        env: vec!["KINDRED_LOG=kindred=info".into()],
+        network: Some(NETWORK.into()),
+        ip,
+        restart_policy: Some(RESTART_POLICY.into()),
+        // The image's stop signal is systemd's; the balancer exits on SIGTERM.
+        stop_signal: Some("SIGTERM".into()),
+        ports: vec![api_port],
+        ..Default::default()
+    }
+}
+
+/// Points the load balancer at every control plane, written whole and renamed into place so it
+/// never reads half a file.
+async fn write_lb_backends(
+    docker: &Docker,
+    plan: &ClusterPlan,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    let Some(lb) = &plan.load_balancer else {
+        return Ok(());
+    };
+    let backends: String = plan
+        .nodes
+        .iter()
+        .filter(|n| n.role == crate::config::NodeRole::ControlPlane)
+        .map(|n| format!("{}:{}\n", n.name, kubeadm::API_SERVER_BIND_PORT))
+        .collect();
+    node_sh(
+        docker,
+        lb,
+        &format!(
+            "mkdir -p /kindred && printf '%s' '{backends}' > {LB_BACKENDS}.tmp && mv {LB_BACKENDS}.tmp {LB_BACKENDS}"
+        ),
+        step,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Applies the node image's add-on manifests (kind's layout: /kind/manifests/) on the first
@@ -510,6 +619,18 @@ async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// `bytes` random bytes from the kernel, hex-encoded.
+fn random_hex(bytes: usize) -> Result<String, ClusterError> {
+    let mut buf = vec![0u8; bytes];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom")
+            .map_err(|e| ClusterError::Msg(format!("/dev/urandom: {e}")))?,
+        &mut buf,
+    )
+    .map_err(|e| ClusterError::Msg(format!("/dev/urandom: {e}")))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A kubeadm bootstrap token (`[a-z0-9]{6}.[a-z0-9]{16}`) from the kernel's random source.

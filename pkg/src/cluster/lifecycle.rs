@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 
 use super::list::{nodes, NodeSummary};
-use super::{node_kubectl, ClusterError};
+use super::{node_kubectl, ClusterError, LOAD_BALANCER_ROLE};
 use crate::provider::Docker;
 use crate::ui::{Step, Ui};
 
@@ -60,9 +60,11 @@ pub async fn start(
 ) -> Result<(), ClusterError> {
     let nodes = cluster_nodes(docker, name).await?;
     let (control, workers): (Vec<_>, Vec<_>) = nodes.iter().partition(|n| is_control_plane(n));
+    // `<name>-control-plane` sorts before `...-control-plane2`.
     let cp = control
         .iter()
-        .find(|n| n.role == "control-plane")
+        .filter(|n| n.role == "control-plane")
+        .min_by(|a, b| a.name.len().cmp(&b.name.len()).then(a.name.cmp(&b.name)))
         .ok_or_else(|| ClusterError::Msg(format!("cluster {name} has no control-plane node")))?;
 
     let step = ui.step(format!("Starting {} control-plane node(s)", control.len()));
@@ -96,7 +98,11 @@ pub async fn start(
             "Waiting up to {}s for every node to be Ready again",
             wait.as_secs()
         ));
-        wait_recovered(docker, &cp.name, nodes.len(), &since, wait, &step).await?;
+        let kube_nodes = nodes
+            .iter()
+            .filter(|n| n.role != LOAD_BALANCER_ROLE)
+            .count();
+        wait_recovered(docker, &cp.name, kube_nodes, &since, wait, &step).await?;
         step.done();
     }
     Ok(())

@@ -73,7 +73,9 @@ pub async fn load(
     source: &ImageSource,
     ui: &Ui,
 ) -> Result<Vec<LoadReport>, ClusterError> {
-    let all = super::nodes(docker, Some(cluster)).await?;
+    // Images go to Kubernetes nodes only, not an HA cluster's load balancer.
+    let mut all = super::nodes(docker, Some(cluster)).await?;
+    all.retain(|n| n.role != super::LOAD_BALANCER_ROLE);
     let nodes = select_nodes(cluster, &all, node_names, &super::clusters(docker).await?)
         .map_err(ClusterError::Msg)?;
     let units = resolve(docker, source).await?;

@@ -95,7 +95,11 @@ pub async fn export_logs(
         }),
     ];
     for node in &nodes {
-        jobs.extend(node_jobs(docker, node, dir));
+        // An HA cluster's load balancer is a plain container: its inspect and output only.
+        let kube_node = all
+            .iter()
+            .any(|n| &n.name == node && n.role != super::LOAD_BALANCER_ROLE);
+        jobs.extend(node_jobs(docker, node, dir, kube_node));
     }
     let mut errors: Vec<String> = join_all(jobs)
         .await
@@ -118,7 +122,7 @@ pub async fn export_logs(
 /// One file (or tree) to collect: its name for `errors.txt`, and the outcome.
 type Job<'a> = Pin<Box<dyn Future<Output = (String, Result<(), String>)> + Send + 'a>>;
 
-fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path) -> Vec<Job<'a>> {
+fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path, kube_node: bool) -> Vec<Job<'a>> {
     let ndir = dir.join(node);
     let mut jobs: Vec<Job<'a>> = Vec::new();
     let label = move |file: &str| format!("{node}/{file}");
@@ -137,17 +141,23 @@ fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path) -> Vec<Job<'a>> 
         ("crictl-ps.txt", &["crictl", "ps", "-a"]),
         ("crictl-images.txt", &["crictl", "images"]),
     ];
-    for (file, cmd) in commands {
+    let commands = if kube_node { &commands[..] } else { &[] };
+    for &(file, cmd) in commands {
         let path = ndir.join(file);
         jobs.push(Box::pin(async move {
             (label(file), command_to_file(docker, node, cmd, &path).await)
         }));
     }
     // Files copied out (work on stopped containers too).
-    for (file, source) in [
-        ("kubernetes-version.txt", "/kind/version"),
-        ("kubeadm.conf", "/kind/kubeadm.conf"),
-    ] {
+    let files: &[(&str, &str)] = if kube_node {
+        &[
+            ("kubernetes-version.txt", "/kind/version"),
+            ("kubeadm.conf", "/kind/kubeadm.conf"),
+        ]
+    } else {
+        &[]
+    };
+    for &(file, source) in files {
         let path = ndir.join(file);
         jobs.push(Box::pin(async move {
             let result = match docker.read_container_file(node, source).await {
@@ -173,6 +183,9 @@ fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path) -> Vec<Job<'a>> 
         };
         (label("container.log"), result)
     }));
+    if !kube_node {
+        return jobs;
+    }
     let var = ndir.join("var");
     jobs.push(Box::pin(async move {
         (

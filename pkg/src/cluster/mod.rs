@@ -27,6 +27,8 @@ pub use plan::{ClusterPlan, NodePlan};
 pub const CLUSTER_LABEL: &str = "io.kindred.cluster";
 /// Label carrying the node role (`control-plane` or `worker`).
 pub const ROLE_LABEL: &str = "io.kindred.role";
+/// Role label value of an HA cluster's API load balancer (not a Kubernetes node).
+pub const LOAD_BALANCER_ROLE: &str = "external-load-balancer";
 /// The Docker network all clusters share.
 pub const NETWORK: &str = "kindred";
 /// kubeadm's admin kubeconfig on control-plane nodes.

@@ -15,6 +15,9 @@ pub struct NodePlan {
 pub struct ClusterPlan {
     pub config: Cluster,
     pub nodes: Vec<NodePlan>,
+    /// With several control planes: the container balancing the API over them, named
+    /// `<cluster>-external-load-balancer` as kind names it.
+    pub load_balancer: Option<String>,
 }
 
 impl ClusterPlan {
@@ -41,8 +44,14 @@ impl ClusterPlan {
                     config: n.clone(),
                 }
             })
-            .collect();
-        ClusterPlan { config, nodes }
+            .collect::<Vec<NodePlan>>();
+        let load_balancer =
+            (control_planes > 1).then(|| format!("{}-external-load-balancer", config.name));
+        ClusterPlan {
+            config,
+            nodes,
+            load_balancer,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -55,6 +64,22 @@ impl ClusterPlan {
             .iter()
             .find(|n| n.role == NodeRole::ControlPlane)
             .expect("validated config has a control plane")
+    }
+
+    /// Control planes joining the first one (HA clusters).
+    pub fn other_control_planes(&self) -> impl Iterator<Item = &NodePlan> {
+        let first = self.first_control_plane().name.clone();
+        self.nodes
+            .iter()
+            .filter(move |n| n.role == NodeRole::ControlPlane && n.name != first)
+    }
+
+    /// The host (container name) behind kubeadm's controlPlaneEndpoint: the load balancer of
+    /// an HA cluster, else the only control plane.
+    pub fn api_endpoint_host(&self) -> &str {
+        self.load_balancer
+            .as_deref()
+            .unwrap_or(&self.first_control_plane().name)
     }
 
     pub fn workers(&self) -> impl Iterator<Item = &NodePlan> {
@@ -83,5 +108,23 @@ mod tests {
         );
         assert_eq!(plan.first_control_plane().name, "dev-control-plane");
         assert_eq!(plan.workers().count(), 2);
+        assert_eq!(
+            plan.load_balancer.as_deref(),
+            Some("dev-external-load-balancer")
+        );
+        assert_eq!(plan.api_endpoint_host(), "dev-external-load-balancer");
+        let others: Vec<&str> = plan
+            .other_control_planes()
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(others, ["dev-control-plane2"]);
+    }
+
+    #[test]
+    fn one_control_plane_needs_no_load_balancer() {
+        let yaml = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: dev\n";
+        let plan = ClusterPlan::new(parse(yaml, "test").unwrap().with_defaults());
+        assert_eq!(plan.load_balancer, None);
+        assert_eq!(plan.api_endpoint_host(), "dev-control-plane");
     }
 }
