@@ -44,6 +44,9 @@ spec:
   - port: 2379
 ";
 
+/// What is awaited, the kubectl arguments that show it, and when their output means done.
+type Check<'a> = (&'a str, &'a [&'a str], &'a dyn Fn(&str) -> bool);
+
 struct Cluster {
     name: String,
     nodes: Vec<String>,
@@ -88,7 +91,7 @@ impl Cluster {
     /// from a workload pod. Returns how long that took.
     fn wait_recovered(&self, case: &str, since: &str, started: Instant) -> Duration {
         let timeout = Duration::from_secs(300);
-        let checks: [(&str, &[&str], &dyn Fn(&str) -> bool); 3] = [
+        let checks: [Check; 3] = [
             (
                 "every node Ready since the restart",
                 &["get", "nodes", "-o", r#"jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}={.status.conditions[?(@.type=="Ready")].lastHeartbeatTime} {end}"#],
