@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 
+use super::node_options::{self, NodeOptions};
+use super::node_setup;
 use super::plan::{ClusterPlan, NodePlan};
 use super::{delete, ClusterError, ADMIN_CONF, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
 use crate::agent::manifests;
@@ -48,7 +50,8 @@ pub async fn create(
 ) -> Result<Created, ClusterError> {
     let plan = ClusterPlan::new(opts.config.clone());
     check_inputs(docker, &plan).await?;
-    let result = run(docker, &plan, opts, ui).await;
+    let options = NodeOptions::prepare(docker, &plan, &|name| std::env::var(name).ok()).await?;
+    let result = run(docker, &plan, &options, opts, ui).await;
     if result.is_err() {
         if opts.retain {
             ui.info(format!(
@@ -119,6 +122,7 @@ async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), Cluster
 async fn run(
     docker: &Docker,
     plan: &ClusterPlan,
+    options: &NodeOptions,
     opts: &CreateOptions,
     ui: &Ui,
 ) -> Result<Created, ClusterError> {
@@ -126,8 +130,12 @@ async fn run(
     let cp = plan.first_control_plane();
 
     let step = ui.step(format!("Preparing nodes ({})", plan.nodes.len()));
-    let security = create_nodes(docker, plan).await?;
+    let security = create_nodes(docker, plan, options).await?;
     try_join_all(plan.nodes.iter().map(|n| wait_for_systemd(docker, &n.name))).await?;
+    for note in &options.notes {
+        step.detail(note);
+    }
+    node_setup::configure_nodes(docker, plan, options, &step).await?;
     step.done_with(security.name());
 
     let step = ui.step("Starting the control plane (kubeadm init)");
@@ -156,12 +164,11 @@ async fn run(
         ];
         input.bootstrap_token = token.clone();
         input.cgroup_v1 = cgroup_v1;
-        kubeadm::render(&input)
+        kubeadm::render_node(&input)
     };
-    write_file(
+    write_kubeadm_config(
         docker,
         &cp.name,
-        KUBEADM_CONFIG,
         &render(cp, NodeBootstrap::FirstControlPlane)?,
         &step,
     )
@@ -198,7 +205,7 @@ async fn run(
         let step = ui.step(format!("Joining {} worker node(s)", workers.len()));
         try_join_all(workers.iter().map(|w| async {
             let config = render(w, NodeBootstrap::Worker)?;
-            write_file(docker, &w.name, KUBEADM_CONFIG, &config, &step).await?;
+            write_kubeadm_config(docker, &w.name, &config, &step).await?;
             let join =
                 format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
             match node_sh(docker, &w.name, &join, &step).await {
@@ -235,7 +242,11 @@ async fn run(
     })
 }
 
-async fn create_nodes(docker: &Docker, plan: &ClusterPlan) -> Result<NodeSecurity, ClusterError> {
+async fn create_nodes(
+    docker: &Docker,
+    plan: &ClusterPlan,
+    options: &NodeOptions,
+) -> Result<NodeSecurity, ClusterError> {
     docker
         .ensure_network(
             NETWORK,
@@ -245,7 +256,7 @@ async fn create_nodes(docker: &Docker, plan: &ClusterPlan) -> Result<NodeSecurit
     let security = NodeSecurity::from_env().map_err(ClusterError::Msg)?;
     let cp = &plan.first_control_plane().name;
     let net = &plan.config.networking;
-    let specs: Vec<ContainerSpec> = plan
+    let mut specs: Vec<ContainerSpec> = plan
         .nodes
         .iter()
         .map(|n| ContainerSpec {
@@ -279,6 +290,11 @@ async fn create_nodes(docker: &Docker, plan: &ClusterPlan) -> Result<NodeSecurit
             ..Default::default()
         })
         .collect();
+    // extraMounts, extraPortMappings, dnsSearch, proxy variables (node_options.rs).
+    let subnets = node_options::network_subnets(docker, NETWORK).await?;
+    for spec in &mut specs {
+        options.apply(spec, &subnets);
+    }
     let used = try_join_all(specs.iter().map(|s| docker.run(s))).await?;
     Ok(used.into_iter().flatten().next().unwrap_or(security))
 }
@@ -380,6 +396,19 @@ async fn kubectl(
         step,
     )
     .await
+}
+
+/// The node's kubeadm config and the files it refers to (the node's kubelet patches).
+async fn write_kubeadm_config(
+    docker: &Docker,
+    node: &str,
+    config: &kubeadm::NodeConfig,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    for (path, content) in &config.files {
+        write_file(docker, node, path, content, step).await?;
+    }
+    write_file(docker, node, KUBEADM_CONFIG, &config.kubeadm_config, step).await
 }
 
 async fn write_file(

@@ -48,6 +48,8 @@ pub struct ContainerSpec {
     pub name: String,
     pub image: String,
     pub hostname: Option<String>,
+    /// Docker's `--dns-search`: `None` keeps the host's search domains, `["."]` sets none.
+    pub dns_search: Option<Vec<String>>,
     pub labels: HashMap<String, String>,
     pub env: Vec<String>,
     pub entrypoint: Option<Vec<String>>,
@@ -244,6 +246,7 @@ impl Docker {
         if let Some(security) = security {
             security.apply(&mut host);
         }
+        host.dns_search.clone_from(&spec.dns_search);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             hostname: spec.hostname.clone(),
