@@ -204,7 +204,8 @@ fn check_mount(mount: &Mount, mounts: &MountTable) -> Result<(), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!(
                 "hostPath {} does not exist on this host; create it first, or fix the path \
-                 (relative paths count from the config file's directory)",
+                 (relative paths count from the config file's directory, or from the current \
+                 directory for a config read from stdin)",
                 mount.host_path
             ))
         }

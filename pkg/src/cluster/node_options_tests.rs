@@ -81,7 +81,7 @@ fn a_missing_host_path_names_the_node_and_path() {
         "the cluster config does not fit this host (nothing was created):\n  node \
          opts-worker (nodes[1].extraMounts[0]): hostPath /nonexistent/kindred-data does not \
          exist on this host; create it first, or fix the path (relative paths count from the \
-         config file's directory)"
+         config file's directory, or from the current directory for a config read from stdin)"
     );
 }
 
