@@ -383,12 +383,7 @@ fn bad_input_fails_before_anything_is_created(ctx: &Ctx) {
 fn published_port(host_ip: &str) -> u16 {
     let out = run(
         "docker",
-        &[
-            "inspect",
-            "-f",
-            "{{json .NetworkSettings.Ports}}",
-            WORKER,
-        ],
+        &["inspect", "-f", "{{json .NetworkSettings.Ports}}", WORKER],
     );
     let ports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     ports[format!("{NODE_PORT}/tcp")]
@@ -491,7 +486,10 @@ fn ensure_etcd_pod() {
         }
         if start.elapsed() > Duration::from_secs(120) {
             let describe = kubectl(&["describe", "pod", "etcd-hostport"], None);
-            panic!("etcd-hostport is not ready after 120s:\n{}", text(&describe));
+            panic!(
+                "etcd-hostport is not ready after 120s:\n{}",
+                text(&describe)
+            );
         }
         std::thread::sleep(Duration::from_secs(1));
     }
@@ -505,7 +503,11 @@ fn host_ports_reach_a_pod(ctx: &Ctx) {
         let body = wait_for(
             &format!("etcd's /health on host port {port}"),
             Duration::from_secs(30),
-            || http_get(port, "/health").ok().filter(|r| r.contains("\"health\":\"true\"")),
+            || {
+                http_get(port, "/health")
+                    .ok()
+                    .filter(|r| r.contains("\"health\":\"true\""))
+            },
         );
         assert!(body.starts_with("HTTP/1.0 200"), "{body}");
     }
@@ -526,8 +528,13 @@ fn host_ports_reach_a_pod(ctx: &Ctx) {
         [random.to_string(), ctx.fixed_port.to_string()],
         "{bindings}"
     );
-    let udp = bindings["30053/udp"][0]["HostPort"].as_str().unwrap_or_default();
-    assert!(udp.parse::<u16>().is_ok_and(|p| p > 0), "UDP port fixed: {bindings}");
+    let udp = bindings["30053/udp"][0]["HostPort"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        udp.parse::<u16>().is_ok_and(|p| p > 0),
+        "UDP port fixed: {bindings}"
+    );
 }
 
 fn extra_mounts(ctx: &Ctx) {
@@ -556,11 +563,11 @@ fn extra_mounts(ctx: &Ctx) {
     let out = run("mount", &["-t", "tmpfs", "tmpfs", sub.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     std::fs::write(sub.join("file"), "propagated\n").unwrap();
-    assert_eq!(node_sh(WORKER, "cat /propagated/later/file"), "propagated\n");
-    let mounts = run(
-        "docker",
-        &["inspect", "-f", "{{json .Mounts}}", WORKER],
+    assert_eq!(
+        node_sh(WORKER, "cat /propagated/later/file"),
+        "propagated\n"
     );
+    let mounts = run("docker", &["inspect", "-f", "{{json .Mounts}}", WORKER]);
     let mounts: serde_json::Value = serde_json::from_slice(&mounts.stdout).unwrap();
     let find = |dest: &str| {
         mounts
@@ -583,7 +590,11 @@ fn extra_mounts(ctx: &Ctx) {
 /// The kubelet's live configuration, as the API server's node proxy returns it.
 fn configz(node: &str) -> serde_json::Value {
     let raw = kubectl_ok(
-        &["get", "--raw", &format!("/api/v1/nodes/{node}/proxy/configz")],
+        &[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{node}/proxy/configz"),
+        ],
         None,
     );
     let json: serde_json::Value = serde_json::from_str(&raw).unwrap();
@@ -602,13 +613,27 @@ fn kubeadm_patches_in_configz(_: &Ctx) {
     assert_eq!(cp["maxPods"], 110, "{cp}");
     assert_eq!(cp["registryPullQPS"], 5, "{cp}");
     let capacity = kubectl_ok(
-        &["get", "node", WORKER, "-o", "jsonpath={.status.capacity.pods}"],
+        &[
+            "get",
+            "node",
+            WORKER,
+            "-o",
+            "jsonpath={.status.capacity.pods}",
+        ],
         None,
     );
     assert_eq!(capacity, "42");
     // ... and not the kubelet config kubeadm shares with joining nodes.
     let shared = kubectl_ok(
-        &["-n", "kube-system", "get", "configmap", "kubelet-config", "-o", "jsonpath={.data.kubelet}"],
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "configmap",
+            "kubelet-config",
+            "-o",
+            "jsonpath={.data.kubelet}",
+        ],
         None,
     );
     assert!(shared.contains("eventRecordQPS: 7"), "{shared}");
@@ -621,7 +646,14 @@ fn containerd_patches(_: &Ctx) {
         let setting = |key: &str| {
             dump.lines()
                 .find(|l| l.trim_start().starts_with(&format!("{key} =")))
-                .map(|l| l.split_once('=').unwrap().1.trim().trim_matches(['\'', '"']).to_string())
+                .map(|l| {
+                    l.split_once('=')
+                        .unwrap()
+                        .1
+                        .trim()
+                        .trim_matches(['\'', '"'])
+                        .to_string()
+                })
                 .unwrap_or_else(|| panic!("{node}: no {key} in containerd config dump:\n{dump}"))
         };
         assert_eq!(setting("config_path"), "/etc/containerd/certs.d", "{node}");
@@ -651,7 +683,13 @@ fn service_env(node: &str, unit: &str) -> Vec<(String, String)> {
 fn proxy_variables(_: &Ctx) {
     let network = run(
         "docker",
-        &["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", "kindred"],
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+            "kindred",
+        ],
     );
     let subnets = String::from_utf8_lossy(&network.stdout).trim().to_string();
     assert!(!subnets.is_empty());
@@ -666,11 +704,17 @@ fn proxy_variables(_: &Ctx) {
             };
             assert_eq!(get("HTTP_PROXY"), PROXY, "{node} {unit}");
             assert_eq!(get("http_proxy"), PROXY, "{node} {unit}");
-            assert!(env.iter().all(|(k, _)| k != "HTTPS_PROXY"), "not set, not forwarded");
+            assert!(
+                env.iter().all(|(k, _)| k != "HTTPS_PROXY"),
+                "not set, not forwarded"
+            );
             let no_proxy = get("NO_PROXY");
             assert_eq!(get("no_proxy"), no_proxy);
             let entries: Vec<&str> = no_proxy.split(',').collect();
-            assert_eq!(entries[0], "corp.internal", "the user's entries first: {no_proxy}");
+            assert_eq!(
+                entries[0], "corp.internal",
+                "the user's entries first: {no_proxy}"
+            );
             for expected in [
                 "10.244.0.0/16",
                 "10.96.0.0/16",
@@ -684,7 +728,10 @@ fn proxy_variables(_: &Ctx) {
             .into_iter()
             .chain(subnets.split_whitespace())
             {
-                assert!(entries.contains(&expected), "{node} {unit}: {expected} not in {no_proxy}");
+                assert!(
+                    entries.contains(&expected),
+                    "{node} {unit}: {expected} not in {no_proxy}"
+                );
             }
         }
     }
@@ -694,7 +741,9 @@ fn dns_search(_: &Ctx) {
     for node in [CP, WORKER] {
         let resolv = node_sh(node, "cat /etc/resolv.conf");
         assert!(
-            resolv.lines().any(|l| l == "search kindred-e2e.test corp.internal"),
+            resolv
+                .lines()
+                .any(|l| l == "search kindred-e2e.test corp.internal"),
             "{node}:\n{resolv}"
         );
     }

@@ -227,7 +227,9 @@ impl Docker {
                 host_ip: Some(p.host_ip.clone()),
                 host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
             };
-            let list = bindings.entry(port_key(p)).or_insert_with(|| Some(Vec::new()));
+            let list = bindings
+                .entry(port_key(p))
+                .or_insert_with(|| Some(Vec::new()));
             list.get_or_insert_with(Vec::new).push(binding);
         }
         let exposed: Vec<String> = bindings.keys().cloned().collect();
