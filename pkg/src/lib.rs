@@ -7,6 +7,7 @@ pub mod agent;
 pub mod cache;
 pub mod cluster;
 pub mod config;
+pub mod containerd;
 pub mod defaults;
 pub mod kubeadm;
 pub mod kubeconfig;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 
+use super::node_options::{self, NodeOptions};
+use super::node_setup;
 use super::plan::{ClusterPlan, NodePlan};
 use super::{delete, ClusterError, ADMIN_CONF, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
 use crate::agent::manifests;
@@ -48,7 +50,8 @@ pub async fn create(
 ) -> Result<Created, ClusterError> {
     let plan = ClusterPlan::new(opts.config.clone());
     check_inputs(docker, &plan).await?;
-    let result = run(docker, &plan, opts, ui).await;
+    let options = NodeOptions::prepare(docker, &plan, &|name| std::env::var(name).ok()).await?;
+    let result = run(docker, &plan, &options, opts, ui).await;
     if result.is_err() {
         if opts.retain {
             ui.info(format!(
@@ -119,6 +122,7 @@ async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), Cluster
 async fn run(
     docker: &Docker,
     plan: &ClusterPlan,
+    options: &NodeOptions,
     opts: &CreateOptions,
     ui: &Ui,
 ) -> Result<Created, ClusterError> {
@@ -126,9 +130,13 @@ async fn run(
     let cp = plan.first_control_plane();
 
     let step = ui.step(format!("Preparing nodes ({})", plan.nodes.len()));
-    let security = create_nodes(docker, plan, ui).await?;
+    let security = create_nodes(docker, plan, options, ui).await?;
     write_lb_backends(docker, plan, &step).await?;
     try_join_all(plan.nodes.iter().map(|n| wait_for_systemd(docker, &n.name))).await?;
+    for note in &options.notes {
+        step.detail(note);
+    }
+    node_setup::configure_nodes(docker, plan, options, &step).await?;
     step.done_with(security.name());
 
     let step = ui.step("Starting the control plane (kubeadm init)");
@@ -168,12 +176,11 @@ async fn run(
         input.bootstrap_token = token.clone();
         input.certificate_key = certificate_key.clone();
         input.cgroup_v1 = cgroup_v1;
-        kubeadm::render(&input)
+        kubeadm::render_node(&input)
     };
-    write_file(
+    write_kubeadm_config(
         docker,
         &cp.name,
-        KUBEADM_CONFIG,
         &render(cp, NodeBootstrap::FirstControlPlane)?,
         &step,
     )
@@ -208,7 +215,7 @@ async fn run(
             let name = node.name.clone();
             let config = render(node, bootstrap);
             async move {
-                write_file(docker, &name, KUBEADM_CONFIG, &config?, step).await?;
+                write_kubeadm_config(docker, &name, &config?, step).await?;
                 let join =
                     format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
                 match node_sh(docker, &name, &join, step).await {
@@ -274,6 +281,7 @@ const RESTART_POLICY: &str = "unless-stopped";
 async fn create_nodes(
     docker: &Docker,
     plan: &ClusterPlan,
+    options: &NodeOptions,
     ui: &Ui,
 ) -> Result<NodeSecurity, ClusterError> {
     // Held until the containers exist: concurrent creates must not pick the same addresses.
@@ -352,6 +360,11 @@ async fn create_nodes(
             ..Default::default()
         })
         .collect();
+    // extraMounts, extraPortMappings, dnsSearch, proxy variables (node_options.rs).
+    let subnets = node_options::network_subnets(docker, NETWORK).await?;
+    for spec in &mut specs {
+        options.apply(spec, &subnets);
+    }
     if let Some(lb) = &plan.load_balancer {
         specs.push(load_balancer_spec(plan, lb, lb_ip, api_port));
     }
@@ -537,6 +550,19 @@ async fn kubectl(
         step,
     )
     .await
+}
+
+/// The node's kubeadm config and the files it refers to (the node's kubelet patches).
+async fn write_kubeadm_config(
+    docker: &Docker,
+    node: &str,
+    config: &kubeadm::NodeConfig,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    for (path, content) in &config.files {
+        write_file(docker, node, path, content, step).await?;
+    }
+    write_file(docker, node, KUBEADM_CONFIG, &config.kubeadm_config, step).await
 }
 
 async fn write_file(

@@ -10,6 +10,8 @@ mod lifecycle;
 mod list;
 mod load;
 mod logs;
+mod node_options;
+mod node_setup;
 mod plan;
 
 pub use access::{control_plane, kubeconfig_entry};
@@ -21,6 +23,7 @@ pub use list::{
 };
 pub use load::{load, ImageSource, LoadReport, Outcome};
 pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
+pub use node_options::{NodeExtras, NodeOptions, PROXY_VARIABLES};
 pub use plan::{ClusterPlan, NodePlan};
 
 /// Label carrying the cluster name on every node container.

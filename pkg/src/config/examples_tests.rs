@@ -271,3 +271,149 @@ kubeadmConfigPatchesJSON6902:
     assert_eq!(c.kubeadm_config_patches.len(), 2);
     assert_eq!(c.kubeadm_config_patches_json6902[0].group, "kubeadm.k8s.io");
 }
+
+/// kind's local registry recipe, taken all the way: the version 2 patch lands in the node's
+/// version 3 containerd config.
+#[test]
+fn local_registry_patch_applies_to_the_node_config() {
+    let c = accepted(
+        r#"kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+containerdConfigPatches:
+- |-
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "/etc/containerd/certs.d"
+"#,
+    );
+    let node_config = include_str!("../../../node-image/files/containerd-config.toml");
+    let patched = crate::containerd::patch(
+        node_config,
+        &c.containerd_config_patches,
+        &c.containerd_config_patches_json6902,
+    )
+    .unwrap();
+    assert!(
+        patched.config.contains(
+            "[plugins.\"io.containerd.cri.v1.images\".registry]\nconfig_path = \"/etc/containerd/certs.d\""
+        ),
+        "{}",
+        patched.config
+    );
+}
+
+#[test]
+fn port_mappings_on_every_protocol_and_address() {
+    let c = accepted(
+        r#"kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+  extraPortMappings:
+  # a NodePort Service, reachable on the host's loopback only
+  - containerPort: 30000
+    hostPort: 30000
+    listenAddress: "127.0.0.1"
+  # DNS over UDP, on whatever port is free
+  - containerPort: 30053
+    protocol: UDP
+  - containerPort: 30132
+    hostPort: 30132
+    protocol: SCTP
+"#,
+    );
+    let mappings: Vec<(i32, i32, &str, PortProtocol)> = c.nodes[0]
+        .extra_port_mappings
+        .iter()
+        .map(|m| {
+            (
+                m.container_port,
+                m.host_port,
+                m.listen_address.as_str(),
+                m.protocol,
+            )
+        })
+        .collect();
+    assert_eq!(
+        mappings,
+        [
+            (30000, 30000, "127.0.0.1", PortProtocol::Tcp),
+            (30053, 0, "0.0.0.0", PortProtocol::Udp),
+            (30132, 30132, "0.0.0.0", PortProtocol::Sctp),
+        ]
+    );
+}
+
+#[test]
+fn per_node_kubelet_settings_and_mount_propagation() {
+    let c = accepted(
+        r#"kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+  extraMounts:
+  - hostPath: /mnt/shared
+    containerPath: /mnt/shared
+    propagation: Bidirectional
+  kubeadmConfigPatches:
+  - |
+    kind: JoinConfiguration
+    nodeRegistration:
+      kubeletExtraArgs:
+        node-labels: "disk=ssd"
+  - |
+    apiVersion: kubelet.config.k8s.io/v1beta1
+    kind: KubeletConfiguration
+    maxPods: 42
+  kubeadmConfigPatchesJSON6902:
+  - group: kubelet.config.k8s.io
+    version: v1beta1
+    kind: KubeletConfiguration
+    patch: |
+      - op: add
+        path: /registryPullQPS
+        value: 3
+"#,
+    );
+    let worker = &c.nodes[1];
+    assert_eq!(
+        worker.extra_mounts[0].propagation,
+        MountPropagation::Bidirectional
+    );
+    assert_eq!(worker.kubeadm_config_patches.len(), 2);
+    assert_eq!(
+        worker.kubeadm_config_patches_json6902[0].kind,
+        "KubeletConfiguration"
+    );
+    assert!(c.nodes[0].kubeadm_config_patches.is_empty());
+}
+
+#[test]
+fn containerd_json6902_and_dns_search() {
+    let c = accepted(
+        r#"kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+networking:
+  dnsSearch:
+  - corp.example
+  - lab.example
+containerdConfigPatchesJSON6902:
+- |
+  - op: replace
+    path: /plugins/io.containerd.cri.v1.images/snapshotter
+    value: native
+"#,
+    );
+    assert_eq!(
+        c.networking.dns_search,
+        Some(vec!["corp.example".to_string(), "lab.example".to_string()])
+    );
+    let node_config = include_str!("../../../node-image/files/containerd-config.toml");
+    let patched =
+        crate::containerd::patch(node_config, &[], &c.containerd_config_patches_json6902).unwrap();
+    assert!(
+        patched.config.contains("snapshotter = \"native\""),
+        "{}",
+        patched.config
+    );
+}

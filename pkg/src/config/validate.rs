@@ -15,6 +15,11 @@ use super::types::{Cluster, Mount, Node, NodeRole};
 /// (`-control-plane2`) and must stay usable as container and host names.
 const MAX_NAME_LEN: usize = 50;
 
+/// Paths a node container gets from kindred itself (tmpfs, the /var volume, the root), which
+/// an extra mount cannot replace.
+/// ("" is the root, `/`).
+const RESERVED_PATHS: [&str; 4] = ["", "/var", "/run", "/tmp"];
+
 impl Cluster {
     /// Reports every problem found, each with its field path. Meant for a config that went
     /// through `with_defaults` (unset subnets and addresses are not checked).
@@ -36,6 +41,11 @@ impl Cluster {
             &self.kubeadm_config_patches_json6902,
             &mut problems,
         );
+        for (i, patch) in self.containerd_config_patches.iter().enumerate() {
+            if let Err(message) = crate::containerd::parse_merge_patch(patch) {
+                problems.add(format!("containerdConfigPatches[{i}]"), message);
+            }
+        }
         for (i, patch) in self.containerd_config_patches_json6902.iter().enumerate() {
             patches::check_operations(
                 &format!("containerdConfigPatchesJSON6902[{i}]"),
@@ -93,7 +103,22 @@ fn check_nodes(nodes: &[Node], problems: &mut Problems) {
         let at = format!("nodes[{i}]");
         check_labels(&format!("{at}.labels"), &node.labels, problems);
         for (j, mount) in node.extra_mounts.iter().enumerate() {
-            check_mount(&format!("{at}.extraMounts[{j}]"), mount, problems);
+            let field = format!("{at}.extraMounts[{j}]");
+            check_mount(&field, mount, problems);
+            let path = mount.container_path.trim_end_matches('/');
+            if node.extra_mounts[..j]
+                .iter()
+                .any(|m| m.container_path.trim_end_matches('/') == path && !path.is_empty())
+            {
+                problems.add(
+                    format!("{field}.containerPath"),
+                    format!(
+                        "\"{}\" is already mounted by an earlier entry; each path inside a node \
+                         can be mounted once",
+                        mount.container_path
+                    ),
+                );
+            }
         }
         for (j, mapping) in node.extra_port_mappings.iter().enumerate() {
             ports::check_port_mapping(&format!("{at}.extraPortMappings[{j}]"), mapping, problems);
@@ -129,6 +154,22 @@ fn check_mount(at: &str, mount: &Mount, problems: &mut Problems) {
             format!(
                 "\"{}\" is not an absolute path; paths inside the node start with /",
                 mount.container_path
+            ),
+        );
+    }
+    let trimmed = mount.container_path.trim_end_matches('/');
+    if mount.container_path.starts_with('/') && RESERVED_PATHS.contains(&trimmed) {
+        problems.add(
+            format!("{at}.containerPath"),
+            format!(
+                "\"{}\" would replace the node's own {}; mount below it instead, e.g. \
+                 {trimmed}/data",
+                mount.container_path,
+                if trimmed.is_empty() {
+                    "root filesystem"
+                } else {
+                    "filesystem there"
+                },
             ),
         );
     }
@@ -358,5 +399,98 @@ nodes:
         assert_eq!(text.lines().count(), 1 + problems.len(), "{text}");
         assert!(text
             .contains("\n  nodes[0].extraPortMappings[0].hostPort: 70000 is out of range 0-65535"));
+    }
+
+    #[test]
+    fn mount_container_paths_must_be_unique_and_not_the_nodes_own() {
+        let problems = problems_of(&format!(
+            "{HEADER}nodes:
+- extraMounts:
+  - {{hostPath: /a, containerPath: /data}}
+  - {{hostPath: /b, containerPath: /data/}}
+  - {{hostPath: /c, containerPath: /var}}
+  - {{hostPath: /d, containerPath: /}}
+  - {{hostPath: /e, containerPath: /var/lib/data}}
+- role: worker
+  extraMounts:
+  - {{hostPath: /a, containerPath: /data}}
+"
+        ));
+        assert_eq!(
+            problems,
+            [
+                "nodes[0].extraMounts[1].containerPath: \"/data/\" is already mounted by an \
+                 earlier entry; each path inside a node can be mounted once",
+                "nodes[0].extraMounts[2].containerPath: \"/var\" would replace the node's own \
+                 filesystem there; mount below it instead, e.g. /var/data",
+                "nodes[0].extraMounts[3].containerPath: \"/\" would replace the node's own root \
+                 filesystem; mount below it instead, e.g. /data",
+            ]
+        );
+    }
+
+    /// Every kind of mistake in the node options and patches, each with the field and a hint.
+    #[test]
+    fn every_invalid_option_is_explained() {
+        let invalid = |yaml: &str| problems_of(&format!("{HEADER}{yaml}"));
+        let cases: [(&str, &str); 8] = [
+            (
+                "nodes:\n- extraPortMappings:\n  - {containerPort: 99999, hostPort: 80}\n",
+                "nodes[0].extraPortMappings[0].containerPort: 99999 is out of range 1-65535",
+            ),
+            (
+                "nodes:\n- extraPortMappings:\n  - {containerPort: 80, hostPort: -5}\n",
+                "nodes[0].extraPortMappings[0].hostPort: -5 is out of range 0-65535 (0 picks a \
+                 free port)",
+            ),
+            (
+                "nodes:\n- extraPortMappings:\n  - {containerPort: 80, hostPort: 8080}\n\
+                 - role: worker\n  extraPortMappings:\n  - {containerPort: 81, hostPort: 8080}\n",
+                "nodes[1].extraPortMappings[0].hostPort: 0.0.0.0:8080/TCP is already published \
+                 by nodes[0].extraPortMappings[0]",
+            ),
+            (
+                "nodes:\n- extraPortMappings:\n  - {containerPort: 80, listenAddress: 'my-host'}\n",
+                "nodes[0].extraPortMappings[0].listenAddress: \"my-host\" is not an IP address",
+            ),
+            (
+                "nodes:\n- extraMounts:\n  - {hostPath: /a, containerPath: data}\n",
+                "nodes[0].extraMounts[0].containerPath: \"data\" is not an absolute path",
+            ),
+            (
+                "containerdConfigPatches:\n- |\n  [plugins.x\n  a = 1\n",
+                "containerdConfigPatches[0]: is not valid TOML (line 1 column",
+            ),
+            (
+                "containerdConfigPatchesJSON6902:\n- '{op: add, path: /a}'\n",
+                "containerdConfigPatchesJSON6902[0]: is not a list of JSON patch operations",
+            ),
+            (
+                "kubeadmConfigPatchesJSON6902:\n- kind: KubeletConfiguration\n  patch: '[{op: nope}]'\n",
+                "kubeadmConfigPatchesJSON6902[0].patch: operation 0 needs `op` set to one of add",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let problems = invalid(yaml);
+            assert!(
+                problems.iter().any(|p| p.starts_with(expected)),
+                "{yaml}\nexpected {expected}\ngot {problems:?}"
+            );
+        }
+        // Values outside the enums are decoding errors naming the allowed spellings.
+        for (yaml, allowed) in [
+            (
+                "nodes:\n- extraPortMappings:\n  - {containerPort: 80, protocol: HTTP}\n",
+                "expected one of `TCP`, `UDP`, `SCTP`",
+            ),
+            (
+                "nodes:\n- extraMounts:\n  - {hostPath: /a, containerPath: /a, propagation: Shared}\n",
+                "expected one of `None`, `HostToContainer`, `Bidirectional`",
+            ),
+        ] {
+            let err = parse(&format!("{HEADER}{yaml}"), "test.yaml").unwrap_err().to_string();
+            assert!(err.contains(allowed), "{err}");
+            assert!(err.contains("nodes[0]"), "{err}");
+        }
     }
 }

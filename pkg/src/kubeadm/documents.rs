@@ -54,3 +54,32 @@ pub(super) fn documents(node: &NodeContext) -> Result<Vec<Value>, KubeadmError> 
         }
     })
 }
+
+/// Points the node's Init- or JoinConfiguration at a directory of kubeadm patch files; a
+/// directory the user's patches set already is kept. Returns the directory in use.
+pub(super) fn use_patches_directory(documents: &mut [Value], default: &str) -> String {
+    let Some(Value::Mapping(config)) = documents.iter_mut().find(|d| {
+        matches!(
+            d.get("kind").and_then(Value::as_str),
+            Some("InitConfiguration" | "JoinConfiguration")
+        )
+    }) else {
+        return default.to_string();
+    };
+    let patches = config
+        .entry("patches".into())
+        .or_insert_with(|| Value::Mapping(Default::default()));
+    if !patches.is_mapping() {
+        *patches = Value::Mapping(Default::default());
+    }
+    let Value::Mapping(patches) = patches else {
+        unreachable!("made a mapping above");
+    };
+    match patches.get("directory").and_then(Value::as_str) {
+        Some(directory) if !directory.is_empty() => directory.trim_end_matches('/').to_string(),
+        _ => {
+            patches.insert("directory".into(), Value::String(default.to_string()));
+            default.to_string()
+        }
+    }
+}

@@ -4,7 +4,7 @@
 use serde_yaml::Value;
 
 /// Applies a list of operations in order; stops at the first that fails, naming it.
-pub(super) fn apply(document: &mut Value, operations: &[Value]) -> Result<(), String> {
+pub(crate) fn apply(document: &mut Value, operations: &[Value]) -> Result<(), String> {
     for (i, operation) in operations.iter().enumerate() {
         apply_one(document, operation).map_err(|e| {
             let op = operation.get("op").and_then(Value::as_str).unwrap_or("?");

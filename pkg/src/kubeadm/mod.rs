@@ -10,7 +10,7 @@ mod component_documents;
 mod documents;
 mod error;
 mod input;
-mod json_patch;
+pub(crate) mod json_patch;
 mod kubeadm_documents;
 mod merge_patch;
 mod patches;
@@ -27,10 +27,30 @@ pub use version::{KubeVersion, KubeadmApi};
 
 use documents::NodeContext;
 
+/// Where a node's kubeadm patch files go (kubeadm's `patches.directory`), when it has any.
+pub const PATCHES_DIR: &str = "/kind/patches";
+
+/// What a node needs before `kubeadm init` or `kubeadm join`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    /// For `--config`.
+    pub kubeadm_config: String,
+    /// Files kubeadm's config points to: (absolute path, content). The node's own
+    /// KubeletConfiguration patches, as kubeadm patch files.
+    pub files: Vec<(String, String)>,
+}
+
 /// Renders the kubeadm config for the node `input` describes, with the user's patches applied.
 pub fn render(input: &RenderInput) -> Result<String, KubeadmError> {
+    render_node(input).map(|config| config.kubeadm_config)
+}
+
+/// Like [`render`], with the files the config refers to.
+pub fn render_node(input: &RenderInput) -> Result<NodeConfig, KubeadmError> {
     let version = KubeVersion::parse(&input.kubernetes_version)?;
     input.check()?;
+    // kubeadm's kubeletconfiguration patch target came in v1.25.
+    let kubelet_patches_work = version.at_least(25);
     let node = NodeContext {
         input,
         api: version.kubeadm_api(),
@@ -38,6 +58,26 @@ pub fn render(input: &RenderInput) -> Result<String, KubeadmError> {
     };
     let mut documents = documents::documents(&node)?;
     patches::apply_all(&mut documents, input)?;
+    let patch_files = patches::kubelet_patch_files(input)?;
+    let mut files = Vec::new();
+    if !patch_files.is_empty() {
+        if !kubelet_patches_work {
+            return Err(KubeadmError::Patch {
+                patch: format!("node \"{}\" kubeadmConfigPatches", input.node_name),
+                message: format!(
+                    "KubeletConfiguration patches for one node need kubeadm's \
+                     kubeletconfiguration patch target, which Kubernetes {} lacks (it \
+                     came in v1.25); patch KubeletConfiguration for the whole cluster instead",
+                    node.version
+                ),
+            });
+        }
+        let directory = documents::use_patches_directory(&mut documents, PATCHES_DIR);
+        files = patch_files
+            .into_iter()
+            .map(|(name, content)| (format!("{directory}/{name}"), content))
+            .collect();
+    }
 
     let role = match input.bootstrap {
         NodeBootstrap::FirstControlPlane => "kubeadm init, first control plane",
@@ -54,5 +94,8 @@ pub fn render(input: &RenderInput) -> Result<String, KubeadmError> {
         }
         config.push_str(&serde_yaml::to_string(document)?);
     }
-    Ok(config)
+    Ok(NodeConfig {
+        kubeadm_config: config,
+        files,
+    })
 }

@@ -384,23 +384,122 @@ fn merge_patches_apply_only_to_their_kind_and_api_version() {
 #[test]
 fn node_patches_come_after_cluster_patches() {
     let json = |value: &str| PatchJson6902 {
-        group: "kubelet.config.k8s.io".into(),
-        version: "v1beta1".into(),
-        kind: "KubeletConfiguration".into(),
-        patch: format!("[{{op: add, path: /order/-, value: {value}}}]"),
+        group: "kubeadm.k8s.io".into(),
+        version: "v1beta4".into(),
+        kind: "ClusterConfiguration".into(),
+        patch: format!("[{{op: add, path: /apiServer/certSANs/-, value: {value}}}]"),
         ..PatchJson6902::default()
     };
     let mut node = input("v1.34.12", NodeBootstrap::FirstControlPlane);
     node.node_patches =
-        vec!["kind: KubeletConfiguration\nmaxPods: 20\norder: [node-merge]\n".into()];
-    node.cluster_patches =
-        vec!["kind: KubeletConfiguration\nmaxPods: 10\norder: [cluster-merge]\n".into()];
+        vec!["kind: ClusterConfiguration\nclusterName: node\nimageRepository: node\n".into()];
+    node.cluster_patches = vec!["kind: ClusterConfiguration\nclusterName: cluster\n".into()];
     node.node_patches_json6902 = vec![json("node-json")];
     node.cluster_patches_json6902 = vec![json("cluster-json")];
-    let kubelet = find(&documents(&node), "KubeletConfiguration").clone();
-    assert_eq!(kubelet["maxPods"], 20);
-    // kind's order: cluster merge, cluster JSON, node merge (replacing the list), node JSON.
-    assert_eq!(kubelet["order"], yaml("[node-merge, node-json]"));
+    let docs = documents(&node);
+    let cluster = find(&docs, "ClusterConfiguration");
+    assert_eq!(cluster["clusterName"], "node");
+    assert_eq!(cluster["imageRepository"], "node");
+    // kind's order: cluster merge, cluster JSON, node merge, node JSON.
+    assert_eq!(
+        cluster["apiServer"]["certSANs"],
+        yaml("[127.0.0.1, localhost, cluster-json, node-json]")
+    );
+    assert!(render_node(&node).unwrap().files.is_empty());
+}
+
+/// A node's own KubeletConfiguration patches change that node's kubelet only: the rendered
+/// KubeletConfiguration is uploaded for every node by `kubeadm init`, so they go to kubeadm's
+/// patch files for the node instead, in order.
+#[test]
+fn node_kubelet_patches_become_kubeadm_patch_files_for_that_node() {
+    let kubelet_json = |patch: &str, version: &str| PatchJson6902 {
+        group: "kubelet.config.k8s.io".into(),
+        version: version.into(),
+        kind: "KubeletConfiguration".into(),
+        patch: patch.into(),
+        ..PatchJson6902::default()
+    };
+    for bootstrap in [NodeBootstrap::FirstControlPlane, NodeBootstrap::Worker] {
+        let mut node = input("v1.34.12", bootstrap);
+        node.cluster_patches = vec!["kind: KubeletConfiguration\nmaxPods: 50\n".into()];
+        node.node_patches = vec![
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
+             maxPods: 20\nevictionHard: {memory.available: 1Mi}\n---\n\
+             kind: JoinConfiguration\nnodeRegistration: {taints: []}\n"
+                .into(),
+            // Another API version of the kubelet config: not this one.
+            "apiVersion: kubelet.config.k8s.io/v1\nkind: KubeletConfiguration\nmaxPods: 1\n".into(),
+        ];
+        node.node_patches_json6902 = vec![
+            kubelet_json("[{op: replace, path: /maxPods, value: 30}]", "v1beta1"),
+            kubelet_json("[{op: replace, path: /maxPods, value: 2}]", "v2"),
+        ];
+        let rendered = render_node(&node).unwrap();
+        let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&rendered.kubeadm_config)
+            .map(|d| Value::deserialize(d).unwrap())
+            .collect();
+        let kubeadm_kind = match bootstrap {
+            NodeBootstrap::FirstControlPlane => {
+                // The cluster-wide document has the cluster's patch only.
+                assert_eq!(find(&docs, "KubeletConfiguration")["maxPods"], 50);
+                "InitConfiguration"
+            }
+            _ => "JoinConfiguration",
+        };
+        assert_eq!(
+            find(&docs, kubeadm_kind)["patches"],
+            yaml("directory: /kind/patches")
+        );
+        assert_eq!(
+            rendered.files,
+            vec![
+                (
+                    "/kind/patches/kubeletconfiguration000+merge.json".to_string(),
+                    "{\n  \"maxPods\": 20,\n  \"evictionHard\": {\n    \"memory.available\": \"1Mi\"\n  }\n}"
+                        .to_string()
+                ),
+                (
+                    "/kind/patches/kubeletconfiguration001+json.json".to_string(),
+                    "[\n  {\n    \"op\": \"replace\",\n    \"path\": \"/maxPods\",\n    \"value\": 30\n  }\n]"
+                        .to_string()
+                ),
+            ],
+            "{bootstrap:?}"
+        );
+    }
+}
+
+#[test]
+fn a_patches_directory_set_by_the_user_is_kept() {
+    let mut node = input("v1.34.12", NodeBootstrap::Worker);
+    node.cluster_patches =
+        vec!["kind: JoinConfiguration\npatches: {directory: /etc/kubernetes/patches/}\n".into()];
+    node.node_patches = vec!["kind: KubeletConfiguration\nmaxPods: 20\n".into()];
+    let rendered = render_node(&node).unwrap();
+    assert_eq!(
+        rendered.files[0].0,
+        "/etc/kubernetes/patches/kubeletconfiguration000+merge.json"
+    );
+    assert!(rendered
+        .kubeadm_config
+        .contains("directory: /etc/kubernetes/patches/"));
+}
+
+#[test]
+fn node_kubelet_patches_need_kubeadm_1_25() {
+    let mut node = input("v1.24.17", NodeBootstrap::Worker);
+    node.node_name = "old-worker".into();
+    node.node_patches = vec!["kind: KubeletConfiguration\nmaxPods: 20\n".into()];
+    let err = render(&node).unwrap_err().to_string();
+    assert!(
+        err.starts_with("node \"old-worker\" kubeadmConfigPatches: KubeletConfiguration patches for one node need"),
+        "{err}"
+    );
+    assert!(err.contains("v1.25"), "{err}");
+    node.node_patches.clear();
+    node.cluster_patches = vec!["kind: KubeletConfiguration\nmaxPods: 20\n".into()];
+    assert!(render(&node).is_ok(), "cluster-wide patches are fine");
 }
 
 #[test]

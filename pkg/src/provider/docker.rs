@@ -48,6 +48,8 @@ pub struct ContainerSpec {
     pub name: String,
     pub image: String,
     pub hostname: Option<String>,
+    /// Docker's `--dns-search`: `None` keeps the host's search domains, `["."]` sets none.
+    pub dns_search: Option<Vec<String>>,
     pub labels: HashMap<String, String>,
     pub env: Vec<String>,
     pub entrypoint: Option<Vec<String>>,
@@ -251,17 +253,19 @@ impl Docker {
         security: Option<NodeSecurity>,
     ) -> Result<(), ProviderError> {
         let port_key = |p: &PublishedPort| format!("{}/{}", p.container_port, p.protocol);
-        let bindings: bollard::models::PortMap = spec
-            .ports
-            .iter()
-            .map(|p| {
-                let binding = bollard::models::PortBinding {
-                    host_ip: Some(p.host_ip.clone()),
-                    host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
-                };
-                (port_key(p), Some(vec![binding]))
-            })
-            .collect();
+        // One container port may be published on several host addresses or ports.
+        let mut bindings = bollard::models::PortMap::new();
+        for p in &spec.ports {
+            let binding = bollard::models::PortBinding {
+                host_ip: Some(p.host_ip.clone()),
+                host_port: Some(p.host_port.map(|h| h.to_string()).unwrap_or_default()),
+            };
+            let list = bindings
+                .entry(port_key(p))
+                .or_insert_with(|| Some(Vec::new()));
+            list.get_or_insert_with(Vec::new).push(binding);
+        }
+        let exposed: Vec<String> = bindings.keys().cloned().collect();
         let mut host = HostConfig {
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             binds: (!spec.binds.is_empty()).then(|| spec.binds.clone()),
@@ -278,6 +282,7 @@ impl Docker {
         if let Some(security) = security {
             security.apply(&mut host);
         }
+        host.dns_search.clone_from(&spec.dns_search);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             hostname: spec.hostname.clone(),
@@ -287,8 +292,7 @@ impl Docker {
             cmd: spec.cmd.clone(),
             volumes: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
             stop_signal: spec.stop_signal.clone(),
-            exposed_ports: (!spec.ports.is_empty())
-                .then(|| spec.ports.iter().map(port_key).collect()),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
             host_config: Some(host),
             networking_config: fixed_address(spec),
             ..Default::default()

@@ -1,0 +1,204 @@
+//! Node settings applied once systemd runs and before kubeadm: the cluster config's containerd
+//! patches (`/etc/containerd/config.toml`) and the proxy variables for containerd and kubelet
+//! (systemd drop-ins, which survive container restarts). containerd is restarted once, and
+//! kindred waits until it answers again.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+use futures_util::StreamExt;
+
+use super::node_options::{network_subnets, NodeOptions};
+use super::plan::ClusterPlan;
+use super::{ClusterError, NETWORK};
+use crate::config::Cluster;
+use crate::containerd;
+use crate::provider::Docker;
+use crate::ui::Step;
+
+/// The units that get the proxy variables: image pulls (containerd) and kubelet's own requests.
+const PROXY_UNITS: [&str; 2] = ["containerd", "kubelet"];
+const PROXY_DROP_IN: &str = "10-kindred-proxy.conf";
+
+/// Applies the containerd patches and proxy drop-ins to every node, concurrently. Nothing is
+/// done (and containerd is not restarted) when the config has neither.
+pub async fn configure_nodes(
+    docker: &Docker,
+    plan: &ClusterPlan,
+    options: &NodeOptions,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    let config = &plan.config;
+    let patches = has_containerd_patches(config);
+    let mut proxy = options.proxy_env(&[]);
+    if !proxy.is_empty() {
+        proxy = options.proxy_env(&network_subnets(docker, NETWORK).await?);
+    }
+    if !patches && proxy.is_empty() {
+        return Ok(());
+    }
+    let drop_in = (!proxy.is_empty()).then(|| proxy_drop_in(&proxy));
+    try_join_all(
+        plan.nodes
+            .iter()
+            .map(|n| configure_node(docker, &n.name, config, drop_in.as_deref(), step)),
+    )
+    .await?;
+    Ok(())
+}
+
+fn has_containerd_patches(config: &Cluster) -> bool {
+    !config.containerd_config_patches.is_empty()
+        || !config.containerd_config_patches_json6902.is_empty()
+}
+
+async fn configure_node(
+    docker: &Docker,
+    node: &str,
+    config: &Cluster,
+    proxy_drop_in: Option<&str>,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    if has_containerd_patches(config) {
+        let current = docker
+            .exec_ok(node, &["cat", containerd::CONFIG_PATH])
+            .await?;
+        let patched = containerd::patch(
+            &current,
+            &config.containerd_config_patches,
+            &config.containerd_config_patches_json6902,
+        )
+        .map_err(|e| ClusterError::Step {
+            step: format!("patching containerd's config on {node}"),
+            reason: e.to_string(),
+        })?;
+        for note in &patched.notes {
+            step.detail(format!("[{node}] {note}"));
+        }
+        write_file(docker, node, containerd::CONFIG_PATH, &patched.config).await?;
+        step.detail(format!("[{node}] patched {}", containerd::CONFIG_PATH));
+    }
+    if let Some(drop_in) = proxy_drop_in {
+        for unit in PROXY_UNITS {
+            let path = format!("/etc/systemd/system/{unit}.service.d/{PROXY_DROP_IN}");
+            write_file(docker, node, &path, drop_in).await?;
+        }
+        docker
+            .exec_ok(node, &["systemctl", "daemon-reload"])
+            .await?;
+        step.detail(format!(
+            "[{node}] proxy settings for {}",
+            PROXY_UNITS.join(" and ")
+        ));
+    }
+    restart_containerd(docker, node).await
+}
+
+/// Restarts containerd and waits until it answers; if it does not come back (a patch it
+/// cannot read), says so with its last log lines.
+async fn restart_containerd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
+    let restart = docker
+        .exec(node, &["systemctl", "restart", "containerd"])
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if restart.code == 0 && docker.exec(node, &["ctr", "version"]).await?.code == 0 {
+            return Ok(());
+        }
+        if restart.code != 0 || Instant::now() > deadline {
+            let log = docker
+                .exec(
+                    node,
+                    &[
+                        "journalctl",
+                        "-u",
+                        "containerd",
+                        "--no-pager",
+                        "-n",
+                        "15",
+                        "-o",
+                        "cat",
+                    ],
+                )
+                .await
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            return Err(ClusterError::Step {
+                step: format!("restarting containerd on {node} with the patched config"),
+                reason: format!(
+                    "containerd did not come back{}; check containerdConfigPatches and \
+                     containerdConfigPatchesJSON6902. Its last log lines:\n  {}",
+                    if restart.code != 0 {
+                        format!(
+                            " (`systemctl restart containerd`: {})",
+                            restart.stderr.trim()
+                        )
+                    } else {
+                        " within 60s".to_string()
+                    },
+                    log.trim_end().replace('\n', "\n  ")
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A systemd drop-in setting the variables for one service. Values are quoted; `%` is a
+/// specifier in unit files and must be doubled (URL-encoded proxy passwords use it).
+pub(crate) fn proxy_drop_in(variables: &[(String, String)]) -> String {
+    let mut text =
+        String::from("# Written by kindred: the proxy settings kindred ran with.\n[Service]\n");
+    for (name, value) in variables {
+        let value = value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('%', "%%");
+        text.push_str(&format!("Environment=\"{name}={value}\"\n"));
+    }
+    text
+}
+
+/// Writes a file on a node through the exec's stdin (no quoting issues), creating its directory.
+async fn write_file(
+    docker: &Docker,
+    node: &str,
+    path: &str,
+    content: &str,
+) -> Result<(), ClusterError> {
+    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
+    let script = format!("mkdir -p '{dir}' && cat > '{path}'");
+    let input = futures_util::stream::once(std::future::ready(Ok(bytes::Bytes::from(
+        content.to_string(),
+    ))))
+    .boxed();
+    let out = docker
+        .exec_with_input(node, &["sh", "-c", &script], input)
+        .await?;
+    if out.code != 0 {
+        return Err(ClusterError::Step {
+            step: format!("writing {path} on {node}"),
+            reason: format!("exit code {}: {}", out.code, out.stderr.trim()),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_drop_in_quotes_values_and_escapes_specifiers() {
+        let text = proxy_drop_in(&[
+            ("HTTP_PROXY".into(), "http://u:p%40ss@proxy:3128".into()),
+            ("NO_PROXY".into(), "a,\"b\"\\c".into()),
+        ]);
+        assert_eq!(
+            text,
+            "# Written by kindred: the proxy settings kindred ran with.\n[Service]\n\
+             Environment=\"HTTP_PROXY=http://u:p%%40ss@proxy:3128\"\n\
+             Environment=\"NO_PROXY=a,\\\"b\\\"\\\\c\"\n"
+        );
+    }
+}
