@@ -4,6 +4,9 @@
 //! Docker daemon itself stopped and started. After each, every node must report Ready again,
 //! the workload's pods must run again, and a Service must answer by its DNS name.
 //!
+//! HA clusters (3 control planes + 2 workers) also lose a control plane: the API must keep
+//! answering through the load balancer and etcd keep quorum, and the node must rejoin.
+//!
 //! One cluster per topology serves every case (creating it is the slow part); the time each
 //! recovery took is printed (`cargo test -- --nocapture` shows it).
 
@@ -49,7 +52,10 @@ type Check<'a> = (&'a str, &'a [&'a str], &'a dyn Fn(&str) -> bool);
 
 struct Cluster {
     name: String,
+    /// Kubernetes nodes, the first control plane first.
     nodes: Vec<String>,
+    /// Every container: the nodes and, for HA, the load balancer.
+    containers: Vec<String>,
     kubeconfig: std::path::PathBuf,
 }
 
@@ -71,7 +77,7 @@ impl Cluster {
     }
 
     fn addresses(&self) -> Vec<String> {
-        self.nodes
+        self.containers
             .iter()
             .map(|n| {
                 docker(&[
@@ -197,53 +203,44 @@ fn wait_for(what: &str, timeout: Duration, started: Instant, check: impl Fn() ->
     }
 }
 
-fn survives_restarts(name: &str, workers: usize) {
+fn survives_restarts(name: &str, control_planes: usize, workers: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n"
-            .to_string();
-    let mut nodes = vec![format!("{name}-control-plane")];
-    for i in 0..workers {
-        config.push_str("- role: worker\n");
-        nodes.push(if i == 0 {
-            format!("{name}-worker")
-        } else {
-            format!("{name}-worker{}", i + 1)
-        });
+    let mut config = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n".to_string();
+    let mut nodes = Vec::new();
+    for (role, count) in [("control-plane", control_planes), ("worker", workers)] {
+        for i in 1..=count {
+            config.push_str(&format!("- role: {role}\n"));
+            let suffix = if i == 1 { String::new() } else { i.to_string() };
+            nodes.push(format!("{name}-{role}{suffix}"));
+        }
+    }
+    let mut containers = nodes.clone();
+    if control_planes > 1 {
+        containers.push(format!("{name}-external-load-balancer"));
     }
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, config).unwrap();
     let cluster = Cluster {
         name: name.to_string(),
         nodes,
+        containers,
         kubeconfig: dir.path().join("kubeconfig"),
     };
     let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_string();
-    let _ = run(
-        env!("CARGO_BIN_EXE_kindred"),
-        &[
+    let delete = || {
+        let args = [
             "delete",
             "cluster",
             "--name",
             name,
             "--kubeconfig",
             &kubeconfig,
-        ],
-        None,
-    );
+        ];
+        run(env!("CARGO_BIN_EXE_kindred"), &args, None)
+    };
+    delete();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| exercise(&cluster, &config_path)));
-    let _ = run(
-        env!("CARGO_BIN_EXE_kindred"),
-        &[
-            "delete",
-            "cluster",
-            "--name",
-            name,
-            "--kubeconfig",
-            &kubeconfig,
-        ],
-        None,
-    );
+    delete();
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
@@ -293,11 +290,14 @@ fn exercise(c: &Cluster, config: &Path) {
     );
     let addresses = c.addresses();
     c.wait_recovered("create", "", Instant::now());
+    if c.containers.len() > c.nodes.len() {
+        control_plane_failover(c);
+    }
 
     // Every node restarted, control plane in the middle.
     let since = now_utc();
     let started = Instant::now();
-    let mut order: Vec<&str> = c.nodes.iter().rev().map(String::as_str).collect();
+    let mut order: Vec<&str> = c.containers.iter().rev().map(String::as_str).collect();
     order.rotate_left(1);
     for node in &order {
         docker(&["restart", node]);
@@ -309,9 +309,9 @@ fn exercise(c: &Cluster, config: &Path) {
     let since = now_utc();
     let started = Instant::now();
     let mut stop = vec!["stop"];
-    stop.extend(c.nodes.iter().map(String::as_str));
+    stop.extend(c.containers.iter().map(String::as_str));
     docker(&stop);
-    for node in c.nodes.iter().rev() {
+    for node in c.containers.iter().rev() {
         docker(&["start", node]);
     }
     assert_eq!(
@@ -349,12 +349,130 @@ fn exercise(c: &Cluster, config: &Path) {
     );
 }
 
+/// HA: with the first control plane stopped, the API still answers from the host through the
+/// load balancer and etcd keeps quorum; started again, the node rejoins and its etcd member
+/// is healthy.
+fn control_plane_failover(c: &Cluster) {
+    let kubectl = host_kubectl(c);
+    let via_lb = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", c.kubeconfig.to_str().unwrap()];
+        all.extend(args);
+        run(kubectl.to_str().unwrap(), &all, None)
+    };
+    let first = c.cp().to_string();
+    let second = c.nodes[1].clone();
+    let etcd_health = |node: &str| {
+        node_kubectl(
+            node,
+            &[
+                "-n",
+                "kube-system",
+                "exec",
+                &format!("etcd-{node}"),
+                "--",
+                "etcdctl",
+                "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+                "--cert=/etc/kubernetes/pki/etcd/server.crt",
+                "--key=/etc/kubernetes/pki/etcd/server.key",
+                "--endpoints=https://127.0.0.1:2379",
+                "endpoint",
+                "health",
+                "--cluster",
+            ],
+            None,
+        )
+    };
+
+    let started = Instant::now();
+    docker(&["stop", &first]);
+    wait_for(
+        "the API answers through the load balancer",
+        Duration::from_secs(60),
+        started,
+        || {
+            let out = via_lb(&["get", "nodes", "-o", "name"]);
+            (
+                out.status.success() && text(&out).lines().count() == c.nodes.len(),
+                text(&out),
+            )
+        },
+    );
+    let health = etcd_health(&second);
+    let healthy = text(&health).matches("is healthy").count();
+    assert_eq!(
+        healthy,
+        2,
+        "etcd lost quorum with one member down:\n{}",
+        text(&health)
+    );
+
+    let since = now_utc();
+    let started = Instant::now();
+    docker(&["start", &first]);
+    wait_for(
+        "the stopped control plane's etcd rejoins",
+        Duration::from_secs(180),
+        started,
+        || {
+            let out = etcd_health(&second);
+            (text(&out).matches("is healthy").count() == 3, text(&out))
+        },
+    );
+    wait_for(
+        "the control plane Ready again",
+        Duration::from_secs(180),
+        started,
+        || {
+            let out = node_kubectl(
+                &second,
+                &[
+                    "get",
+                    "node",
+                    &first,
+                    "-o",
+                    r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}={.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}"#,
+                ],
+                None,
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            let fresh = stdout
+                .split_once('=')
+                .is_some_and(|(s, t)| s == "True" && t >= since.as_str());
+            (fresh, text(&out))
+        },
+    );
+    eprintln!(
+        "[{}] the control plane rejoined in {:.1}s",
+        c.name,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The node image's kubectl, copied out so the host needs none.
+fn host_kubectl(c: &Cluster) -> std::path::PathBuf {
+    let path = c.kubeconfig.with_file_name("kubectl");
+    if !path.exists() {
+        docker(&[
+            "cp",
+            &format!("{}:/usr/bin/kubectl", c.cp()),
+            path.to_str().unwrap(),
+        ]);
+    }
+    path
+}
+
 #[test]
 fn one_control_plane_and_two_workers_survive_restarts() {
-    survives_restarts("restart-e2e-multi", 2);
+    survives_restarts("restart-e2e-multi", 1, 2);
 }
 
 #[test]
 fn a_single_node_cluster_survives_restarts() {
-    survives_restarts("restart-e2e-single", 0);
+    survives_restarts("restart-e2e-single", 1, 0);
+}
+
+/// 3 control planes + 2 workers behind the load balancer (the slowest test: about N minutes).
+#[test]
+fn an_ha_cluster_fails_over_and_survives_restarts() {
+    survives_restarts("restart-e2e-ha", 3, 2);
 }

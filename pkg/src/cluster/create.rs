@@ -590,23 +590,7 @@ async fn with_kubelet_log(docker: &Docker, node: &str, err: ClusterError) -> Clu
     let ClusterError::Step { step, reason } = err else {
         return err;
     };
-    let log = docker
-        .exec(
-            node,
-            &[
-                "journalctl",
-                "-u",
-                "kubelet",
-                "--no-pager",
-                "-n",
-                "15",
-                "-o",
-                "cat",
-            ],
-        )
-        .await
-        .map(|o| o.stdout)
-        .unwrap_or_default();
+    let log = super::unit_log_tail(docker, node, "kubelet").await;
     ClusterError::Step {
         step,
         reason: format!(

@@ -37,7 +37,7 @@ pub async fn stop(docker: &Docker, name: &str, ui: &Ui) -> Result<(), ClusterErr
         if group.is_empty() {
             continue;
         }
-        let step = ui.step(format!("Stopping {} {what} node(s)", group.len()));
+        let step = ui.step(format!("Stopping {} {what} container(s)", group.len()));
         try_join_all(
             group
                 .iter()
@@ -49,9 +49,9 @@ pub async fn stop(docker: &Docker, name: &str, ui: &Ui) -> Result<(), ClusterErr
     Ok(())
 }
 
-/// Control plane first (every control-plane node at once, so etcd regains quorum), then the
-/// workers; with `wait`, until every node has reported Ready since the start and the system
-/// pods run again.
+/// Control plane first (every control-plane node and the load balancer at once, so etcd
+/// regains quorum), then the workers; with `wait`, until every node has reported Ready since
+/// the start and the system pods run again.
 pub async fn start(
     docker: &Docker,
     name: &str,
@@ -67,11 +67,16 @@ pub async fn start(
         .min_by(|a, b| a.name.len().cmp(&b.name.len()).then(a.name.cmp(&b.name)))
         .ok_or_else(|| ClusterError::Msg(format!("cluster {name} has no control-plane node")))?;
 
-    let step = ui.step(format!("Starting {} control-plane node(s)", control.len()));
+    let step = ui.step(format!(
+        "Starting {} control-plane container(s)",
+        control.len()
+    ));
     try_join_all(control.iter().map(|n| docker.start_container(&n.name))).await?;
+    // The load balancer is a plain process, not a systemd node.
     try_join_all(
         control
             .iter()
+            .filter(|n| n.role != LOAD_BALANCER_ROLE)
             .map(|n| super::create::wait_for_systemd(docker, &n.name)),
     )
     .await?;

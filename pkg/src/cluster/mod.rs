@@ -55,6 +55,26 @@ async fn node_kubectl(
         .await?)
 }
 
+/// The last 15 journal lines of a systemd unit on a node (empty if they cannot be read), to
+/// explain a failure that the failing command itself does not.
+async fn unit_log_tail(docker: &crate::provider::Docker, node: &str, unit: &str) -> String {
+    let cmd = [
+        "journalctl",
+        "-u",
+        unit,
+        "--no-pager",
+        "-n",
+        "15",
+        "-o",
+        "cat",
+    ];
+    docker
+        .exec(node, &cmd)
+        .await
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+}
+
 /// Environment variable that names the default cluster.
 pub const CLUSTER_NAME_ENV: &str = "KINDRED_CLUSTER_NAME";
 

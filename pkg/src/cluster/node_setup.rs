@@ -106,23 +106,7 @@ async fn restart_containerd(docker: &Docker, node: &str) -> Result<(), ClusterEr
             return Ok(());
         }
         if restart.code != 0 || Instant::now() > deadline {
-            let log = docker
-                .exec(
-                    node,
-                    &[
-                        "journalctl",
-                        "-u",
-                        "containerd",
-                        "--no-pager",
-                        "-n",
-                        "15",
-                        "-o",
-                        "cat",
-                    ],
-                )
-                .await
-                .map(|o| o.stdout)
-                .unwrap_or_default();
+            let log = super::unit_log_tail(docker, node, "containerd").await;
             return Err(ClusterError::Step {
                 step: format!("restarting containerd on {node} with the patched config"),
                 reason: format!(
