@@ -31,13 +31,7 @@ fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("kindred output")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use kindred_e2e::text;
 
 struct Kubectl {
     bin: PathBuf,

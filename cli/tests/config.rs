@@ -64,13 +64,7 @@ impl Ctx {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use kindred_e2e::text;
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program).args(args).output().unwrap()
@@ -230,8 +224,6 @@ impl Ctx {
     }
 }
 
-type Subtest = fn(&Ctx);
-
 fn run_subtests(ctx: &Ctx) {
     let t = Instant::now();
     bad_input_fails_before_anything_is_created(ctx);
@@ -267,7 +259,7 @@ fn run_subtests(ctx: &Ctx) {
     );
     eprintln!("setup took {:.0?}", started.elapsed());
 
-    let subtests: [(&str, Subtest); 6] = [
+    let subtests: [kindred_e2e::Subtest<Ctx>; 6] = [
         ("host ports reach a pod's hostPort", host_ports_reach_a_pod),
         ("extra mounts", extra_mounts),
         ("kubeadm patches in /configz", kubeadm_patches_in_configz),
@@ -275,29 +267,7 @@ fn run_subtests(ctx: &Ctx) {
         ("proxy variables in containerd and kubelet", proxy_variables),
         ("dnsSearch in the node and pods", dns_search),
     ];
-    let mut failed = Vec::new();
-    for (name, subtest) in subtests {
-        let t = Instant::now();
-        eprintln!("=== subtest: {name}");
-        match std::panic::catch_unwind(AssertUnwindSafe(|| subtest(ctx))) {
-            Ok(()) => eprintln!("=== ok: {name} ({:.1?})", t.elapsed()),
-            Err(panic) => {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("=== FAILED: {name} ({:.1?})", t.elapsed());
-                failed.push(format!("{name}: {why}"));
-            }
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{} subtest(s) failed:\n{}",
-        failed.len(),
-        failed.join("\n\n")
-    );
+    kindred_e2e::run_subtests(ctx, &subtests);
 }
 
 /// Each of these fails before any container is created, and says why.

@@ -74,13 +74,7 @@ impl Ctx {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use kindred_e2e::text;
 
 /// kubectl on the control plane (the host has none).
 fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
@@ -222,8 +216,6 @@ fn the_daily_loop() {
     }
 }
 
-type Subtest = fn(&Ctx);
-
 fn run_subtests(ctx: &Ctx) {
     let started = Instant::now();
     // The cluster comes up while the image builds.
@@ -261,7 +253,7 @@ fn run_subtests(ctx: &Ctx) {
     );
     eprintln!("setup took {:.0?}", started.elapsed());
 
-    let subtests: [(&str, Subtest); 7] = [
+    let subtests: [kindred_e2e::Subtest<Ctx>; 7] = [
         ("get nodes and clusters for scripts", get_for_scripts),
         ("load docker-image, run it, load again", load_docker_image),
         ("load into one node with --nodes", load_into_one_node),
@@ -273,29 +265,7 @@ fn run_subtests(ctx: &Ctx) {
             export_logs_from_a_stopped_node,
         ),
     ];
-    let mut failed = Vec::new();
-    for (name, subtest) in subtests {
-        let t = Instant::now();
-        eprintln!("=== subtest: {name}");
-        match std::panic::catch_unwind(AssertUnwindSafe(|| subtest(ctx))) {
-            Ok(()) => eprintln!("=== ok: {name} ({:.1?})", t.elapsed()),
-            Err(panic) => {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("=== FAILED: {name} ({:.1?})", t.elapsed());
-                failed.push(format!("{name}: {why}"));
-            }
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{} subtest(s) failed:\n{}",
-        failed.len(),
-        failed.join("\n\n")
-    );
+    kindred_e2e::run_subtests(ctx, &subtests);
 }
 
 fn get_for_scripts(ctx: &Ctx) {

@@ -224,3 +224,34 @@ pub fn node_kubectl(node: &str, args: &[&str], stdin: Option<&str>) -> std::proc
     all.extend(args);
     run("docker", &all, stdin)
 }
+
+/// A named check run against a shared fixture (a cluster) by [`run_subtests`].
+pub type Subtest<C> = (&'static str, fn(&C));
+
+/// Runs every subtest against one shared fixture, in order, even after a failure, then fails
+/// with every failure's message: one broken subtest does not hide the others.
+pub fn run_subtests<C>(ctx: &C, subtests: &[Subtest<C>]) {
+    let mut failed = Vec::new();
+    for (name, subtest) in subtests {
+        let t = Instant::now();
+        eprintln!("=== subtest: {name}");
+        match std::panic::catch_unwind(AssertUnwindSafe(|| subtest(ctx))) {
+            Ok(()) => eprintln!("=== ok: {name} ({:.1?})", t.elapsed()),
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                eprintln!("=== FAILED: {name} ({:.1?})", t.elapsed());
+                failed.push(format!("{name}: {why}"));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} subtest(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n\n")
+    );
+}
