@@ -471,8 +471,10 @@ fn a_single_node_cluster_survives_restarts() {
     survives_restarts("restart-e2e-single", 1, 0);
 }
 
-/// 3 control planes + 2 workers behind the load balancer (the slowest test: about N minutes).
+/// 3 control planes + 2 workers behind the load balancer. About 8 minutes on 2 cores, too long
+/// for CI's budget next to the other topologies: hack/e2e-ha.sh runs it.
 #[test]
+#[ignore = "HA restart matrix (about 8 minutes): run it with hack/e2e-ha.sh"]
 fn an_ha_cluster_fails_over_and_survives_restarts() {
     survives_restarts("restart-e2e-ha", 3, 2);
 }
