@@ -43,6 +43,22 @@ pub fn parse(yaml: &str, source: &str) -> Result<Cluster, ConfigError> {
     if kind.as_deref() != Some(CLUSTER_KIND) {
         return Err(ConfigError::Kind { file, found: kind });
     }
+    // kindred's own fields stay out of kind's schema, so a kind config means the same to both.
+    if api_version.as_deref() == Some(KIND_API_VERSION) && map.contains_key("registry") {
+        let line = yaml
+            .lines()
+            .position(|l| l.starts_with("registry:") || l.starts_with("\"registry\":"))
+            .map(|i| format!(" (line {})", i + 1))
+            .unwrap_or_default();
+        return Err(ConfigError::Decode {
+            file,
+            message: format!(
+                "registry{line} is a kindred field, not part of kind's {KIND_API_VERSION}; \
+                 use `apiVersion: {KINDRED_API_VERSION}` (same schema plus kindred's fields), \
+                 or keep the kind config and pass `--registry` to `kindred create cluster`"
+            ),
+        });
+    }
     // Decoding from the text (not from `document`) keeps line numbers in the messages.
     serde_yaml::from_str(yaml).map_err(|e| decode_error(&file, e))
 }

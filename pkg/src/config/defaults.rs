@@ -8,6 +8,10 @@ use super::types::{Cluster, IpFamily, Node, CLUSTER_KIND, KINDRED_API_VERSION};
 /// The cluster name when neither the config, `--name` nor `KINDRED_CLUSTER_NAME` gives one.
 pub const DEFAULT_CLUSTER_NAME: &str = "kindred";
 
+/// The local registry's host port when neither the config nor `--registry-port` gives one
+/// (kind's documented local registry uses the same).
+pub const DEFAULT_REGISTRY_PORT: i32 = 5001;
+
 const IPV4_POD_SUBNET: &str = "10.244.0.0/16";
 /// kube-controller-manager hands each node a /64, so the range needs room for many of them.
 const IPV6_POD_SUBNET: &str = "fd00:10:244::/56";
@@ -30,6 +34,18 @@ impl Cluster {
         self
     }
 
+    /// Asks for the local registry (`--registry`, `--registry-port`, `--keep-registry`): flags
+    /// override the config's settings; a flag left unset keeps the config's.
+    pub fn with_registry(mut self, port: Option<u16>, keep: bool) -> Cluster {
+        let registry = self.registry.get_or_insert_with(Default::default);
+        registry.enabled = Some(true);
+        if let Some(port) = port {
+            registry.port = Some(i32::from(port));
+        }
+        registry.keep |= keep;
+        self
+    }
+
     /// Fills in everything left unset. Call after `with_name` / `with_node_image` and before
     /// `validate`.
     pub fn with_defaults(mut self) -> Cluster {
@@ -45,6 +61,10 @@ impl Cluster {
         if self.nodes.is_empty() {
             // Node's default role is control-plane.
             self.nodes.push(Node::default());
+        }
+
+        if let Some(registry) = self.registry.as_mut().filter(|r| r.is_enabled()) {
+            registry.port.get_or_insert(DEFAULT_REGISTRY_PORT);
         }
 
         let family = self.networking.ip_family;
