@@ -305,6 +305,54 @@ nodes:
     }
 
     #[test]
+    fn the_registry_decodes_under_kindreds_api_version() {
+        let c = parse_ok(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry: {enabled: true, port: 5002, keep: true}\n",
+        );
+        assert_eq!(
+            c.registry,
+            Some(crate::config::Registry {
+                enabled: Some(true),
+                port: Some(5002),
+                keep: true,
+            })
+        );
+        assert!(c.registry().is_some());
+        // An empty block asks for the registry with its defaults; `enabled: false` does not.
+        let c = parse_ok("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry: {}\n");
+        assert!(c.registry().is_some());
+        let c = parse_ok(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  enabled: false\n",
+        );
+        assert!(c.registry.is_some() && c.registry().is_none());
+        let c = parse_ok("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\n");
+        assert_eq!(c.registry, None);
+    }
+
+    #[test]
+    fn the_registry_is_not_part_of_kinds_schema() {
+        let msg = parse_err(
+            "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nname: x\nregistry:\n  port: 5001\n",
+        );
+        assert!(msg.starts_with("test.yaml: registry (line 4) is a kindred field"), "{msg}");
+        assert!(msg.contains("apiVersion: kindred.dev/v1alpha4"), "{msg}");
+        assert!(msg.contains("--registry"), "{msg}");
+    }
+
+    #[test]
+    fn registry_typos_are_unknown_fields() {
+        let msg = parse_err(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  prot: 5001\n",
+        );
+        assert!(msg.contains("registry: unknown field `prot`"), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+        let msg = parse_err(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  port: five\n",
+        );
+        assert!(msg.contains("registry.port"), "{msg}");
+    }
+
+    #[test]
     fn kindred_api_version_is_accepted() {
         let c = parse_ok("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nname: k\n");
         assert_eq!(c.api_version, KINDRED_API_VERSION);

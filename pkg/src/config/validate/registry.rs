@@ -98,6 +98,9 @@ nodes:
                 "nodes[0].extraPortMappings[0].hostPort: 0.0.0.0:5001/TCP is already published \
                  by registry.port; each host port can be used once (use another hostPort, or 0 \
                  for a free one)",
+                "nodes[0].extraPortMappings[1].hostPort: 127.0.0.2:5001/TCP is already \
+                 published by nodes[0].extraPortMappings[0]; each host port can be used once \
+                 (use another hostPort, or 0 for a free one)",
             ]
         );
     }
