@@ -111,30 +111,10 @@ pub async fn users(docker: &Docker) -> Result<Vec<String>, ClusterError> {
 pub(super) async fn check(docker: &Docker, request: RegistryRequest) -> Result<(), ClusterError> {
     let port = request.port;
     match find(docker).await? {
-        Some(found) if !found.ours => Err(ClusterError::Msg(format!(
-            "a container named {} exists and was not made by kindred; remove or rename it to \
-             use kindred's registry (nothing was created)",
-            registry::CONTAINER
-        ))),
-        Some(found) if found.port != Some(port) => {
-            let on = found
-                .port
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "an unknown port".into());
-            let used_by = users(docker).await?;
-            let by = if used_by.is_empty() {
-                " (no cluster uses it now; `kindred delete registry` removes it)".to_string()
-            } else {
-                format!(" for the clusters {}", used_by.join(", "))
-            };
-            Err(ClusterError::Msg(format!(
-                "the local registry {} already runs on 127.0.0.1:{on}{by}; every cluster shares \
-                 it, so ask for port {on} (`--registry-port {on}` or `registry.port: {on}`), \
-                 or delete it first to move it to port {port} (nothing was created)",
-                registry::CONTAINER
-            )))
-        }
-        Some(_) => Ok(()),
+        Some(found) => match conflict(docker, &found, port).await? {
+            Some(e) => Err(e),
+            None => Ok(()),
+        },
         None => {
             if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
                 return Err(ClusterError::Msg(format!(
@@ -155,6 +135,41 @@ pub(super) async fn check(docker: &Docker, request: RegistryRequest) -> Result<(
     }
 }
 
+/// Why an existing registry container cannot serve a cluster asking for `port`, if it cannot:
+/// it is not kindred's, or it runs on another port.
+async fn conflict(
+    docker: &Docker,
+    found: &RegistryState,
+    port: u16,
+) -> Result<Option<ClusterError>, ClusterError> {
+    if !found.ours {
+        return Ok(Some(ClusterError::Msg(format!(
+            "a container named {} exists and was not made by kindred; remove or rename it to \
+             use kindred's registry (nothing was created)",
+            registry::CONTAINER
+        ))));
+    }
+    if found.port == Some(port) {
+        return Ok(None);
+    }
+    let on = found
+        .port
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "an unknown port".into());
+    let used_by = users(docker).await?;
+    let by = if used_by.is_empty() {
+        " (no cluster uses it now; `kindred delete registry` removes it)".to_string()
+    } else {
+        format!(" for the clusters {}", used_by.join(", "))
+    };
+    Ok(Some(ClusterError::Msg(format!(
+        "the local registry {} already runs on 127.0.0.1:{on}{by}; every cluster shares it, so \
+         ask for port {on} (`--registry-port {on}` or `registry.port: {on}`), or delete it \
+         first to move it to port {port} (nothing was created)",
+        registry::CONTAINER
+    ))))
+}
+
 /// Makes the registry run as asked. The caller holds the network lock (so two creates cannot
 /// both create it, and the address picked stays free until the container exists). A registry
 /// that exists is reused (started if stopped); one that should now be kept is recreated with
@@ -166,6 +181,12 @@ pub(super) async fn ensure(
     step: &Step,
 ) -> Result<String, ClusterError> {
     let found = find(docker).await?;
+    if let Some(state) = &found {
+        // Checked before, but another create may have made it since, on another port.
+        if let Some(e) = conflict(docker, state, request.port).await? {
+            return Err(e);
+        }
+    }
     let (ip, done) = match &found {
         Some(state) if state.keep || !request.keep => {
             if state.running {
