@@ -115,7 +115,9 @@ fn registry_exists() -> bool {
 }
 
 fn volume_exists() -> bool {
-    run("docker", &["volume", "inspect", REGISTRY]).status.success()
+    run("docker", &["volume", "inspect", REGISTRY])
+        .status
+        .success()
 }
 
 fn kubectl(node: &str, args: &[&str], stdin: Option<&str>) -> Output {
@@ -255,7 +257,11 @@ fn fails_early(ctx: &Ctx, cluster: &str, args: &[&str], stdin: Option<&str>, exp
         text(&out)
     );
     for e in expected {
-        assert!(err.contains(e), "kindred {}: {err:?} lacks {e:?}", args.join(" "));
+        assert!(
+            err.contains(e),
+            "kindred {}: {err:?} lacks {e:?}",
+            args.join(" ")
+        );
     }
     assert_eq!(kindred_e2e::containers_of(cluster), "", "containers remain");
     assert_eq!(registry_exists(), registry_before, "the registry changed");
@@ -369,7 +375,10 @@ fn run_subtests(ctx: &Ctx) {
         ctx,
         &[
             ("the registry container", registry_container),
-            ("nodes send localhost:<port> to the registry", hosts_on_nodes),
+            (
+                "nodes send localhost:<port> to the registry",
+                hosts_on_nodes,
+            ),
             (
                 "an image pushed from the host runs on both nodes",
                 push_and_run,
@@ -458,13 +467,13 @@ fn registry_container(ctx: &Ctx) {
     assert_eq!(registry_label(kindred::registry::LABEL), "true");
     assert_eq!(registry_label(kindred::registry::KEEP_LABEL), "false");
     assert_eq!(
-        inspect_registry(r#"{{range $p, $b := .HostConfig.PortBindings}}{{$p}}={{range $b}}{{.HostIp}}:{{.HostPort}}{{end}}{{end}}"#),
+        inspect_registry(
+            r#"{{range $p, $b := .HostConfig.PortBindings}}{{$p}}={{range $b}}{{.HostIp}}:{{.HostPort}}{{end}}{{end}}"#
+        ),
         format!("5000/tcp=127.0.0.1:{}", ctx.port)
     );
     assert_eq!(
-        inspect_registry(
-            r#"{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}"#
-        ),
+        inspect_registry(r#"{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}"#),
         "volume kindred-registry /var/lib/registry"
     );
     // A fixed address on the kindred network, like the nodes.
@@ -513,7 +522,10 @@ fn hosts_on_nodes(ctx: &Ctx) {
             format!("127.0.0.1:{}", ctx.port),
             "kindred-registry:5000".to_string(),
         ] {
-            let hosts = node_sh(node, &format!("cat /etc/containerd/certs.d/{host}/hosts.toml"));
+            let hosts = node_sh(
+                node,
+                &format!("cat /etc/containerd/certs.d/{host}/hosts.toml"),
+            );
             assert!(
                 hosts.contains("server = \"http://kindred-registry:5000\""),
                 "{node} {host}: {hosts}"
@@ -533,7 +545,11 @@ fn hosts_on_nodes(ctx: &Ctx) {
 fn push_and_run(ctx: &Ctx) {
     push(&ctx.image());
     for (name, node) in [("hello-cp", CP), ("hello-worker", WORKER)] {
-        let out = kubectl(CP, &["apply", "-f", "-"], Some(&pod(name, node, &ctx.image())));
+        let out = kubectl(
+            CP,
+            &["apply", "-f", "-"],
+            Some(&pod(name, node, &ctx.image())),
+        );
         assert!(out.status.success(), "{}", text(&out));
     }
     for name in ["hello-cp", "hello-worker"] {
@@ -667,7 +683,10 @@ fn kept_registry_outlives_its_cluster(ctx: &Ctx) {
         text(&catalog)
     );
     let out = ctx.ok(&["delete", "registry"], None);
-    assert!(out.contains("Deleting the registry kindred-registry"), "{out}");
+    assert!(
+        out.contains("Deleting the registry kindred-registry"),
+        "{out}"
+    );
     assert!(!registry_exists(), "the kept registry remains");
     assert!(!volume_exists(), "the registry's volume remains");
     // Nothing left to delete.

@@ -228,7 +228,9 @@ mod tests {
         assert_eq!(recipe_key().len(), 16);
         let config = image_config("abc");
         assert_eq!(config.labels[registry::RECIPE_LABEL], "abc");
-        assert!(config.env.contains(&"OTEL_TRACES_EXPORTER=none".to_string()));
+        assert!(config
+            .env
+            .contains(&"OTEL_TRACES_EXPORTER=none".to_string()));
         assert_eq!(config.volumes, [registry::DATA_DIR]);
     }
 }

@@ -93,7 +93,10 @@ data:
 
 /// The first directory of a `config_path` (containerd reads a colon-separated list).
 pub fn first_config_dir(config_path: &str) -> Option<&str> {
-    config_path.split(':').map(str::trim).find(|d| !d.is_empty())
+    config_path
+        .split(':')
+        .map(str::trim)
+        .find(|d| !d.is_empty())
 }
 
 #[cfg(test)]
@@ -132,11 +135,13 @@ mod tests {
     fn the_configmap_follows_kep_1755() {
         let text = local_registry_hosting(5002);
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        assert_eq!(doc["metadata"]["name"].as_str(), Some("local-registry-hosting"));
+        assert_eq!(
+            doc["metadata"]["name"].as_str(),
+            Some("local-registry-hosting")
+        );
         assert_eq!(doc["metadata"]["namespace"].as_str(), Some("kube-public"));
         let hosting: serde_yaml::Value =
-            serde_yaml::from_str(doc["data"]["localRegistryHosting.v1"].as_str().unwrap())
-                .unwrap();
+            serde_yaml::from_str(doc["data"]["localRegistryHosting.v1"].as_str().unwrap()).unwrap();
         assert_eq!(hosting["host"].as_str(), Some("localhost:5002"));
         assert_eq!(
             hosting["hostFromContainerRuntime"].as_str(),

@@ -355,12 +355,9 @@ async fn create_nodes(
                 ]
                 .into_iter()
                 // Marks the cluster as a user of the registry (see cluster::registry).
-                .chain(registry.map(|r| {
-                    (
-                        crate::registry::USER_LABEL.to_string(),
-                        r.port.to_string(),
-                    )
-                })),
+                .chain(
+                    registry.map(|r| (crate::registry::USER_LABEL.to_string(), r.port.to_string())),
+                ),
             ),
             tmpfs: vec!["/run".into(), "/tmp".into()],
             // Kept out of the overlay root: containerd's snapshots need a real filesystem.

@@ -26,7 +26,9 @@ pub use load::{load, ImageSource, LoadReport, Outcome};
 pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
 pub use node_options::{NodeExtras, NodeOptions, PROXY_VARIABLES};
 pub use plan::{ClusterPlan, NodePlan};
-pub use registry::{delete_registry, find as find_registry, users as registry_users, RegistryRequest, RegistryState};
+pub use registry::{
+    delete_registry, find as find_registry, users as registry_users, RegistryRequest, RegistryState,
+};
 
 /// Label carrying the cluster name on every node container.
 pub const CLUSTER_LABEL: &str = "io.kindred.cluster";

@@ -42,9 +42,11 @@ pub async fn configure_nodes(
         return Ok(());
     }
     let drop_in = (!proxy.is_empty()).then(|| proxy_drop_in(&proxy));
-    try_join_all(plan.nodes.iter().map(|n| {
-        configure_node(docker, &n.name, config, drop_in.as_deref(), registry, step)
-    }))
+    try_join_all(
+        plan.nodes
+            .iter()
+            .map(|n| configure_node(docker, &n.name, config, drop_in.as_deref(), registry, step)),
+    )
     .await?;
     Ok(())
 }

@@ -69,10 +69,7 @@ pub async fn find(docker: &Docker) -> Result<Option<RegistryState>, ClusterError
             )))
         }
     };
-    let labels = inspected
-        .config
-        .and_then(|c| c.labels)
-        .unwrap_or_default();
+    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
     let ip = inspected
         .network_settings
         .and_then(|s| s.networks)
@@ -84,11 +81,10 @@ pub async fn find(docker: &Docker) -> Result<Option<RegistryState>, ClusterError
         port: labels
             .get(registry::PORT_LABEL)
             .and_then(|p| p.parse().ok()),
-        keep: labels.get(registry::KEEP_LABEL).is_some_and(|k| k == "true"),
-        running: inspected
-            .state
-            .and_then(|s| s.running)
-            .unwrap_or_default(),
+        keep: labels
+            .get(registry::KEEP_LABEL)
+            .is_some_and(|k| k == "true"),
+        running: inspected.state.and_then(|s| s.running).unwrap_or_default(),
         ip,
         ours: labels.get(registry::LABEL).is_some_and(|v| v == "true"),
     }))

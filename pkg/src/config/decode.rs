@@ -334,21 +334,22 @@ nodes:
         let msg = parse_err(
             "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nname: x\nregistry:\n  port: 5001\n",
         );
-        assert!(msg.starts_with("test.yaml: registry (line 4) is a kindred field"), "{msg}");
+        assert!(
+            msg.starts_with("test.yaml: registry (line 4) is a kindred field"),
+            "{msg}"
+        );
         assert!(msg.contains("apiVersion: kindred.dev/v1alpha4"), "{msg}");
         assert!(msg.contains("--registry"), "{msg}");
     }
 
     #[test]
     fn registry_typos_are_unknown_fields() {
-        let msg = parse_err(
-            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  prot: 5001\n",
-        );
+        let msg =
+            parse_err("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  prot: 5001\n");
         assert!(msg.contains("registry: unknown field `prot`"), "{msg}");
         assert!(msg.contains("line 4"), "{msg}");
-        let msg = parse_err(
-            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  port: five\n",
-        );
+        let msg =
+            parse_err("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  port: five\n");
         assert!(msg.contains("registry.port"), "{msg}");
     }
 

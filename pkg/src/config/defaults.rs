@@ -284,17 +284,30 @@ nodes:
         assert!(c.validate().is_ok());
         // The config's port stays unless a flag names another; --keep-registry adds keep.
         let yaml = "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry: {port: 5002}\n";
-        let c = parse(yaml, "t").unwrap().with_registry(None, true).with_defaults();
+        let c = parse(yaml, "t")
+            .unwrap()
+            .with_registry(None, true)
+            .with_defaults();
         let r = c.registry().unwrap();
         assert_eq!((r.port, r.keep), (Some(5002), true));
-        let c = parse(yaml, "t").unwrap().with_registry(Some(5003), false).with_defaults();
+        let c = parse(yaml, "t")
+            .unwrap()
+            .with_registry(Some(5003), false)
+            .with_defaults();
         assert_eq!(c.registry().unwrap().port, Some(5003));
         // A flag turns on a registry the config turned off.
         let off = "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry: {enabled: false}\n";
         let c = parse(off, "t").unwrap().with_defaults();
         assert!(c.registry().is_none());
-        assert_eq!(c.registry.as_ref().unwrap().port, None, "no port for a disabled registry");
-        let c = parse(off, "t").unwrap().with_registry(None, false).with_defaults();
+        assert_eq!(
+            c.registry.as_ref().unwrap().port,
+            None,
+            "no port for a disabled registry"
+        );
+        let c = parse(off, "t")
+            .unwrap()
+            .with_registry(None, false)
+            .with_defaults();
         assert_eq!(c.registry().unwrap().port, Some(DEFAULT_REGISTRY_PORT));
     }
 

@@ -233,7 +233,10 @@ fn output_keeps_the_key_order() {
 fn the_node_images_config_names_the_hosts_directory() {
     let (dir, changed) = registry_config_dir(&node_config()).unwrap();
     assert_eq!(dir, "/etc/containerd/certs.d");
-    assert_eq!(changed, None, "kindred's node image sets config_path itself");
+    assert_eq!(
+        changed, None,
+        "kindred's node image sets config_path itself"
+    );
 }
 
 #[test]
@@ -246,7 +249,12 @@ fn a_config_without_config_path_gets_one() {
     assert_eq!(
         at(
             &changed,
-            &["plugins", "io.containerd.cri.v1.images", "registry", "config_path"]
+            &[
+                "plugins",
+                "io.containerd.cri.v1.images",
+                "registry",
+                "config_path"
+            ]
         )
         .and_then(Value::as_str),
         Some("/etc/containerd/certs.d")
@@ -280,7 +288,12 @@ fn a_patched_config_path_is_followed_and_version_2_is_understood() {
     assert_eq!(
         at(
             &changed,
-            &["plugins", "io.containerd.grpc.v1.cri", "registry", "config_path"]
+            &[
+                "plugins",
+                "io.containerd.grpc.v1.cri",
+                "registry",
+                "config_path"
+            ]
         )
         .and_then(Value::as_str),
         Some("/etc/containerd/certs.d")

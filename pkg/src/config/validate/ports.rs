@@ -60,11 +60,7 @@ impl Binding {
 /// and values already reported as invalid are skipped.
 pub(super) fn check_host_ports(cluster: &Cluster, problems: &mut Problems) {
     let mut taken: Vec<Binding> = Vec::new();
-    if let Some(port) = cluster
-        .registry()
-        .and_then(|r| r.port)
-        .and_then(fixed_port)
-    {
+    if let Some(port) = cluster.registry().and_then(|r| r.port).and_then(fixed_port) {
         taken.push(Binding {
             field: "registry.port".to_string(),
             protocol: PortProtocol::Tcp,
