@@ -660,6 +660,15 @@ fn kept_registry_outlives_its_cluster(ctx: &Ctx) {
         Some(&config),
     );
     assert_eq!(registry_label(kindred::registry::KEEP_LABEL), "true");
+    // `start cluster` starts the shared registry when it was stopped.
+    let out = run("docker", &["stop", REGISTRY]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ctx.ok(&["start", "cluster", "--name", KEPT, "--wait", "0"], None);
+    assert!(
+        out.contains("Starting the registry kindred-registry"),
+        "{out}"
+    );
+    assert_eq!(inspect_registry("{{.State.Status}}"), "running");
     // The volume went with the first registry: push again, run it here.
     push(&ctx.image());
     let out = kubectl(
