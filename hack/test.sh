@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The project's test command (README): builds the default node image (cached after the first
-# run), then runs every unit and end-to-end test against the real Docker daemon.
+# The project's test command (README): builds the default node image and the registry image
+# (cached after the first run), then runs every unit and end-to-end test against the real
+# Docker daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The e2e tests use this image; building it here shows progress in logs and fails early.
 cargo run --locked --bin kindred -- build node-image
+# The local registry's image (cli/tests/registry.rs), likewise: built once, then up to date.
+cargo run --locked --bin kindred -- build registry-image
 # e2e tests share the Docker daemon and node images; one test thread keeps them from fighting
 # over the 2 cores CI has, and keeps their output readable.
 cargo test --locked --workspace -- --test-threads=1

@@ -16,6 +16,7 @@ pub mod kube;
 pub mod layer;
 pub mod oci;
 pub mod preload;
+pub mod registry_image;
 
 use std::path::{Path, PathBuf};
 

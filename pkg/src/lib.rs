@@ -13,4 +13,5 @@ pub mod kubeadm;
 pub mod kubeconfig;
 pub mod process;
 pub mod provider;
+pub mod registry;
 pub mod ui;

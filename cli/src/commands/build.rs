@@ -12,6 +12,19 @@ use super::CmdResult;
 pub enum BuildCommand {
     /// Build a node image offline: Debian base, Kubernetes, containerd, preloaded images, BOM.
     NodeImage(NodeImageArgs),
+    /// Build the local registry's image (the distribution registry from Go modules);
+    /// `create cluster --registry` builds it when missing.
+    RegistryImage(RegistryImageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryImageArgs {
+    /// Cache directory [default: $KINDRED_CACHE_DIR, else ~/.cache/kindred].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Rebuild the registry binary and the image even if cached.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +78,29 @@ impl NodeImageArgs {
 
 pub async fn run(cmd: BuildCommand, ui: &Ui) -> CmdResult {
     match cmd {
+        BuildCommand::RegistryImage(args) => {
+            let opts = kindred_node_image::registry_image::RegistryImageOptions {
+                cache_dir: args.cache_dir.unwrap_or_else(kindred::cache::cache_dir),
+                no_cache: args.no_cache,
+            };
+            let docker = kindred::provider::Docker::connect().await?;
+            let started = std::time::Instant::now();
+            let image = kindred_node_image::registry_image::ensure(&docker, &opts, ui).await?;
+            if image.built {
+                ui.info(format!(
+                    "Built {} in {:.0}s",
+                    image.image,
+                    started.elapsed().as_secs_f64()
+                ));
+            } else {
+                ui.info(format!(
+                    "{} is up to date (--no-cache rebuilds it)",
+                    image.image
+                ));
+            }
+            println!("{}", image.image);
+            Ok(())
+        }
         BuildCommand::NodeImage(args) => {
             let opts = BuildOptions {
                 kube: args.kube_source(),

@@ -39,6 +39,16 @@ pub struct CreateClusterArgs {
     /// Kubeconfig to update [default: first entry of $KUBECONFIG, else ~/.kube/config].
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// Run the local registry `kindred-registry` (shared by every cluster that asks for it)
+    /// and make the nodes pull `localhost:<port>/...` from it [config: `registry:`].
+    #[arg(long)]
+    registry: bool,
+    /// The registry's port on 127.0.0.1 [default: 5001; implies --registry].
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    registry_port: Option<u16>,
+    /// Keep the registry and its images when its last cluster is deleted [implies --registry].
+    #[arg(long)]
+    keep_registry: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +68,9 @@ pub enum DeleteCommand {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
+    /// Delete the local registry `kindred-registry` and its images (also a kept one); refused
+    /// while clusters use it.
+    Registry,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,7 +150,11 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         (None, true) => cluster::default_name(None),
     };
     // Defaults first (they create the node list), then --image overrides every node.
-    let mut cluster = loaded.with_name(name).with_defaults();
+    let mut cluster = loaded.with_name(name);
+    if args.registry || args.registry_port.is_some() || args.keep_registry {
+        cluster = cluster.with_registry(args.registry_port, args.keep_registry);
+    }
+    let mut cluster = cluster.with_defaults();
     if let Some(image) = &args.image {
         cluster = cluster.with_node_image(image);
     }
@@ -152,6 +169,14 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
     })?;
     let docker = Docker::connect().await?;
     build_default_image_if_missing(&docker, &cluster, ui).await?;
+    if cluster.registry().is_some() {
+        // Built on first use (a few minutes, cached afterwards), like the default node image.
+        let opts = kindred_node_image::registry_image::RegistryImageOptions {
+            cache_dir: kindred::cache::cache_dir(),
+            no_cache: false,
+        };
+        kindred_node_image::registry_image::ensure(&docker, &opts, ui).await?;
+    }
     let opts = CreateOptions {
         config: cluster,
         retain: args.retain,
@@ -212,6 +237,18 @@ pub async fn delete(cmd: DeleteCommand, ui: &Ui) -> CmdResult {
         DeleteCommand::Cluster { name, kubeconfig } => {
             (vec![cluster::default_name(name.as_deref())], kubeconfig)
         }
+        DeleteCommand::Registry => {
+            let step = ui.step(format!(
+                "Deleting the registry {}",
+                kindred::registry::CONTAINER
+            ));
+            if cluster::delete_registry(&docker).await? {
+                step.done();
+            } else {
+                step.done_with("no registry, nothing to do");
+            }
+            return Ok(());
+        }
         DeleteCommand::Clusters {
             names,
             all,
@@ -233,11 +270,16 @@ pub async fn delete(cmd: DeleteCommand, ui: &Ui) -> CmdResult {
     let path = kubeconfig::target_path(path.as_deref());
     for name in names {
         let step = ui.step(format!("Deleting cluster \"{name}\""));
-        let existed = cluster::delete(&docker, &name, &path).await?;
-        if existed {
-            step.done();
-        } else {
+        let deleted = cluster::delete(&docker, &name, &path).await?;
+        if !deleted.existed {
             step.done_with("no such cluster, nothing to do");
+        } else if deleted.registry_removed {
+            step.done_with(format!(
+                "and the registry {}, which no cluster uses any more",
+                kindred::registry::CONTAINER
+            ));
+        } else {
+            step.done();
         }
     }
     Ok(())

@@ -12,6 +12,7 @@ use futures_util::future::try_join_all;
 use super::node_options::{self, NodeOptions};
 use super::node_setup;
 use super::plan::{ClusterPlan, NodePlan};
+use super::registry::{self as local_registry, RegistryRequest};
 use super::{delete, ClusterError, ADMIN_CONF, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
 use crate::agent::manifests;
 use crate::config::Cluster;
@@ -72,7 +73,8 @@ pub async fn create(
     result
 }
 
-/// Fails before anything is created: every node image present, the name free.
+/// Fails before anything is created: every node image present, the name free, the registry
+/// (if asked for) running on the same port or its port free.
 async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), ClusterError> {
     let mut images: Vec<&str> = plan.nodes.iter().map(|n| n.config.image.as_str()).collect();
     images.dedup();
@@ -116,6 +118,9 @@ async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), Cluster
             plan.name()
         )));
     }
+    if let Some(request) = RegistryRequest::of(&plan.config) {
+        local_registry::check(docker, request).await?;
+    }
     Ok(())
 }
 
@@ -130,7 +135,7 @@ async fn run(
     let cp = plan.first_control_plane();
 
     let step = ui.step(format!("Preparing nodes ({})", plan.nodes.len()));
-    let security = create_nodes(docker, plan, options, ui).await?;
+    let security = create_nodes(docker, plan, options, ui, &step).await?;
     write_lb_backends(docker, plan, &step).await?;
     try_join_all(plan.nodes.iter().map(|n| wait_for_systemd(docker, &n.name))).await?;
     for note in &options.notes {
@@ -283,6 +288,7 @@ async fn create_nodes(
     plan: &ClusterPlan,
     options: &NodeOptions,
     ui: &Ui,
+    step: &Step,
 ) -> Result<NodeSecurity, ClusterError> {
     // Held until the containers exist: concurrent creates must not pick the same addresses.
     let _lock = docker.lock_network(NETWORK).await?;
@@ -292,6 +298,12 @@ async fn create_nodes(
             HashMap::from([("io.kindred.network".to_string(), "true".to_string())]),
         )
         .await?;
+    // The registry first, so that the nodes' addresses are picked around its address.
+    let registry = RegistryRequest::of(&plan.config);
+    if let Some(request) = registry {
+        let done = local_registry::ensure(docker, &addressing, request, step).await?;
+        step.detail(done);
+    }
     let containers = plan.nodes.len() + usize::from(plan.load_balancer.is_some());
     let mut ips: Vec<Option<String>> = if addressing.supports_fixed_addresses() {
         let used = docker.used_addresses(NETWORK).await?;
@@ -336,10 +348,17 @@ async fn create_nodes(
             name: n.name.clone(),
             image: n.config.image.clone(),
             hostname: Some(n.name.clone()),
-            labels: HashMap::from([
-                (CLUSTER_LABEL.to_string(), plan.name().to_string()),
-                (ROLE_LABEL.to_string(), n.role.as_str().to_string()),
-            ]),
+            labels: HashMap::from_iter(
+                [
+                    (CLUSTER_LABEL.to_string(), plan.name().to_string()),
+                    (ROLE_LABEL.to_string(), n.role.as_str().to_string()),
+                ]
+                .into_iter()
+                // Marks the cluster as a user of the registry (see cluster::registry).
+                .chain(
+                    registry.map(|r| (crate::registry::USER_LABEL.to_string(), r.port.to_string())),
+                ),
+            ),
             tmpfs: vec!["/run".into(), "/tmp".into()],
             // Kept out of the overlay root: containerd's snapshots need a real filesystem.
             volumes: vec!["/var".into()],
@@ -468,6 +487,14 @@ async fn install_addons(
             &out.stdout,
             &plan.config.networking.pod_subnet,
             &format!("https://{endpoint}"),
+        ));
+    }
+    if let Some(request) = RegistryRequest::of(&plan.config) {
+        // kind's discovery ConfigMap for the local registry (KEP-1755).
+        rendered.push(crate::registry::local_registry_hosting(request.port));
+        step.detail(format!(
+            "ConfigMap kube-public/local-registry-hosting: localhost:{}",
+            request.port
         ));
     }
     write_file(docker, cp, ADDONS_MANIFEST, &rendered.join("\n---\n"), step).await?;

@@ -67,6 +67,28 @@ pub async fn start(
         .min_by(|a, b| a.name.len().cmp(&b.name.len()).then(a.name.cmp(&b.name)))
         .ok_or_else(|| ClusterError::Msg(format!("cluster {name} has no control-plane node")))?;
 
+    // The shared registry, when this cluster uses it and it was stopped (`stop cluster` leaves
+    // it running: other clusters may use it).
+    let uses_registry = !docker
+        .list_by_labels(&[
+            format!("{}={name}", super::CLUSTER_LABEL),
+            crate::registry::USER_LABEL.to_string(),
+        ])
+        .await?
+        .is_empty();
+    if uses_registry {
+        if let Some(state) = super::registry::find(docker).await? {
+            if state.ours && !state.running {
+                let step = ui.step(format!(
+                    "Starting the registry {}",
+                    crate::registry::CONTAINER
+                ));
+                docker.start_container(crate::registry::CONTAINER).await?;
+                step.done();
+            }
+        }
+    }
+
     let step = ui.step(format!(
         "Starting {} control-plane container(s)",
         control.len()

@@ -13,10 +13,11 @@ mod logs;
 mod node_options;
 mod node_setup;
 mod plan;
+mod registry;
 
 pub use access::{control_plane, kubeconfig_entry};
 pub use create::{create, CreateOptions, Created};
-pub use delete::delete;
+pub use delete::{delete, Deleted};
 pub use lifecycle::{start, stop};
 pub use list::{
     clusters, node_details, nodes, render_nodes, select_nodes, NodeDetails, NodeFormat, NodeSummary,
@@ -25,6 +26,9 @@ pub use load::{load, ImageSource, LoadReport, Outcome};
 pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
 pub use node_options::{NodeExtras, NodeOptions, PROXY_VARIABLES};
 pub use plan::{ClusterPlan, NodePlan};
+pub use registry::{
+    delete_registry, find as find_registry, users as registry_users, RegistryRequest, RegistryState,
+};
 
 /// Label carrying the cluster name on every node container.
 pub const CLUSTER_LABEL: &str = "io.kindred.cluster";

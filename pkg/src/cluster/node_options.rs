@@ -312,6 +312,10 @@ fn proxy_variables(
         no_proxy.extend(subnets.split(',').map(|s| s.trim().to_string()));
     }
     no_proxy.extend(plan.nodes.iter().map(|n| n.name.clone()));
+    if plan.config.registry().is_some() {
+        // Nodes pull from the local registry by its container name.
+        no_proxy.push(crate::registry::CONTAINER.to_string());
+    }
     no_proxy.extend(
         [
             "localhost",

@@ -1,7 +1,9 @@
 //! Node settings applied once systemd runs and before kubeadm: the cluster config's containerd
-//! patches (`/etc/containerd/config.toml`) and the proxy variables for containerd and kubelet
-//! (systemd drop-ins, which survive container restarts). containerd is restarted once, and
-//! kindred waits until it answers again.
+//! patches (`/etc/containerd/config.toml`), the proxy variables for containerd and kubelet
+//! (systemd drop-ins, which survive container restarts), and the local registry's hosts
+//! directories (`<config_path>/localhost:<port>/hosts.toml`). When the config or the drop-ins
+//! changed, containerd is restarted once and kindred waits until it answers again (hosts
+//! directories are read at every pull, so they need no restart).
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use futures_util::StreamExt;
 
 use super::node_options::{network_subnets, NodeOptions};
 use super::plan::ClusterPlan;
+use super::registry::RegistryRequest;
 use super::{ClusterError, NETWORK};
 use crate::config::Cluster;
 use crate::containerd;
@@ -20,8 +23,8 @@ use crate::ui::Step;
 const PROXY_UNITS: [&str; 2] = ["containerd", "kubelet"];
 const PROXY_DROP_IN: &str = "10-kindred-proxy.conf";
 
-/// Applies the containerd patches and proxy drop-ins to every node, concurrently. Nothing is
-/// done (and containerd is not restarted) when the config has neither.
+/// Applies the containerd patches, proxy drop-ins and registry hosts to every node,
+/// concurrently. Nothing is done (and containerd is not restarted) when the config has none.
 pub async fn configure_nodes(
     docker: &Docker,
     plan: &ClusterPlan,
@@ -34,14 +37,15 @@ pub async fn configure_nodes(
     if !proxy.is_empty() {
         proxy = options.proxy_env(&network_subnets(docker, NETWORK).await?);
     }
-    if !patches && proxy.is_empty() {
+    let registry = RegistryRequest::of(config);
+    if !patches && proxy.is_empty() && registry.is_none() {
         return Ok(());
     }
     let drop_in = (!proxy.is_empty()).then(|| proxy_drop_in(&proxy));
     try_join_all(
         plan.nodes
             .iter()
-            .map(|n| configure_node(docker, &n.name, config, drop_in.as_deref(), step)),
+            .map(|n| configure_node(docker, &n.name, config, drop_in.as_deref(), registry, step)),
     )
     .await?;
     Ok(())
@@ -57,8 +61,12 @@ async fn configure_node(
     node: &str,
     config: &Cluster,
     proxy_drop_in: Option<&str>,
+    registry: Option<RegistryRequest>,
     step: &Step,
 ) -> Result<(), ClusterError> {
+    let mut restart = false;
+    // The config as patched, when it was.
+    let mut written: Option<String> = None;
     if has_containerd_patches(config) {
         let current = docker
             .exec_ok(node, &["cat", containerd::CONFIG_PATH])
@@ -77,6 +85,36 @@ async fn configure_node(
         }
         write_file(docker, node, containerd::CONFIG_PATH, &patched.config).await?;
         step.detail(format!("[{node}] patched {}", containerd::CONFIG_PATH));
+        written = Some(patched.config);
+        restart = true;
+    }
+    if let Some(registry) = registry {
+        let current = match written {
+            Some(config) => config,
+            None => {
+                docker
+                    .exec_ok(node, &["cat", containerd::CONFIG_PATH])
+                    .await?
+            }
+        };
+        let (dir, changed) =
+            containerd::registry_config_dir(&current).map_err(|e| ClusterError::Step {
+                step: format!("reading containerd's registry config_path on {node}"),
+                reason: e.to_string(),
+            })?;
+        if let Some(changed) = changed {
+            // A node image from before kindred's config set config_path.
+            write_file(docker, node, containerd::CONFIG_PATH, &changed).await?;
+            step.detail(format!(
+                "[{node}] set containerd's registry config_path to {dir}"
+            ));
+            restart = true;
+        }
+        for host in crate::registry::mirrored_hosts(registry.port) {
+            let path = format!("{dir}/{host}/hosts.toml");
+            write_file(docker, node, &path, &crate::registry::hosts_toml(&host)).await?;
+            step.detail(format!("[{node}] {path}"));
+        }
     }
     if let Some(drop_in) = proxy_drop_in {
         for unit in PROXY_UNITS {
@@ -90,8 +128,12 @@ async fn configure_node(
             "[{node}] proxy settings for {}",
             PROXY_UNITS.join(" and ")
         ));
+        restart = true;
     }
-    restart_containerd(docker, node).await
+    if restart {
+        restart_containerd(docker, node).await?;
+    }
+    Ok(())
 }
 
 /// Restarts containerd and waits until it answers; if it does not come back (a patch it

@@ -43,6 +43,22 @@ pub fn parse(yaml: &str, source: &str) -> Result<Cluster, ConfigError> {
     if kind.as_deref() != Some(CLUSTER_KIND) {
         return Err(ConfigError::Kind { file, found: kind });
     }
+    // kindred's own fields stay out of kind's schema, so a kind config means the same to both.
+    if api_version.as_deref() == Some(KIND_API_VERSION) && map.contains_key("registry") {
+        let line = yaml
+            .lines()
+            .position(|l| l.starts_with("registry:") || l.starts_with("\"registry\":"))
+            .map(|i| format!(" (line {})", i + 1))
+            .unwrap_or_default();
+        return Err(ConfigError::Decode {
+            file,
+            message: format!(
+                "registry{line} is a kindred field, not part of kind's {KIND_API_VERSION}; \
+                 use `apiVersion: {KINDRED_API_VERSION}` (same schema plus kindred's fields), \
+                 or keep the kind config and pass `--registry` to `kindred create cluster`"
+            ),
+        });
+    }
     // Decoding from the text (not from `document`) keeps line numbers in the messages.
     serde_yaml::from_str(yaml).map_err(|e| decode_error(&file, e))
 }
@@ -286,6 +302,55 @@ nodes:
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn the_registry_decodes_under_kindreds_api_version() {
+        let c = parse_ok(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry: {enabled: true, port: 5002, keep: true}\n",
+        );
+        assert_eq!(
+            c.registry,
+            Some(crate::config::Registry {
+                enabled: Some(true),
+                port: Some(5002),
+                keep: true,
+            })
+        );
+        assert!(c.registry().is_some());
+        // An empty block asks for the registry with its defaults; `enabled: false` does not.
+        let c = parse_ok("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry: {}\n");
+        assert!(c.registry().is_some());
+        let c = parse_ok(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  enabled: false\n",
+        );
+        assert!(c.registry.is_some() && c.registry().is_none());
+        let c = parse_ok("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\n");
+        assert_eq!(c.registry, None);
+    }
+
+    #[test]
+    fn the_registry_is_not_part_of_kinds_schema() {
+        let msg = parse_err(
+            "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nname: x\nregistry:\n  port: 5001\n",
+        );
+        assert!(
+            msg.starts_with("test.yaml: registry (line 4) is a kindred field"),
+            "{msg}"
+        );
+        assert!(msg.contains("apiVersion: kindred.dev/v1alpha4"), "{msg}");
+        assert!(msg.contains("--registry"), "{msg}");
+    }
+
+    #[test]
+    fn registry_typos_are_unknown_fields() {
+        let msg =
+            parse_err("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  prot: 5001\n");
+        assert!(msg.contains("registry: unknown field `prot`"), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+        let msg =
+            parse_err("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry:\n  port: five\n");
+        assert!(msg.contains("registry.port"), "{msg}");
     }
 
     #[test]

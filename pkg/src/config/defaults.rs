@@ -8,6 +8,10 @@ use super::types::{Cluster, IpFamily, Node, CLUSTER_KIND, KINDRED_API_VERSION};
 /// The cluster name when neither the config, `--name` nor `KINDRED_CLUSTER_NAME` gives one.
 pub const DEFAULT_CLUSTER_NAME: &str = "kindred";
 
+/// The local registry's host port when neither the config nor `--registry-port` gives one
+/// (kind's documented local registry uses the same).
+pub const DEFAULT_REGISTRY_PORT: i32 = 5001;
+
 const IPV4_POD_SUBNET: &str = "10.244.0.0/16";
 /// kube-controller-manager hands each node a /64, so the range needs room for many of them.
 const IPV6_POD_SUBNET: &str = "fd00:10:244::/56";
@@ -30,6 +34,18 @@ impl Cluster {
         self
     }
 
+    /// Asks for the local registry (`--registry`, `--registry-port`, `--keep-registry`): flags
+    /// override the config's settings; a flag left unset keeps the config's.
+    pub fn with_registry(mut self, port: Option<u16>, keep: bool) -> Cluster {
+        let registry = self.registry.get_or_insert_with(Default::default);
+        registry.enabled = Some(true);
+        if let Some(port) = port {
+            registry.port = Some(i32::from(port));
+        }
+        registry.keep |= keep;
+        self
+    }
+
     /// Fills in everything left unset. Call after `with_name` / `with_node_image` and before
     /// `validate`.
     pub fn with_defaults(mut self) -> Cluster {
@@ -45,6 +61,10 @@ impl Cluster {
         if self.nodes.is_empty() {
             // Node's default role is control-plane.
             self.nodes.push(Node::default());
+        }
+
+        if let Some(registry) = self.registry.as_mut().filter(|r| r.is_enabled()) {
+            registry.port.get_or_insert(DEFAULT_REGISTRY_PORT);
         }
 
         let family = self.networking.ip_family;
@@ -247,6 +267,48 @@ nodes:
         assert_eq!(c.name, "early");
         assert_eq!(c.api_version, KINDRED_API_VERSION);
         assert_eq!(c.kind, "Cluster");
+    }
+
+    #[test]
+    fn registry_defaults_and_flags() {
+        // No registry unless asked for.
+        let c = defaulted("apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n");
+        assert!(c.registry().is_none());
+        // --registry on a kind config: the default port.
+        let c = parse("apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n", "t")
+            .unwrap()
+            .with_registry(None, false)
+            .with_defaults();
+        let r = c.registry().unwrap();
+        assert_eq!((r.port, r.keep), (Some(DEFAULT_REGISTRY_PORT), false));
+        assert!(c.validate().is_ok());
+        // The config's port stays unless a flag names another; --keep-registry adds keep.
+        let yaml = "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry: {port: 5002}\n";
+        let c = parse(yaml, "t")
+            .unwrap()
+            .with_registry(None, true)
+            .with_defaults();
+        let r = c.registry().unwrap();
+        assert_eq!((r.port, r.keep), (Some(5002), true));
+        let c = parse(yaml, "t")
+            .unwrap()
+            .with_registry(Some(5003), false)
+            .with_defaults();
+        assert_eq!(c.registry().unwrap().port, Some(5003));
+        // A flag turns on a registry the config turned off.
+        let off = "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nregistry: {enabled: false}\n";
+        let c = parse(off, "t").unwrap().with_defaults();
+        assert!(c.registry().is_none());
+        assert_eq!(
+            c.registry.as_ref().unwrap().port,
+            None,
+            "no port for a disabled registry"
+        );
+        let c = parse(off, "t")
+            .unwrap()
+            .with_registry(None, false)
+            .with_defaults();
+        assert_eq!(c.registry().unwrap().port, Some(DEFAULT_REGISTRY_PORT));
     }
 
     #[test]

@@ -17,9 +17,10 @@ mod examples_tests;
 
 pub use cidr::Cidr;
 pub use decode::{load, parse};
-pub use defaults::DEFAULT_CLUSTER_NAME;
+pub use defaults::{DEFAULT_CLUSTER_NAME, DEFAULT_REGISTRY_PORT};
 pub use error::{ConfigError, Problem};
 pub use types::{
     Cluster, IpFamily, KubeProxyMode, Mount, MountPropagation, Networking, Node, NodeRole,
-    PatchJson6902, PortMapping, PortProtocol, CLUSTER_KIND, KINDRED_API_VERSION, KIND_API_VERSION,
+    PatchJson6902, PortMapping, PortProtocol, Registry, CLUSTER_KIND, KINDRED_API_VERSION,
+    KIND_API_VERSION,
 };

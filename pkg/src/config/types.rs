@@ -81,6 +81,41 @@ pub struct Cluster {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub containerd_config_patches_json6902: Vec<String>,
+    /// kindred's local registry (`kindred.dev/v1alpha4` only; with kind's apiVersion use
+    /// `create cluster --registry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Registry>,
+}
+
+/// The shared local registry: `registry: {port: 5001}` runs the container `kindred-registry`,
+/// published on 127.0.0.1:<port>, and makes every node pull `localhost:<port>/...` from it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registry {
+    /// Unset means on: writing the `registry` block asks for the registry; `enabled: false`
+    /// turns it off again (e.g. in a copy of a config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Host port on 127.0.0.1, and the port in image names (`localhost:<port>/app:tag`);
+    /// default 5001. Every cluster sharing the registry must name the same port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Keep the registry (and its images) when its last cluster is deleted.
+    #[serde(default)]
+    pub keep: bool,
+}
+
+impl Registry {
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+}
+
+impl Cluster {
+    /// The registry settings when the cluster asks for the registry.
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref().filter(|r| r.is_enabled())
+    }
 }
 
 /// One node container.

@@ -5,6 +5,7 @@ mod names;
 mod network;
 mod patches;
 mod ports;
+mod registry;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,9 @@ impl Cluster {
         check_name(&self.name, &mut problems);
         check_nodes(&self.nodes, &mut problems);
         network::check_networking(&self.networking, &mut problems);
+        if let Some(r) = &self.registry {
+            registry::check_registry(r, &mut problems);
+        }
         ports::check_host_ports(self, &mut problems);
         check_keys("featureGates", self.feature_gates.keys(), &mut problems);
         check_keys("runtimeConfig", self.runtime_config.keys(), &mut problems);

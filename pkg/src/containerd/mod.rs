@@ -107,6 +107,53 @@ pub fn patch(
     Ok(Patched { config, notes })
 }
 
+/// Where containerd's CRI looks for registry hosts directories (`hosts.toml`): the first
+/// directory of its `config_path`. A config without one gets
+/// [`crate::registry::DEFAULT_CERTS_DIR`]; the changed config is returned with it, to be
+/// written before containerd is restarted.
+pub fn registry_config_dir(config: &str) -> Result<(String, Option<String>), PatchError> {
+    let fail = |message: String| PatchError {
+        patch: CONFIG_PATH.to_string(),
+        message,
+    };
+    let mut table: Table = config.parse().map_err(|e: toml::de::Error| {
+        fail(format!(
+            "the node's containerd config is not valid TOML: {}",
+            toml_error(config, &e)
+        ))
+    })?;
+    let version = table
+        .get("version")
+        .and_then(Value::as_integer)
+        .unwrap_or(1);
+    // Version 2 (containerd 1.x) keeps the registry settings in the CRI plugin itself.
+    let plugin = if version >= 3 { CRI_IMAGES } else { CRI_V2 };
+    let current = table
+        .get("plugins")
+        .and_then(|p| p.get(plugin))
+        .and_then(|p| p.get("registry"))
+        .and_then(|r| r.get("config_path"))
+        .and_then(Value::as_str)
+        .and_then(crate::registry::first_config_dir);
+    if let Some(dir) = current {
+        return Ok((dir.to_string(), None));
+    }
+    let dir = crate::registry::DEFAULT_CERTS_DIR;
+    let mut registry = Table::new();
+    registry.insert("config_path".into(), Value::String(dir.into()));
+    let mut settings = Table::new();
+    settings.insert("registry".into(), Value::Table(registry));
+    let mut plugins = Table::new();
+    plugins.insert(plugin.into(), Value::Table(settings));
+    merge(
+        &mut table,
+        Table::from_iter([("plugins".to_string(), Value::Table(plugins))]),
+    );
+    let text = toml::to_string(&table)
+        .map_err(|e| fail(format!("cannot write the config as TOML: {e}")))?;
+    Ok((dir.to_string(), Some(text)))
+}
+
 /// Reads one `containerdConfigPatches` entry: a TOML document (a table).
 pub fn parse_merge_patch(text: &str) -> Result<Table, String> {
     text.parse::<Table>()

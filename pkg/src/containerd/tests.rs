@@ -228,3 +228,74 @@ fn output_keeps_the_key_order() {
     let runtime = out.find("io.containerd.cri.v1.runtime").unwrap();
     assert!(version < images && images < runtime, "{out}");
 }
+
+#[test]
+fn the_node_images_config_names_the_hosts_directory() {
+    let (dir, changed) = registry_config_dir(&node_config()).unwrap();
+    assert_eq!(dir, "/etc/containerd/certs.d");
+    assert_eq!(
+        changed, None,
+        "kindred's node image sets config_path itself"
+    );
+}
+
+#[test]
+fn a_config_without_config_path_gets_one() {
+    // Node images from before config_path was in kindred's config.
+    let old = node_config().replace("config_path = \"/etc/containerd/certs.d\"", "");
+    let (dir, changed) = registry_config_dir(&old).unwrap();
+    assert_eq!(dir, "/etc/containerd/certs.d");
+    let changed = table(&changed.expect("config_path added"));
+    assert_eq!(
+        at(
+            &changed,
+            &[
+                "plugins",
+                "io.containerd.cri.v1.images",
+                "registry",
+                "config_path"
+            ]
+        )
+        .and_then(Value::as_str),
+        Some("/etc/containerd/certs.d")
+    );
+    // Nothing else changes.
+    let without_registry = |mut t: Table| {
+        t["plugins"]["io.containerd.cri.v1.images"]
+            .as_table_mut()
+            .unwrap()
+            .remove("registry");
+        t
+    };
+    assert_eq!(without_registry(changed), without_registry(table(&old)));
+}
+
+#[test]
+fn a_patched_config_path_is_followed_and_version_2_is_understood() {
+    let result = patch(
+        &node_config(),
+        &["[plugins.'io.containerd.cri.v1.images'.registry]\nconfig_path = \"/etc/my-certs.d:/etc/docker/certs.d\"\n".to_string()],
+        &[],
+    )
+    .unwrap();
+    let (dir, changed) = registry_config_dir(&result.config).unwrap();
+    assert_eq!((dir.as_str(), changed), ("/etc/my-certs.d", None));
+
+    let v2 = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\nsnapshotter = \"overlayfs\"\n";
+    let (dir, changed) = registry_config_dir(v2).unwrap();
+    assert_eq!(dir, "/etc/containerd/certs.d");
+    let changed = table(&changed.unwrap());
+    assert_eq!(
+        at(
+            &changed,
+            &[
+                "plugins",
+                "io.containerd.grpc.v1.cri",
+                "registry",
+                "config_path"
+            ]
+        )
+        .and_then(Value::as_str),
+        Some("/etc/containerd/certs.d")
+    );
+}

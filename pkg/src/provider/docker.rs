@@ -393,6 +393,54 @@ impl Docker {
         }
     }
 
+    /// Creates a named volume with labels unless it exists (then it is left as it is).
+    pub async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        match self.client.inspect_volume(name).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api(format!("inspect volume {name}"))(e)),
+        }
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.client
+            .create_volume(request)
+            .await
+            .map_err(api(format!("create volume {name}")))?;
+        Ok(())
+    }
+
+    /// A named volume's labels, or `None` if there is no such volume.
+    pub async fn volume_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<HashMap<String, String>>, ProviderError> {
+        match self.client.inspect_volume(name).await {
+            Ok(v) => Ok(Some(v.labels)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(api(format!("inspect volume {name}"))(e)),
+        }
+    }
+
+    /// Removes a named volume; a missing one is not an error.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), ProviderError> {
+        match self
+            .client
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(format!("remove volume {name}"))(e)),
+        }
+    }
+
     /// Runs a command in a running container and collects its output and exit code.
     pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput, ProviderError> {
         let action = || format!("run `{}` in {container}", cmd.join(" "));

@@ -60,16 +60,34 @@ impl Binding {
 /// and values already reported as invalid are skipped.
 pub(super) fn check_host_ports(cluster: &Cluster, problems: &mut Problems) {
     let mut taken: Vec<Binding> = Vec::new();
+    if let Some(port) = cluster.registry().and_then(|r| r.port).and_then(fixed_port) {
+        taken.push(Binding {
+            field: "registry.port".to_string(),
+            protocol: PortProtocol::Tcp,
+            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        });
+    }
     let net = &cluster.networking;
     if let (Some(port), Ok(ip)) = (
         fixed_port(net.api_server_port),
         net.api_server_address.parse::<IpAddr>(),
     ) {
-        taken.push(Binding {
+        let binding = Binding {
             field: "networking.apiServerPort".to_string(),
             protocol: PortProtocol::Tcp,
             address: SocketAddr::new(ip, port),
-        });
+        };
+        if let Some(earlier) = taken.iter().find(|t| t.clashes_with(&binding)) {
+            problems.add(
+                &binding.field,
+                format!(
+                    "{} is already published by {}; each host port can be used once \
+                     (use another port, or 0 for a free one)",
+                    binding.address, earlier.field
+                ),
+            );
+        }
+        taken.push(binding);
     }
     for (i, node) in cluster.nodes.iter().enumerate() {
         for (j, mapping) in node.extra_port_mappings.iter().enumerate() {
