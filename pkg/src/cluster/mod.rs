@@ -14,7 +14,7 @@ mod node_options;
 mod node_setup;
 mod plan;
 
-pub use access::{control_plane, kubeconfig_entry};
+pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
 pub use create::{create, CreateOptions, Created};
 pub use delete::delete;
 pub use lifecycle::{start, stop};
