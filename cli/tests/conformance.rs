@@ -106,9 +106,12 @@ fn the_ci_subset_passes_on_a_one_plus_two_cluster() {
 }
 
 fn exercise(dir: &Path, kubeconfig: &Path) {
+    // The node image under test ($KINDRED_E2E_IMAGE, else the default one).
+    let image = kindred_e2e::node_image();
     let created = kindred(
         &[
-            "create", "cluster", "--name", CLUSTER, "--config", "-", "--wait", "5m",
+            "create", "cluster", "--name", CLUSTER, "--config", "-", "--wait", "5m", "--image",
+            &image,
         ],
         kubeconfig,
         Some(CONFIG),

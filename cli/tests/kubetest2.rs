@@ -175,9 +175,12 @@ fn exercise(ctx: &Ctx) {
     let root = ctx.dir.path();
     // 1. Up and test; the run directory under the artifacts directory.
     let artifacts = root.join("artifacts");
+    let image = kindred_e2e::node_image();
     let up = ctx.deployer(
         &[
             "--up",
+            "--image-name",
+            &image,
             "--test=fake",
             "--cluster-name",
             CLUSTER,

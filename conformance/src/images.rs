@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 /// Bumped whenever the way test images are assembled changes.
-const RECIPE_VERSION: &str = "test-images-v1";
+const RECIPE_VERSION: &str = "test-images-v2";
 const CREATED: &str = "1970-01-01T00:00:00Z";
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -49,9 +49,11 @@ pub const TEST_PACKAGES: &[&str] = &[
     "bash",
 ];
 /// Roots of the shared tools layer (agnhost, jessie-dnsutils): what upstream's agnhost
-/// installs on Alpine (bind-tools, curl, netcat-openbsd, iproute2, bash), iptables, and glibc's
-/// getent (in Alpine's base).
+/// installs on Alpine (bind-tools, curl, netcat-openbsd, iproute2, bash), iptables, glibc's
+/// getent (in Alpine's base), and dash as /bin/sh: Debian's busybox-static is built to prefer
+/// its own applets in its shell, so `sh -c 'nc -v ...'` would get busybox's nc, not netcat.
 const TOOLS_PACKAGES: &[&str] = &[
+    "dash",
     "curl",
     "bind9-dnsutils",
     "netcat-openbsd",
@@ -359,6 +361,8 @@ impl<'a> Layers<'a> {
         // Debian's tools with their libraries (merged /usr), busybox for every other command.
         let mut tools = LayerBuilder::new();
         dpkg::slim_layer(&base.rootfs, TOOLS_PACKAGES, &mut tools)?;
+        // dash's postinst makes this link, so it is in no package's file list.
+        tools.add_symlink("usr/bin/sh", "dash")?;
         tools.add_file_from_disk("usr/bin/busybox", 0o755, &busybox_bin)?;
         for a in &applets {
             let taken = ["usr/bin", "usr/sbin", "usr/local/bin"]

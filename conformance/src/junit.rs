@@ -230,7 +230,9 @@ fn short_message(text: &str) -> String {
 }
 
 fn tally(summary: &mut Summary, c: Case) {
-    let name = c.name.trim().to_string();
+    // ginkgo prefixes the node type; every spec here is an It.
+    let name = c.name.trim();
+    let name = name.strip_prefix("[It] ").unwrap_or(name).to_string();
     match c.status.as_str() {
         "passed" => {
             if !is_suite_node(&name) {
@@ -282,12 +284,12 @@ mod tests {
               <property name="SuiteSucceeded" value="false"></property>
           </properties>
           <testcase name="[SynchronizedBeforeSuite]" classname="Kubernetes e2e suite" status="passed" time="12.1"></testcase>
-          <testcase name="[sig-network] DNS should provide DNS for the cluster  [Conformance]" classname="Kubernetes e2e suite" status="passed" time="20.4"></testcase>
+          <testcase name="[It] [sig-network] DNS should provide DNS for the cluster  [Conformance]" classname="Kubernetes e2e suite" status="passed" time="20.4"></testcase>
           <testcase name="[sig-node] Pods should be submitted and removed [NodeConformance] [Conformance]" classname="Kubernetes e2e suite" status="passed" time="8.0"></testcase>
           <testcase name="[sig-apps] Daemon set [Serial] should rollback without unnecessary restarts [Conformance]" classname="Kubernetes e2e suite" status="skipped" time="0">
               <skipped message="skipped"></skipped>
           </testcase>
-          <testcase name="[sig-network] Services should have session affinity work for NodePort service [LinuxOnly] [Conformance]" classname="Kubernetes e2e suite" status="failed" time="180.2">
+          <testcase name="[It] [sig-network] Services should have session affinity work for NodePort service [LinuxOnly] [Conformance]" classname="Kubernetes e2e suite" status="failed" time="180.2">
               <failure type="failed">[FAILED] service is not reachable within 2m0s timeout on endpoint 172.18.0.3:31234 over TCP protocol&#xA;In [It] at: k8s.io/kubernetes/test/e2e/network/service.go:4195 @ 01/01/26 10:03:00.000&#xA;&#xA;There were additional failures detected.</failure>
               <system-err>&gt; Enter [BeforeEach] ...</system-err>
           </testcase>
@@ -312,7 +314,9 @@ mod tests {
             }]
         );
         assert_eq!(s.failed.len(), 1);
-        assert!(s.failed[0].name.contains("session affinity"));
+        assert!(s.failed[0]
+            .name
+            .starts_with("[sig-network] Services should have session affinity"));
         assert!(
             s.failed[0]
                 .message
