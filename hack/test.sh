@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 cargo run --locked --bin kindred -- build node-image
 # The local registry's image (cli/tests/registry.rs), likewise: built once, then up to date.
 cargo run --locked --bin kindred -- build registry-image
+# cli/tests/conformance.rs runs upstream's e2e.test; building it, ginkgo and the test images
+# here (cached by Kubernetes version) keeps that build out of the test's 15-minute budget.
+cargo run --locked --bin kindred -- test conformance --build-only
 # e2e tests share the Docker daemon and node images; one test thread keeps them from fighting
 # over the 2 cores CI has, and keeps their output readable.
 cargo test --locked --workspace -- --test-threads=1

@@ -44,6 +44,9 @@ const RECIPE_VERSION: &str = "base-v1";
 pub struct BaseOptions {
     pub suite: String,
     pub mirror: String,
+    /// Packages installed on top of [`BASE_PACKAGES`] (the conformance test images take
+    /// curl, dig, nc and busybox from such a rootfs); part of the cache key when not empty.
+    pub extra_packages: Vec<String>,
 }
 
 impl Default for BaseOptions {
@@ -51,6 +54,7 @@ impl Default for BaseOptions {
         BaseOptions {
             suite: "bookworm".into(),
             mirror: "http://deb.debian.org/debian".into(),
+            extra_packages: vec![],
         }
     }
 }
@@ -109,8 +113,13 @@ pub async fn ensure_base(
 
     step.progress("debootstrap");
     let mut cmd = Command::new("debootstrap");
+    let include: Vec<&str> = BASE_PACKAGES
+        .iter()
+        .copied()
+        .chain(opts.extra_packages.iter().map(String::as_str))
+        .collect();
     cmd.args(["--variant=minbase", "--components=main"])
-        .arg(format!("--include={}", BASE_PACKAGES.join(",")))
+        .arg(format!("--include={}", include.join(",")))
         .arg(&opts.suite)
         .arg(&rootfs)
         .arg(&opts.mirror);
@@ -153,6 +162,14 @@ fn cache_key(opts: &BaseOptions) -> String {
     for p in BASE_PACKAGES {
         h.update(p.as_bytes());
         h.update(b"\0");
+    }
+    // Only when there are any, so the node image's base keeps its key.
+    if !opts.extra_packages.is_empty() {
+        h.update(b"extra\0");
+        for p in &opts.extra_packages {
+            h.update(p.as_bytes());
+            h.update(b"\0");
+        }
     }
     hex::encode(h.finalize())[..16].to_string()
 }
@@ -235,5 +252,16 @@ mod tests {
         };
         assert_ne!(cache_key(&a), cache_key(&b));
         assert_eq!(cache_key(&a), cache_key(&BaseOptions::default()));
+        let extra = BaseOptions {
+            extra_packages: vec!["curl".into()],
+            ..BaseOptions::default()
+        };
+        assert_ne!(cache_key(&a), cache_key(&extra));
+    }
+
+    #[test]
+    fn default_key_is_unchanged_by_the_extra_packages_field() {
+        // The key the node image's base had before extra packages existed.
+        assert_eq!(cache_key(&BaseOptions::default()), "143aa627e06a6e33");
     }
 }

@@ -73,6 +73,9 @@ pub struct ModuleInfo {
     pub version: String,
     #[serde(rename = "GoMod", default)]
     pub go_mod: Option<PathBuf>,
+    /// The extracted module in the module cache.
+    #[serde(rename = "Dir", default)]
+    pub dir: Option<PathBuf>,
     #[serde(rename = "Time", default)]
     pub time: Option<String>,
     #[serde(rename = "Origin", default)]
@@ -148,6 +151,11 @@ pub struct GoBuild {
     /// in-tree fork with no published equivalent (runc's selinux); drop it and use the version
     /// the component requires.
     pub sibling_version: Option<String>,
+    /// Compile the one package in `packages` as a test binary (`go test -c`), written to
+    /// `out/<last path element>.test` (Kubernetes' e2e.test). Left out of the cache key when
+    /// false, so the keys of ordinary builds stay what they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub test_binary: bool,
 }
 
 /// A finished build: its directory of binaries.
@@ -178,6 +186,7 @@ impl GoBuild {
             cgo: false,
             extldflags: None,
             sibling_version: None,
+            test_binary: false,
         }
     }
 
@@ -257,12 +266,30 @@ impl GoBuild {
             ldflags.push(format!("-extldflags={ext}"));
         }
         let mut cmd = go.command(&dir);
-        cmd.env("CGO_ENABLED", if self.cgo { "1" } else { "0" })
-            .args(["build", "-trimpath", "-ldflags", &ldflags.join(" ")]);
+        cmd.env("CGO_ENABLED", if self.cgo { "1" } else { "0" });
+        if self.test_binary {
+            // vet is a check for the package's authors, not part of building it.
+            cmd.args(["test", "-c", "-vet=off"]);
+        } else {
+            cmd.arg("build");
+        }
+        cmd.args(["-trimpath", "-ldflags", &ldflags.join(" ")]);
         if !self.tags.is_empty() {
             cmd.args(["-tags", &self.tags.join(",")]);
         }
-        cmd.args(["-o", "out/"]).args(&packages);
+        if self.test_binary {
+            let [package] = packages.as_slice() else {
+                return Err(Error::Msg(format!(
+                    "a test binary is built from exactly one package, {} has {}",
+                    self.name,
+                    packages.len()
+                )));
+            };
+            cmd.args(["-o", &format!("out/{}", test_binary_name(package))])
+                .arg(package);
+        } else {
+            cmd.args(["-o", "out/"]).args(&packages);
+        }
         kindred::process::run(cmd, step)
             .await
             .map_err(|e| Error::Step {
@@ -279,6 +306,12 @@ impl GoBuild {
             go_version: go.go_version.clone(),
         })
     }
+}
+
+/// What `go test -c` names the test binary of `package`: its last path element plus `.test`
+/// (`k8s.io/kubernetes/test/e2e` -> `e2e.test`).
+pub fn test_binary_name(package: &str) -> String {
+    format!("{}.test", package.rsplit('/').next().unwrap_or(package))
 }
 
 /// The generated go.mod for building `module@version`.
@@ -444,6 +477,29 @@ mod tests {
             None,
         );
         assert!(!m.contains("replace"));
+    }
+
+    #[test]
+    fn test_binaries_are_named_like_go_test() {
+        assert_eq!(test_binary_name("k8s.io/kubernetes/test/e2e"), "e2e.test");
+        assert_eq!(test_binary_name("example.com/x"), "x.test");
+    }
+
+    #[test]
+    fn ordinary_build_keys_do_not_mention_test_mode() {
+        // Adding the test mode must not change the keys of builds already cached.
+        let b = GoBuild::new("x", "example.com/x", "v1.0.0", vec!["example.com/x".into()]);
+        let json = serde_json::to_string(&b).unwrap();
+        assert!(!json.contains("test_binary"), "{json}");
+        let t = GoBuild {
+            test_binary: true,
+            ..b.clone()
+        };
+        let go = GoEnv {
+            cache_root: PathBuf::from("/c"),
+            go_version: "go1.26.8".into(),
+        };
+        assert_ne!(b.cache_key(&go), t.cache_key(&go));
     }
 
     #[test]

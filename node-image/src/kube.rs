@@ -101,7 +101,7 @@ pub async fn resolve(
 }
 
 /// The -X flags that make `kubeadm version`, `kubelet --version` and friends report `version`.
-fn version_ldflags(version: &str, commit: &str, build_date: &str) -> Vec<String> {
+pub fn version_ldflags(version: &str, commit: &str, build_date: &str) -> Vec<String> {
     let (minor, _) = parse_version(version).unwrap_or((0, 0));
     let mut flags = Vec::new();
     for pkg in [

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod containerd;
 pub mod defaults;
+pub mod duration;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod process;

@@ -383,47 +383,7 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// `90s`, `5m`, `1h`, `1m30s`, or a bare number of seconds.
+/// `90s`, `5m`, `1h`, `1m30s`, or a bare number of seconds (see [`kindred::duration::parse`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a duration; use e.g. 30s, 5m, 1h or 1m30s");
-    if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let (mut total, mut number) = (0u64, String::new());
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            _ => return Err(bad()),
-        };
-        total += number.parse::<u64>().map_err(|_| bad())? * unit;
-        number.clear();
-    }
-    if !number.is_empty() || text.is_empty() {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("5 minutes")
-            .unwrap_err()
-            .contains("not a duration"));
-        assert!(parse_duration("5").is_ok());
-        assert!(parse_duration("m").is_err());
-    }
+    kindred::duration::parse(text)
 }

@@ -7,6 +7,7 @@ mod cluster;
 mod lifecycle;
 mod load;
 mod logs;
+mod test;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kindred::ui::{Ui, Verbosity};
@@ -72,6 +73,11 @@ pub enum Command {
         #[command(subcommand)]
         what: cluster::ExportCommand,
     },
+    /// Run test suites against a cluster.
+    Test {
+        #[command(subcommand)]
+        what: test::TestCommand,
+    },
     /// Print the bill of materials of a node image.
     Bom(bom::BomArgs),
     /// Print the kindred version and the default Kubernetes version.
@@ -114,6 +120,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Get { what } => cluster::get(what).await,
         Command::Load { what } => load::run(what, &ui).await,
         Command::Export { what } => cluster::export(what, &ui).await,
+        Command::Test { what } => test::run(what, &ui).await,
         Command::Bom(args) => bom::run(args).await,
         Command::Agent { what } => agent::run(what).await,
         Command::Version => {

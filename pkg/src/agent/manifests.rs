@@ -10,12 +10,15 @@ pub const DEFAULT_CNI_PATH: &str = "/kind/manifests/default-cni.yaml";
 pub const DEFAULT_STORAGE_PATH: &str = "/kind/manifests/default-storage.yaml";
 
 const POD_SUBNET: &str = "{{ .PodSubnet }}";
+const SERVICE_SUBNET: &str = "{{ .ServiceSubnet }}";
 const API_SERVER: &str = "{{ .APIServer }}";
 
-/// Fills in the cluster's pod subnet and the API server URL the agents talk to.
-pub fn render(template: &str, pod_subnet: &str, api_server: &str) -> String {
+/// Fills in the cluster's pod subnet, the service subnet the network agent guards (empty: no
+/// guard) and the API server URL the agents talk to.
+pub fn render(template: &str, pod_subnet: &str, service_subnet: &str, api_server: &str) -> String {
     template
         .replace(POD_SUBNET, pod_subnet)
+        .replace(SERVICE_SUBNET, service_subnet)
         .replace(API_SERVER, api_server)
 }
 
@@ -89,6 +92,8 @@ spec:
               value: "{API_SERVER}"
             - name: KINDRED_LOG
               value: info
+            - name: SERVICE_SUBNET
+              value: "{SERVICE_SUBNET}"
           securityContext:
             capabilities:
               add: ["NET_ADMIN", "NET_RAW"]
@@ -229,7 +234,12 @@ mod tests {
 
     #[test]
     fn network_manifest_renders_to_valid_documents() {
-        let text = render(&default_cni("img:v1"), "10.244.0.0/16", "https://c:6443");
+        let text = render(
+            &default_cni("img:v1"),
+            "10.244.0.0/16",
+            "10.96.0.0/16",
+            "https://c:6443",
+        );
         assert!(!text.contains("{{"), "{text}");
         let docs = documents(&text);
         assert_eq!(docs.len(), 4);
@@ -239,6 +249,8 @@ mod tests {
         assert_eq!(container["image"], "img:v1");
         assert_eq!(container["env"][1]["value"], "10.244.0.0/16");
         assert_eq!(container["env"][2]["value"], "https://c:6443");
+        assert_eq!(container["env"][4]["name"], "SERVICE_SUBNET");
+        assert_eq!(container["env"][4]["value"], "10.96.0.0/16");
     }
 
     #[test]
@@ -246,6 +258,7 @@ mod tests {
         let text = render(
             &default_storage("img:v1"),
             "10.244.0.0/16",
+            "10.96.0.0/16",
             "https://c:6443",
         );
         let docs = documents(&text);

@@ -4,7 +4,12 @@
 //!   for hostPort — no bridge and no overlay, because every node shares one Docker network;
 //! - a route to every other node's PodCIDRs via that node's address (tagged with our own route
 //!   protocol number, so routes of nodes that went away are found and removed);
-//! - masquerading for traffic from pods to anything outside the pod network.
+//! - masquerading for traffic from pods to anything outside the pod network;
+//! - a guard for the service range: traffic to a service address that kube-proxy did not
+//!   translate (a port the Service does not have, an address no Service holds) is refused on
+//!   the node instead of being routed out of the cluster, since the range exists only inside
+//!   it. (Without the guard it leaves through Docker's default route, and on a host whose
+//!   network accepts every connection it even succeeds.)
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,11 +25,15 @@ use super::{env, run, AgentError};
 const ROUTE_PROTO: &str = "117";
 const CNI_FILE: &str = "10-kindred.conflist";
 const MASQ_CHAIN: &str = "KINDRED-MASQ";
+const SERVICE_GUARD_CHAIN: &str = "KINDRED-SERVICES";
 
 pub struct NetworkAgent {
     node_name: String,
     /// The cluster's pod subnets (comma-separated as in the config), never masqueraded.
     pod_subnets: Vec<String>,
+    /// The service subnets to guard; empty when kube-proxy's mode does not allow it, or the
+    /// manifest predates the guard.
+    service_subnets: Vec<String>,
     cni_dir: PathBuf,
 }
 
@@ -32,11 +41,8 @@ impl NetworkAgent {
     pub fn from_env() -> Result<Self, AgentError> {
         Ok(NetworkAgent {
             node_name: env("NODE_NAME")?,
-            pod_subnets: env("POD_SUBNET")?
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            pod_subnets: split_list(&env("POD_SUBNET")?),
+            service_subnets: split_list(&std::env::var("SERVICE_SUBNET").unwrap_or_default()),
             cni_dir: std::env::var("CNI_CONFIG_DIR")
                 .unwrap_or_else(|_| "/etc/cni/net.d".into())
                 .into(),
@@ -80,6 +86,15 @@ impl NetworkAgent {
                 .collect();
             if !subnets.is_empty() {
                 ensure_masquerade(family, &subnets).await?;
+            }
+            let services: Vec<&str> = self
+                .service_subnets
+                .iter()
+                .map(String::as_str)
+                .filter(|s| Family::of(s) == family)
+                .collect();
+            if !services.is_empty() {
+                ensure_service_guard(family, &services).await?;
             }
         }
         Ok(())
@@ -264,6 +279,50 @@ async fn ensure_masquerade(family: Family, pod_subnets: &[&str]) -> Result<(), A
     Ok(())
 }
 
+/// `a, b` -> [a, b].
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The guard's chain in the filter table. kube-proxy translates service traffic in the nat
+/// table (iptables mode) or at dstnat priority (nftables mode), both before the filter table
+/// sees a packet, so what still goes to the service range here was not a Service's: TCP gets a
+/// reset, the rest an ICMP unreachable, as for a closed port.
+fn service_guard_rules(subnets: &[&str]) -> String {
+    let mut rules = format!("*filter\n:{SERVICE_GUARD_CHAIN} - [0:0]\n");
+    for subnet in subnets {
+        rules.push_str(&format!(
+            "-A {SERVICE_GUARD_CHAIN} -d {subnet} -p tcp -j REJECT --reject-with tcp-reset\n"
+        ));
+        rules.push_str(&format!("-A {SERVICE_GUARD_CHAIN} -d {subnet} -j REJECT\n"));
+    }
+    rules.push_str("COMMIT\n");
+    rules
+}
+
+/// Pods' traffic passes FORWARD, host-network pods' and the node's own OUTPUT; both jump to
+/// the guard after everything else (kube-proxy's own rejects for Services without endpoints
+/// come first).
+async fn ensure_service_guard(family: Family, subnets: &[&str]) -> Result<(), AgentError> {
+    restore(family, &service_guard_rules(subnets)).await?;
+    for chain in ["FORWARD", "OUTPUT"] {
+        let check = ["-t", "filter", "-C", chain, "-j", SERVICE_GUARD_CHAIN];
+        if run(family.iptables(), &check).await.is_err() {
+            let add = ["-t", "filter", "-A", chain, "-j", SERVICE_GUARD_CHAIN];
+            run(family.iptables(), &add).await?;
+            tracing::info!(
+                "{} refusing untranslated traffic to {} ({chain})",
+                family.iptables(),
+                subnets.join(",")
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn restore(family: Family, rules: &str) -> Result<(), AgentError> {
     use tokio::io::AsyncWriteExt;
     let program = family.iptables_restore();
@@ -371,6 +430,23 @@ mod tests {
         let routes = parse_routes(text);
         assert_eq!(routes.len(), 2);
         assert_eq!(routes["10.244.2.0/24"], "172.18.0.4");
+    }
+
+    #[test]
+    fn service_guard_refuses_the_service_range() {
+        let rules = service_guard_rules(&["10.96.0.0/16"]);
+        assert_eq!(
+            rules,
+            "*filter\n:KINDRED-SERVICES - [0:0]\n\
+             -A KINDRED-SERVICES -d 10.96.0.0/16 -p tcp -j REJECT --reject-with tcp-reset\n\
+             -A KINDRED-SERVICES -d 10.96.0.0/16 -j REJECT\n\
+             COMMIT\n"
+        );
+        assert_eq!(
+            split_list(" 10.96.0.0/16, fd00::/108 ,"),
+            vec!["10.96.0.0/16", "fd00::/108"]
+        );
+        assert!(split_list("").is_empty());
     }
 
     #[test]

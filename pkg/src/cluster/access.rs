@@ -58,3 +58,68 @@ pub async fn kubeconfig_entry(
         &server,
     )?)
 }
+
+/// Names of the cluster's nodes that take ordinary pods: not cordoned, and without a
+/// `NoSchedule` or `NoExecute` taint (a multi-node cluster's control planes), as the API server
+/// sees them.
+pub async fn schedulable_nodes(
+    docker: &Docker,
+    cluster: &str,
+) -> Result<Vec<String>, ClusterError> {
+    let cp = control_plane(docker, cluster).await?;
+    let out = super::node_kubectl(docker, &cp, "get nodes -o json").await?;
+    if out.code != 0 {
+        return Err(ClusterError::Step {
+            step: format!("listing the nodes of {cluster}"),
+            reason: out.stderr,
+        });
+    }
+    parse_schedulable(&out.stdout).map_err(|e| ClusterError::Step {
+        step: format!("reading the node list of {cluster}"),
+        reason: e,
+    })
+}
+
+/// The schedulable node names in a `kubectl get nodes -o json` list.
+pub(crate) fn parse_schedulable(json: &str) -> Result<Vec<String>, String> {
+    let list: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let items = list["items"]
+        .as_array()
+        .ok_or("no items in the node list")?;
+    let mut names = Vec::new();
+    for node in items {
+        let cordoned = node["spec"]["unschedulable"].as_bool().unwrap_or(false);
+        let tainted = node["spec"]["taints"].as_array().is_some_and(|taints| {
+            taints
+                .iter()
+                .any(|t| matches!(t["effect"].as_str(), Some("NoSchedule") | Some("NoExecute")))
+        });
+        if !cordoned && !tainted {
+            if let Some(name) = node["metadata"]["name"].as_str() {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_planes_and_cordoned_nodes_are_not_schedulable() {
+        let json = r#"{"items":[
+          {"metadata":{"name":"c-control-plane"},"spec":{"taints":[{"key":"node-role.kubernetes.io/control-plane","effect":"NoSchedule"}]}},
+          {"metadata":{"name":"c-worker2"},"spec":{}},
+          {"metadata":{"name":"c-worker"},"spec":{"taints":[{"key":"x","effect":"PreferNoSchedule"}]}},
+          {"metadata":{"name":"c-worker3"},"spec":{"unschedulable":true}}
+        ]}"#;
+        assert_eq!(
+            parse_schedulable(json).unwrap(),
+            vec!["c-worker".to_string(), "c-worker2".to_string()]
+        );
+        assert!(parse_schedulable("{}").is_err());
+    }
+}

@@ -486,6 +486,7 @@ async fn install_addons(
         rendered.push(manifests::render(
             &out.stdout,
             &plan.config.networking.pod_subnet,
+            &guarded_service_subnet(&plan.config.networking),
             &format!("https://{endpoint}"),
         ));
     }
@@ -500,6 +501,18 @@ async fn install_addons(
     write_file(docker, cp, ADDONS_MANIFEST, &rendered.join("\n---\n"), step).await?;
     kubectl(docker, cp, &format!("apply -f {ADDONS_MANIFEST}"), step).await?;
     Ok(())
+}
+
+/// The service subnet the network agent guards (see `agent::network`): with kube-proxy in
+/// iptables or nftables mode, whose translation happens before the filter table looks.
+/// IPVS handles service addresses as local ones, and without kube-proxy whatever replaces it
+/// decides; no guard then.
+fn guarded_service_subnet(net: &crate::config::Networking) -> String {
+    use crate::config::KubeProxyMode;
+    match net.kube_proxy_mode {
+        KubeProxyMode::Iptables | KubeProxyMode::Nftables => net.service_subnet.clone(),
+        KubeProxyMode::Ipvs | KubeProxyMode::None => String::new(),
+    }
 }
 
 /// A port nothing listens on at `address` right now (the kernel picks it).
@@ -700,5 +713,22 @@ mod tests {
             .chars()
             .all(|c| c == '.' || c.is_ascii_lowercase() || c.is_ascii_digit()));
         assert_ne!(t, bootstrap_token().unwrap());
+    }
+
+    #[test]
+    fn the_service_range_is_guarded_only_where_kube_proxy_translates_first() {
+        use crate::config::{Cluster, KubeProxyMode};
+        let mut net = Cluster::default().with_defaults().networking;
+        for (mode, guarded) in [
+            (KubeProxyMode::Iptables, true),
+            (KubeProxyMode::Nftables, true),
+            (KubeProxyMode::Ipvs, false),
+            (KubeProxyMode::None, false),
+        ] {
+            net.kube_proxy_mode = mode;
+            let subnet = guarded_service_subnet(&net);
+            assert_eq!(subnet == net.service_subnet, guarded, "{mode:?}");
+            assert_eq!(subnet.is_empty(), !guarded, "{mode:?}");
+        }
     }
 }

@@ -15,7 +15,7 @@ mod node_setup;
 mod plan;
 mod registry;
 
-pub use access::{control_plane, kubeconfig_entry};
+pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
 pub use create::{create, CreateOptions, Created};
 pub use delete::{delete, Deleted};
 pub use lifecycle::{start, stop};

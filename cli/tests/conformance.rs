@@ -1,0 +1,199 @@
+//! `kindred test conformance` end to end: the CI subset of the upstream conformance suite —
+//! the [Conformance] specs of sig-network's DNS and Services and sig-node's Pods and probes —
+//! on a 1 control plane + 2 worker cluster (upstream's topology), with e2e.test, ginkgo and
+//! the test images built by kindred (hack/test.sh builds them first; cached) and nothing
+//! pulled from a registry. It must pass, within 15 minutes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CLUSTER: &str = "conf-e2e-subset";
+
+/// The CI subset (46 specs at Kubernetes v1.34).
+const SUBSET_FOCUS: &str = r"\[sig-network\] (DNS|Services) .*\[Conformance\]|\[sig-node\] (Pods|Probing container) .*\[Conformance\]";
+/// The probe specs mostly wait (several minutes each), so more processes than cores pay off.
+const PARALLEL: &str = "8";
+/// The budget for the subset on this 2-core machine.
+const BUDGET: Duration = Duration::from_secs(15 * 60);
+
+const CONFIG: &str = "kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+- role: worker
+";
+
+fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
+    cmd.args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("run kindred");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().expect("kindred output")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn containers_of(cluster: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.kindred.cluster={cluster}"),
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn an_unknown_cluster_is_refused_before_anything_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kindred(
+        &["test", "conformance", "--name", "conf-e2e-no-such-cluster"],
+        &dir.path().join("kubeconfig"),
+        None,
+    );
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert!(
+        t.contains("no cluster named conf-e2e-no-such-cluster"),
+        "{t}"
+    );
+    assert!(!t.contains("Building"), "{t}");
+}
+
+#[test]
+fn the_ci_subset_passes_on_a_one_plus_two_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let cleanup = || {
+        let _ = kindred(&["delete", "cluster", "--name", CLUSTER], &kubeconfig, None);
+    };
+    cleanup();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        exercise(dir.path(), &kubeconfig);
+    }));
+    cleanup();
+    assert_eq!(containers_of(CLUSTER), "", "containers left behind");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn exercise(dir: &Path, kubeconfig: &Path) {
+    // The node image under test ($KINDRED_E2E_IMAGE, else the default one).
+    let image = kindred_e2e::node_image();
+    let created = kindred(
+        &[
+            "create", "cluster", "--name", CLUSTER, "--config", "-", "--wait", "5m", "--image",
+            &image,
+        ],
+        kubeconfig,
+        Some(CONFIG),
+    );
+    assert!(
+        created.status.success(),
+        "create {CLUSTER} failed:\n{}",
+        text(&created)
+    );
+
+    let artifacts = dir.join("artifacts");
+    let started = Instant::now();
+    // ginkgo's progress goes straight to the test log; the summary (stdout) is checked.
+    let run = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args([
+            "test",
+            "conformance",
+            "--name",
+            CLUSTER,
+            "--focus",
+            SUBSET_FOCUS,
+            "--parallel",
+            PARALLEL,
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run kindred test conformance");
+    let took = started.elapsed();
+    let summary = String::from_utf8_lossy(&run.stdout).into_owned();
+    eprintln!("conformance subset: {took:?}\n{summary}");
+    assert!(
+        run.status.success(),
+        "the subset failed:\n{summary}\n(see {})",
+        artifacts.join("ginkgo.log").display()
+    );
+
+    // The report: JUnit from the e2e framework, and kindred's summary of it.
+    let junit = std::fs::read_to_string(artifacts.join("junit_01.xml")).expect("junit_01.xml");
+    assert!(junit.contains("<testsuite"), "{junit}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(artifacts.join("summary.json")).expect("summary.json"),
+    )
+    .unwrap();
+    let s = &json["summary"];
+    let passed = s["passed"].as_u64().unwrap();
+    assert_eq!(s["failed"].as_array().unwrap().len(), 0, "{json:#}");
+    assert_eq!(s["suite_failures"].as_array().unwrap().len(), 0, "{json:#}");
+    // Every spec of the subset ran (none skipped itself for lack of something).
+    assert!(passed >= 40, "only {passed} specs passed: {json:#}");
+    assert_eq!(s["skipped"].as_array().unwrap().len(), 0, "{json:#}");
+    assert_eq!(json["imagePulls"].as_array().unwrap().len(), 0, "{json:#}");
+    assert_eq!(json["kubernetesVersion"], json["e2eVersion"]);
+    assert!(
+        summary.starts_with(&format!("passed: {passed}, failed: 0")),
+        "{summary}"
+    );
+    // What ran against what, for whoever reads the artifacts.
+    for f in [
+        "kubeconfig",
+        "ginkgo.log",
+        "ginkgo-command.txt",
+        "skips.txt",
+        "summary.txt",
+    ] {
+        assert!(artifacts.join(f).is_file(), "{f} missing in the artifacts");
+    }
+    let command = std::fs::read_to_string(artifacts.join("ginkgo-command.txt")).unwrap();
+    for want in [
+        "--provider=skeleton",
+        "--num-nodes=2",
+        "--container-runtime-endpoint=unix:///run/containerd/containerd.sock",
+        "--nodes=8",
+    ] {
+        assert!(command.contains(want), "{want} in {command}");
+    }
+    let skips = std::fs::read_to_string(artifacts.join("skips.txt")).unwrap();
+    assert!(skips.contains("\\[Serial\\]\t"), "{skips}");
+    assert!(
+        took < BUDGET,
+        "the subset took {took:?}, more than its {BUDGET:?} budget"
+    );
+}
