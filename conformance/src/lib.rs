@@ -10,6 +10,7 @@
 //!    for image pulls, which must not happen (they would leave the machine).
 
 pub mod binaries;
+pub mod busybox;
 pub mod ginkgo;
 pub mod images;
 pub mod junit;
