@@ -71,7 +71,9 @@ pub async fn build(
     no_cache: bool,
     step: &Step,
 ) -> Result<PathBuf, Error> {
-    let dir = cache.join("busybox").join(format!("{VERSION}-{}", cache_key()));
+    let dir = cache
+        .join("busybox")
+        .join(format!("{VERSION}-{}", cache_key()));
     let binary = dir.join("busybox");
     if !no_cache && dir.join("done").exists() && binary.exists() {
         step.detail(format!("busybox {VERSION} cached in {}", dir.display()));
@@ -117,9 +119,12 @@ pub async fn build(
             source: Box::new(e),
         }
     };
-    kindred::process::run(run(&["tar", "xjf", tarball.to_str().unwrap_or_default()], &dir), step)
-        .await
-        .map_err(fail("unpacking (needs tar and bzip2)"))?;
+    kindred::process::run(
+        run(&["tar", "xjf", tarball.to_str().unwrap_or_default()], &dir),
+        step,
+    )
+    .await
+    .map_err(fail("unpacking (needs tar and bzip2)"))?;
     let src = dir.join(format!("busybox-{VERSION}"));
     kindred::process::run(run(&["make", "defconfig"], &src), step)
         .await
@@ -154,13 +159,16 @@ mod tests {
 
     #[test]
     fn defconfig_edits() {
-        let defconfig = "CONFIG_A=y\n# CONFIG_STATIC is not set\nCONFIG_TC=y\nCONFIG_FEATURE_SYNC_FANCY=y\n";
+        let defconfig =
+            "CONFIG_A=y\n# CONFIG_STATIC is not set\nCONFIG_TC=y\nCONFIG_FEATURE_SYNC_FANCY=y\n";
         let edited = edit_config(defconfig).unwrap();
         assert_eq!(
             edited,
             "CONFIG_A=y\nCONFIG_STATIC=y\n# CONFIG_TC is not set\n# CONFIG_FEATURE_SYNC_FANCY is not set\n"
         );
-        assert!(edit_config("CONFIG_A=y\n").unwrap_err().contains("CONFIG_STATIC"));
+        assert!(edit_config("CONFIG_A=y\n")
+            .unwrap_err()
+            .contains("CONFIG_STATIC"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod load;
 mod logs;
 mod node_options;
 mod node_setup;
+mod offline;
 mod plan;
 
 pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
@@ -24,6 +25,7 @@ pub use list::{
 pub use load::{load, ImageSource, LoadReport, Outcome};
 pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
 pub use node_options::{NodeExtras, NodeOptions, PROXY_VARIABLES};
+pub use offline::{block_registry_pulls, unblock_registry_pulls, BlockedPulls};
 pub use plan::{ClusterPlan, NodePlan};
 
 /// Label carrying the cluster name on every node container.
