@@ -5,10 +5,10 @@
 //!
 //! | image | made of |
 //! | --- | --- |
-//! | agnhost | `test/images/agnhost` from k8s.io/kubernetes at the cluster's version, on Debian's curl, dig, nc, iproute2, iptables and bash, with busybox for everything else (upstream's is Alpine: busybox plus the same tools) |
+//! | agnhost | `test/images/agnhost` from k8s.io/kubernetes at the cluster's version, on Debian's curl, dig, nc, iproute2, iptables and bash, with busybox as `sh` and everything else (upstream's is Alpine: busybox plus the same tools) |
 //! | jessie-dnsutils | the same Debian tools layer (dig, getent, bash, busybox) |
 //! | nautilus, kitten | agnhost plus their `html/` files from the Kubernetes module, running `test-webserver` |
-//! | busybox | Debian's busybox-static with a link per applet in `/bin`, like the Docker Hub image |
+//! | busybox | busybox 1.37.0 from upstream's source ([`crate::busybox`]) with a link per applet in `/bin`, like the Docker Hub image |
 //! | httpd, nginx | busybox's `httpd` serving upstream's document roots (`/usr/local/apache2/htdocs`, `/usr/share/nginx/html`) on port 80: the suite only uses them as web servers (stand-ins, not Apache or nginx) |
 //! | nonroot | busybox running as user 1234 |
 //! | nonewprivs | `test/images/nonewprivs` (setuid `nnp`) on busybox |
@@ -36,24 +36,16 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 /// Bumped whenever the way test images are assembled changes.
-const RECIPE_VERSION: &str = "test-images-v2";
+const RECIPE_VERSION: &str = "test-images-v3";
 const CREATED: &str = "1970-01-01T00:00:00Z";
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Debian packages the test images take tools from, on top of the node base's.
-pub const TEST_PACKAGES: &[&str] = &[
-    "busybox-static",
-    "curl",
-    "bind9-dnsutils",
-    "netcat-openbsd",
-    "bash",
-];
+pub const TEST_PACKAGES: &[&str] = &["curl", "bind9-dnsutils", "netcat-openbsd", "bash"];
 /// Roots of the shared tools layer (agnhost, jessie-dnsutils): what upstream's agnhost
-/// installs on Alpine (bind-tools, curl, netcat-openbsd, iproute2, bash), iptables, glibc's
-/// getent (in Alpine's base), and dash as /bin/sh: Debian's busybox-static is built to prefer
-/// its own applets in its shell, so `sh -c 'nc -v ...'` would get busybox's nc, not netcat.
+/// installs on Alpine (bind-tools, curl, netcat-openbsd, iproute2, bash), iptables, and glibc's
+/// getent (in Alpine's base). busybox is `sh` and every other command, as on Alpine.
 const TOOLS_PACKAGES: &[&str] = &[
-    "dash",
     "curl",
     "bind9-dnsutils",
     "netcat-openbsd",
@@ -146,6 +138,7 @@ pub struct TestImages {
 
 /// Go programs the images need, built at the cluster's Kubernetes version.
 struct GoParts {
+    busybox: PathBuf,
     test_images: GoOutput,
     sample_apiserver: Option<GoOutput>,
     etcd: Option<GoOutput>,
@@ -180,6 +173,8 @@ pub async fn build(
     };
     step.progress("Debian tools");
     let base = ensure_base(&base_opts, &go.cache_root, no_cache, step).await?;
+
+    let busybox = crate::busybox::build(&go.cache_root, &base_opts.mirror, no_cache, step).await?;
 
     step.progress("agnhost and nonewprivs");
     let test_images = GoBuild {
@@ -231,6 +226,7 @@ pub async fn build(
         ))
     })?;
     let parts = GoParts {
+        busybox,
         test_images,
         sample_apiserver,
         etcd,
@@ -286,6 +282,7 @@ fn archive_key(wanted: &[(String, Kind)], parts: &GoParts, base: &Base) -> Resul
         h.update(b"\0");
     }
     let mut files = vec![
+        parts.busybox.clone(),
         parts.test_images.binary("agnhost"),
         parts.test_images.binary("nonewprivs"),
     ];
@@ -336,7 +333,7 @@ struct Layers<'a> {
 
 impl<'a> Layers<'a> {
     fn new(base: &Base, parts: &'a GoParts, blobs: &'a Path) -> Result<Layers<'a>, Error> {
-        let busybox_bin = base.rootfs.join("bin/busybox");
+        let busybox_bin = parts.busybox.clone();
         let applets = busybox_applets(&busybox_bin)?;
 
         // busybox as on Docker Hub: one binary, every applet linked in /bin.
@@ -361,8 +358,6 @@ impl<'a> Layers<'a> {
         // Debian's tools with their libraries (merged /usr), busybox for every other command.
         let mut tools = LayerBuilder::new();
         dpkg::slim_layer(&base.rootfs, TOOLS_PACKAGES, &mut tools)?;
-        // dash's postinst makes this link, so it is in no package's file list.
-        tools.add_symlink("usr/bin/sh", "dash")?;
         tools.add_file_from_disk("usr/bin/busybox", 0o755, &busybox_bin)?;
         for a in &applets {
             let taken = ["usr/bin", "usr/sbin", "usr/local/bin"]

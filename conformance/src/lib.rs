@@ -10,6 +10,7 @@
 //!    for image pulls, which must not happen (they would leave the machine).
 
 pub mod binaries;
+pub mod busybox;
 pub mod ginkgo;
 pub mod images;
 pub mod junit;
@@ -70,6 +71,9 @@ pub struct Options {
     pub no_cache: bool,
     /// Where the test images' Debian tools come from.
     pub base: BaseOptions,
+    /// Let the nodes reach registries during the run (by default every registry is pointed
+    /// at a closed loopback port for the run, see [`cluster::block_registry_pulls`]).
+    pub allow_registry_pulls: bool,
 }
 
 /// Everything built for a Kubernetes version: what a run needs before it touches a cluster.
@@ -87,13 +91,18 @@ pub struct Report {
     pub ginkgo_exit: i32,
     /// Images containerd was asked to pull during the run, per node ("node: image").
     pub pulls: Vec<String>,
+    /// Whether registries were unreachable from the nodes during the run (the pulls above then
+    /// failed on the node, as the specs that use nonexistent images expect).
+    pub pulls_blocked: bool,
     /// The whole command's wall time, building included.
     pub wall_seconds: f64,
 }
 
 impl Report {
     pub fn success(&self) -> bool {
-        self.summary.success() && self.ginkgo_exit == 0 && self.pulls.is_empty()
+        self.summary.success()
+            && self.ginkgo_exit == 0
+            && (self.pulls_blocked || self.pulls.is_empty())
     }
 }
 
@@ -268,8 +277,33 @@ pub async fn run(docker: &Docker, opts: &Options, ui: &Ui) -> Result<Report, Err
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let blocked = if opts.allow_registry_pulls {
+        None
+    } else {
+        let step = ui.step("Pointing every registry at a closed port on the nodes for the run");
+        let blocked = cluster::block_registry_pulls(docker, name).await?;
+        let mut note = format!("{} nodes", blocked.files.len());
+        if !blocked.restarted.is_empty() {
+            note.push_str(&format!(
+                ", containerd restarted to read registry hosts files on {}",
+                blocked.restarted.join(", ")
+            ));
+        }
+        if !blocked.skipped.is_empty() {
+            note.push_str(&format!(
+                "; not on {} (a _default/hosts.toml of their own)",
+                blocked.skipped.join(", ")
+            ));
+        }
+        step.done_with(note);
+        Some(blocked)
+    };
     let quiet = ui.verbosity() == kindred::ui::Verbosity::Quiet;
-    let exit = run::run_ginkgo(&inv, &artifacts.join("ginkgo.log"), quiet).await?;
+    let exit = run::run_ginkgo(&inv, &artifacts.join("ginkgo.log"), quiet).await;
+    if let Some(blocked) = &blocked {
+        cluster::unblock_registry_pulls(docker, blocked).await?;
+    }
+    let exit = exit?;
 
     let xml = std::fs::read_to_string(&junit).map_err(|e| {
         Error::Msg(format!(
@@ -286,6 +320,7 @@ pub async fn run(docker: &Docker, opts: &Options, ui: &Ui) -> Result<Report, Err
         artifacts: artifacts.clone(),
         ginkgo_exit: exit,
         pulls,
+        pulls_blocked: blocked.as_ref().is_some_and(|b| b.skipped.is_empty()),
         wall_seconds: started.elapsed().as_secs_f64(),
     };
     write(
@@ -303,6 +338,7 @@ pub async fn run(docker: &Docker, opts: &Options, ui: &Ui) -> Result<Report, Err
         "summary": report.summary,
         "ginkgoExitCode": exit,
         "imagePulls": report.pulls,
+        "imagePullsBlocked": report.pulls_blocked,
         "wallSeconds": report.wall_seconds,
     });
     write(
@@ -319,10 +355,17 @@ pub async fn run(docker: &Docker, opts: &Options, ui: &Ui) -> Result<Report, Err
 pub fn render_report(report: &Report) -> String {
     let mut out = report.summary.render();
     if !report.pulls.is_empty() {
-        out.push_str(&format!(
-            "image pulls during the run (a test image kindred did not provide): {}\n",
-            report.pulls.join(", ")
-        ));
+        if report.pulls_blocked {
+            out.push_str(&format!(
+                "pulls tried during the run (failed on the node, registries were unreachable): {}\n",
+                report.pulls.join(", ")
+            ));
+        } else {
+            out.push_str(&format!(
+                "image pulls during the run (they may have reached a registry): {}\n",
+                report.pulls.join(", ")
+            ));
+        }
     }
     if report.ginkgo_exit != 0 && report.summary.success() {
         out.push_str(&format!(
@@ -421,12 +464,19 @@ mod tests {
             artifacts: "/a".into(),
             ginkgo_exit: 0,
             pulls: vec!["n: registry.k8s.io/x:1".into()],
+            pulls_blocked: false,
             wall_seconds: 1.0,
         };
         assert!(!report.success());
         let text = render_report(&report);
         assert!(text.starts_with("passed: 3, failed: 0"), "{text}");
-        assert!(text.contains("image pulls during the run"), "{text}");
+        assert!(text.contains("may have reached a registry"), "{text}");
+        let blocked = Report {
+            pulls_blocked: true,
+            ..report.clone()
+        };
+        assert!(blocked.success());
+        assert!(render_report(&blocked).contains("failed on the node"));
         let odd = Report {
             pulls: vec![],
             ginkgo_exit: 1,

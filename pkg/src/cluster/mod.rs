@@ -12,6 +12,7 @@ mod load;
 mod logs;
 mod node_options;
 mod node_setup;
+mod offline;
 mod plan;
 mod registry;
 
@@ -25,6 +26,7 @@ pub use list::{
 pub use load::{load, ImageSource, LoadReport, Outcome};
 pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
 pub use node_options::{NodeExtras, NodeOptions, PROXY_VARIABLES};
+pub use offline::{block_registry_pulls, unblock_registry_pulls, BlockedPulls};
 pub use plan::{ClusterPlan, NodePlan};
 pub use registry::{
     delete_registry, find as find_registry, users as registry_users, RegistryRequest, RegistryState,

@@ -138,7 +138,7 @@ async fn configure_node(
 
 /// Restarts containerd and waits until it answers; if it does not come back (a patch it
 /// cannot read), says so with its last log lines.
-async fn restart_containerd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
+pub(super) async fn restart_containerd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
     let restart = docker
         .exec(node, &["systemctl", "restart", "containerd"])
         .await?;
@@ -186,7 +186,7 @@ pub(crate) fn proxy_drop_in(variables: &[(String, String)]) -> String {
 }
 
 /// Writes a file on a node through the exec's stdin (no quoting issues), creating its directory.
-async fn write_file(
+pub(super) async fn write_file(
     docker: &Docker,
     node: &str,
     path: &str,
