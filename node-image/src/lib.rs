@@ -7,6 +7,7 @@
 pub mod agent_binary;
 pub mod base;
 pub mod bom;
+pub mod ci_image;
 pub mod components;
 pub mod dpkg;
 pub mod files;

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod cache;
+pub mod ci;
 pub mod cluster;
 pub mod config;
 pub mod containerd;

@@ -60,6 +60,11 @@ impl Ui {
         }
     }
 
+    /// A problem worth knowing about, shown even with `-q`.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        eprintln!("{}", self.decorate(&format!("warning: {}", msg.as_ref())));
+    }
+
     /// A line shown only with `-v`.
     pub fn detail(&self, msg: impl AsRef<str>) {
         if self.is_verbose() {

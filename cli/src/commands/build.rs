@@ -15,6 +15,22 @@ pub enum BuildCommand {
     /// Build the local registry's image (the distribution registry from Go modules);
     /// `create cluster --registry` builds it when missing.
     RegistryImage(RegistryImageArgs),
+    /// Build the CI image (Docker engine, kindred, kubectl) for running kindred inside CI
+    /// containers and pods; see docs/ci-pods.md.
+    CiImage(CiImageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CiImageArgs {
+    /// Debian mirror for the base rootfs.
+    #[arg(long, default_value = "http://deb.debian.org/debian")]
+    debian_mirror: String,
+    /// Cache directory [default: $KINDRED_CACHE_DIR, else ~/.cache/kindred].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Rebuild the image even if Docker has it with the same recipe.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +94,21 @@ impl NodeImageArgs {
 
 pub async fn run(cmd: BuildCommand, ui: &Ui) -> CmdResult {
     match cmd {
+        BuildCommand::CiImage(args) => {
+            let opts = kindred_node_image::ci_image::CiImageOptions {
+                cache_dir: args.cache_dir.unwrap_or_else(kindred::cache::cache_dir),
+                base: BaseOptions {
+                    mirror: args.debian_mirror,
+                    ..BaseOptions::default()
+                },
+                kindred_binary: super::current_exe()?,
+                no_cache: args.no_cache,
+            };
+            let docker = kindred::provider::Docker::connect().await?;
+            let image = kindred_node_image::ci_image::ensure(&docker, &opts, ui).await?;
+            println!("{}", image.image);
+            Ok(())
+        }
         BuildCommand::RegistryImage(args) => {
             let opts = kindred_node_image::registry_image::RegistryImageOptions {
                 cache_dir: args.cache_dir.unwrap_or_else(kindred::cache::cache_dir),

@@ -84,6 +84,13 @@ pub enum Command {
     Version,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion { shell: clap_complete::Shell },
+    /// The CI image's entrypoint: start a nested Docker daemon, run COMMAND, clean up.
+    #[command(name = "ci-entrypoint", hide = true)]
+    CiEntrypoint {
+        /// The job's command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Run an agent (used by the DaemonSets and the load balancer container kindred creates).
     #[command(hide = true)]
     Agent {
@@ -123,6 +130,11 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Test { what } => test::run(what, &ui).await,
         Command::Bom(args) => bom::run(args).await,
         Command::Agent { what } => agent::run(what).await,
+        Command::CiEntrypoint { command } => {
+            // The container's exit status is the job's.
+            let code = kindred::ci::run(&command, &ui).await?;
+            std::process::exit(code)
+        }
         Command::Version => {
             println!(
                 "kindred {} (default Kubernetes {})",
