@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README): builds the default node image and the registry image
-# (cached after the first run), then runs every unit and end-to-end test against the real
+# and the CI image (cached after the first run), then runs every unit and end-to-end test against the real
 # Docker daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 cargo run --locked --bin kindred -- build node-image
 # The local registry's image (cli/tests/registry.rs), likewise: built once, then up to date.
 cargo run --locked --bin kindred -- build registry-image
+# The CI image (cli/tests/nested.rs runs kindred inside it): the Debian base with Docker's
+# engine is cached; the image is re-assembled when the kindred binary changed.
+cargo run --locked --bin kindred -- build ci-image
 # cli/tests/conformance.rs runs upstream's e2e.test; building it, ginkgo and the test images
 # here (cached by Kubernetes version) keeps that build out of the test's 15-minute budget.
 cargo run --locked --bin kindred -- test conformance --build-only

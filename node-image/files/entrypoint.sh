@@ -96,10 +96,26 @@ if [[ ! -s /etc/machine-id ]]; then
   tr -d - </proc/sys/kernel/random/uuid >/etc/machine-id
 fi
 
+# Docker programs the node's network namespace (its DNS rules, below) with its own iptables
+# backend, legacy or nft. Use the backend that holds rules here, so the node's tools see
+# Docker's rules; with none anywhere, nft (Debian's default).
+select_iptables_backend() {
+  local legacy nft mode=nft
+  legacy=$( { iptables-legacy-save; ip6tables-legacy-save; } 2>/dev/null | grep -c '^-A' || true)
+  nft=$( { iptables-nft-save; ip6tables-nft-save; } 2>/dev/null | grep -c '^-A' || true)
+  if (( legacy > nft )); then
+    mode=legacy
+  fi
+  update-alternatives --set iptables "/usr/sbin/iptables-$mode" >/dev/null
+  update-alternatives --set ip6tables "/usr/sbin/ip6tables-$mode" >/dev/null
+  log "iptables: $mode backend (rules found: legacy $legacy, nft $nft)"
+}
+select_iptables_backend
+
 # On user-defined networks Docker answers DNS at 127.0.0.11 inside the container. Pods copy
 # the node's resolv.conf, and from a pod 127.0.0.11 is the pod itself (CoreDNS would even
 # forward to itself in a loop). So serve Docker's DNS on the gateway address too: extend
-# Docker's NAT rules (made with the nft backend, like the node's iptables) to that address and
+# Docker's NAT rules (made with the backend chosen above) to that address and
 # to traffic arriving from pods, and point resolv.conf at it.
 fix_docker_dns() {
   local dns=127.0.0.11 gateway

@@ -31,6 +31,8 @@ use crate::ui::Ui;
 pub const IMAGES_DIR: &str = "/kindred/images";
 /// Where dockerd's output goes.
 pub const DOCKERD_LOG: &str = "/var/log/dockerd.log";
+/// Extra flags for the nested dockerd (whitespace-separated), e.g. `--registry-mirror=...`.
+pub const DOCKERD_ARGS_ENV: &str = "KINDRED_CI_DOCKERD_ARGS";
 /// How long the command gets to finish after it was passed a signal.
 const COMMAND_GRACE: Duration = Duration::from_secs(30);
 /// How long dockerd gets to start, and to stop.
@@ -70,7 +72,11 @@ pub async fn run(command: &[String], ui: &Ui) -> Result<i32, CiError> {
         ui.warn(format!("ci: {warning}"));
     }
 
-    let mut dockerd = start_dockerd(&prepared.dockerd_args)?;
+    let mut dockerd_args = prepared.dockerd_args;
+    if let Ok(extra) = std::env::var(DOCKERD_ARGS_ENV) {
+        dockerd_args.extend(extra.split_whitespace().map(String::from));
+    }
+    let mut dockerd = start_dockerd(&dockerd_args)?;
     let outcome = run_job(&mut dockerd, program, args, ui).await;
     cleanup(&mut dockerd, ui).await;
     outcome

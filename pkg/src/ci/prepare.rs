@@ -232,10 +232,23 @@ pub fn choose_iptables_backend(
     }
 }
 
+/// Set to `legacy` or `nft` to choose the nested daemon's iptables backend by hand.
+pub const IPTABLES_ENV: &str = "KINDRED_CI_IPTABLES";
+
 fn iptables_backend(p: &mut Prepared) {
     let legacy = rule_count("iptables-legacy-save");
     let nft = rule_count("iptables-nft-save");
-    let backend = choose_iptables_backend(legacy, nft);
+    let backend = match std::env::var(IPTABLES_ENV).as_deref() {
+        Ok("legacy") => "legacy",
+        Ok("nft") => "nft",
+        Ok(other) if !other.is_empty() => {
+            p.warnings.push(format!(
+                "{IPTABLES_ENV}={other} is not understood (use legacy or nft); choosing by itself"
+            ));
+            choose_iptables_backend(legacy, nft)
+        }
+        _ => choose_iptables_backend(legacy, nft),
+    };
     let mut set = Vec::new();
     for tool in ["iptables", "ip6tables"] {
         let path = format!("/usr/sbin/{tool}-{backend}");

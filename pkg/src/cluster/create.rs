@@ -322,6 +322,11 @@ async fn create_nodes(
         vec![None; containers]
     };
     let security = NodeSecurity::from_env().map_err(ClusterError::Msg)?;
+    let modules = std::path::Path::new("/lib/modules").is_dir();
+    if !modules {
+        // Nested (a CI container): nodes use the modules the host kernel already has loaded.
+        tracing::debug!("no /lib/modules here: nodes get none mounted");
+    }
     let net = &plan.config.networking;
     // A fixed host port, so the kubeconfig stays right when the container restarts.
     let api_port = if net.api_server_port > 0 {
@@ -362,7 +367,7 @@ async fn create_nodes(
             tmpfs: vec!["/run".into(), "/tmp".into()],
             // Kept out of the overlay root: containerd's snapshots need a real filesystem.
             volumes: vec!["/var".into()],
-            binds: if std::path::Path::new("/lib/modules").is_dir() {
+            binds: if modules {
                 vec!["/lib/modules:/lib/modules:ro".into()]
             } else {
                 vec![]

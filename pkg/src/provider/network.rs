@@ -14,6 +14,9 @@ use std::net::Ipv4Addr;
 use super::docker::{Docker, ProviderError};
 use crate::config::Cidr;
 
+/// The bridge driver's MTU option.
+const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
 /// Subnets tried for a new network, in order: Docker's usual private ranges first.
 fn candidate_subnets() -> impl Iterator<Item = Cidr> {
     let b172 = (18..=31).map(|b| format!("172.{b}.0.0/16"));
@@ -135,9 +138,21 @@ impl Docker {
             )
         })?;
         let addressing = NetworkAddressing::for_subnet(subnet);
+        // A daemon started with --mtu (nested in a network with a smaller MTU, e.g. a CI pod)
+        // gives its default bridge that MTU; kindred's network must not exceed it either.
+        let options = match self.bridge_mtu().await {
+            Some(mtu) => {
+                tracing::debug!(
+                    "the default bridge network has MTU {mtu}: the {name} network uses it too"
+                );
+                HashMap::from([(MTU_OPTION.to_string(), mtu.to_string())])
+            }
+            None => HashMap::new(),
+        };
         let req = bollard::models::NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
+            options: Some(options),
             labels: Some(labels),
             ipam: Some(bollard::models::Ipam {
                 config: Some(vec![bollard::models::IpamConfig {
@@ -154,6 +169,12 @@ impl Docker {
             .await
             .map_err(|e| ProviderError::Other(format!("create network {name}: {e}")))?;
         Ok(addressing)
+    }
+
+    /// The MTU of Docker's default `bridge` network when it is set (dockerd --mtu).
+    pub async fn bridge_mtu(&self) -> Option<u32> {
+        let net = self.client().inspect_network("bridge", None).await.ok()?;
+        net.options?.get(MTU_OPTION)?.parse().ok()
     }
 
     /// The IPv4 subnet and dynamic pool of network `name`, if it exists.
