@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (README): builds the default node image and the registry image
-# and the CI image (cached after the first run), then runs every unit and end-to-end test against the real
-# Docker daemon.
+# The project's test command (README): builds the default node image, the registry image and
+# the CI image (cached after the first run), then runs every unit and end-to-end test against
+# the real Docker daemon.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
