@@ -88,7 +88,10 @@ async fn ensure_small_mtu_network(docker: &Docker) {
             "com.docker.network.driver.mtu".to_string(),
             MTU.to_string(),
         )])),
-        labels: Some(HashMap::from([(E2E_LABEL.to_string(), "nested".to_string())])),
+        labels: Some(HashMap::from([(
+            E2E_LABEL.to_string(),
+            "nested".to_string(),
+        )])),
         ..Default::default()
     };
     docker

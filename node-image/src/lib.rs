@@ -85,6 +85,25 @@ pub struct BuildOptions {
     pub agent_binary: PathBuf,
 }
 
+/// How many of the results that change with every kindred build are kept.
+const KEEP_PER_BUILD: usize = 3;
+
+/// The agent binary, the agent image and the preload that contains it change with every
+/// kindred build: keep those this build used and the newest few others, remove the rest.
+fn prune_per_build_caches(cache: &Path, used: &[&Path]) {
+    for path in used {
+        // Each is a file directly inside its cache entry.
+        if let Some(entry) = path.parent() {
+            kindred::cache::touch(entry);
+        }
+    }
+    for (dir, prefix) in [("agent", ""), ("images", "agent-"), ("preload", "")] {
+        for gone in kindred::cache::prune_oldest(&cache.join(dir), prefix, KEEP_PER_BUILD) {
+            tracing::debug!("pruned old cache entry {}", gone.display());
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BuildResult {
     pub image: String,
@@ -228,6 +247,11 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
     step.progress("loading into Docker");
     docker.load_archive(&archive).await?;
     step.done();
+    let used: Vec<&Path> = [agent.as_path(), preloaded.layer.path.as_path()]
+        .into_iter()
+        .chain(built.images.iter().map(|i| i.archive.as_path()))
+        .collect();
+    prune_per_build_caches(&opts.cache_dir, &used);
     Ok(BuildResult {
         image,
         kube_version: kube.version.clone(),
