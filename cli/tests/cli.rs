@@ -243,3 +243,19 @@ fn create_with_a_taken_api_server_port_fails_fast_and_leaves_nothing() {
     assert_eq!(kindred_e2e::containers_of("kindred-e2e-port"), "");
     assert!(!kubeconfig.exists());
 }
+
+#[test]
+fn ci_entrypoint_without_a_command_says_what_it_expects() {
+    // Fails before it touches anything (it would otherwise adapt mounts and start dockerd).
+    let out = kindred(&["ci-entrypoint"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("no command given"), "{err}");
+    assert!(err.contains("container's arguments"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    let out = kindred(&["create", "cluster", "--no-such-flag"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+}

@@ -150,6 +150,10 @@ async fn run(
         .trim()
         .to_string();
     let cgroup_v1 = docker.cgroup_version().await? == "1";
+    tracing::debug!(
+        "Docker runs containers on cgroup v{}; kubelet is configured to match",
+        if cgroup_v1 { 1 } else { 2 }
+    );
     let token = bootstrap_token()?;
     let endpoint = format!(
         "{}:{}",
