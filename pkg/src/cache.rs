@@ -46,7 +46,7 @@ pub fn prune_oldest(dir: &Path, prefix: &str, keep: usize) -> Vec<PathBuf> {
         })
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut removed = Vec::new();
     for (_, path) in found.into_iter().skip(keep) {
         let gone = if path.is_dir() {

@@ -8,6 +8,8 @@ use kindred_node_image::BuildOptions;
 
 use super::CmdResult;
 
+// The variants are the subcommands' names: `build node-image|registry-image|ci-image`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Subcommand)]
 pub enum BuildCommand {
     /// Build a node image offline: Debian base, Kubernetes, containerd, preloaded images, BOM.

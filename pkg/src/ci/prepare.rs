@@ -44,13 +44,11 @@ pub fn prepare() -> Prepared {
 
 fn mount_options(path: &str) -> Option<String> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1) == Some(&path)).then(|| f.get(3).map(|o| o.to_string()))?
-        })
-        .last()
+    // The last mount on a path is the one in effect.
+    mounts.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&path)).then(|| f.get(3).map(|o| o.to_string()))?
+    })
 }
 
 fn is_read_only(path: &str) -> bool {
