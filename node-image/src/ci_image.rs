@@ -18,10 +18,11 @@ use sha2::{Digest, Sha256};
 
 use crate::base::{ensure_base, BaseOptions};
 use crate::bom::sha256_file;
+use crate::docker_load;
 use crate::gobuild::GoEnv;
 use crate::kube::{self, KubeSource};
 use crate::layer::LayerBuilder;
-use crate::oci::{write_docker_archive, ImageConfig, ImageSpec};
+use crate::oci::{ImageConfig, ImageSpec};
 use crate::Error;
 
 /// Bumped whenever the way the image is assembled changes.
@@ -119,11 +120,9 @@ pub async fn ensure(docker: &Docker, opts: &CiImageOptions, ui: &Ui) -> Result<C
     h.update(serde_json::to_vec(&image_config("")).expect("serializable"));
     let recipe = hex::encode(h.finalize())[..16].to_string();
 
-    if !opts.no_cache && docker.image_exists(&image).await? {
-        let labels = docker.image_labels(&image).await?;
-        if labels.get(RECIPE_LABEL) == Some(&recipe) {
-            let id = docker.image_id(&image).await?.unwrap_or_default();
-            step.done_with(format!("up to date ({})", &id[..19.min(id.len())]));
+    if !opts.no_cache {
+        if let Some(id) = docker_load::current_id(docker, &image, RECIPE_LABEL, &recipe).await? {
+            step.done_with(format!("up to date ({})", docker_load::short_id(&id)));
             return Ok(CiImage {
                 image,
                 id,
@@ -133,12 +132,7 @@ pub async fn ensure(docker: &Docker, opts: &CiImageOptions, ui: &Ui) -> Result<C
     }
 
     step.progress("assembling the image");
-    let dir = opts.cache_dir.join("images");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let work = tempfile::Builder::new()
-        .prefix(".ci-")
-        .tempdir_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
+    let work = docker_load::work_dir(&opts.cache_dir, ".ci-")?;
     let mut layer = LayerBuilder::new();
     layer.add_file_from_disk("usr/local/bin/kindred", 0o755, &kindred_bin)?;
     layer.add_file_from_disk("usr/local/bin/kubectl", 0o755, &kubectl)?;
@@ -150,12 +144,8 @@ pub async fn ensure(docker: &Docker, opts: &CiImageOptions, ui: &Ui) -> Result<C
         layers: vec![base.layer.clone(), blob],
         created: "1970-01-01T00:00:00Z".into(),
     };
-    let archive = work.path().join("ci-image.tar");
-    let ids = write_docker_archive(&[spec], &archive)?;
-    step.progress("loading into Docker");
-    docker.load_archive(&archive).await?;
-    let id = ids.into_iter().next().unwrap_or_default();
-    step.done_with(format!("built ({})", &id[..19.min(id.len())]));
+    let id = docker_load::write_and_load(docker, spec, work.path(), &step).await?;
+    step.done_with(format!("built ({})", docker_load::short_id(&id)));
     Ok(CiImage {
         image,
         id,

@@ -9,6 +9,7 @@ pub mod base;
 pub mod bom;
 pub mod ci_image;
 pub mod components;
+pub mod docker_load;
 pub mod dpkg;
 pub mod files;
 pub mod gobuild;

@@ -15,9 +15,10 @@ use kindred::registry;
 use kindred::ui::Ui;
 use sha2::{Digest, Sha256};
 
+use crate::docker_load;
 use crate::gobuild::{GoBuild, GoEnv};
 use crate::layer::LayerBuilder;
-use crate::oci::{write_docker_archive, ImageConfig, ImageSpec};
+use crate::oci::{ImageConfig, ImageSpec};
 use crate::Error;
 
 /// Bumped whenever the way the image is assembled changes.
@@ -132,10 +133,10 @@ pub async fn ensure(
     ui: &Ui,
 ) -> Result<RegistryImage, Error> {
     let image = registry::image();
-    if !opts.no_cache && docker.image_exists(&image).await? {
-        let labels = docker.image_labels(&image).await?;
-        if labels.get(registry::RECIPE_LABEL) == Some(&recipe_key()) {
-            let id = docker.image_id(&image).await?.unwrap_or_default();
+    if !opts.no_cache {
+        if let Some(id) =
+            docker_load::current_id(docker, &image, registry::RECIPE_LABEL, &recipe_key()).await?
+        {
             return Ok(RegistryImage {
                 image,
                 id,
@@ -160,12 +161,7 @@ pub async fn build(
     let go = GoEnv::detect(&opts.cache_dir).await?;
     let built = go_build().build(&go, opts.no_cache, &step).await?;
     step.progress("assembling the image");
-    let dir = opts.cache_dir.join("images");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let work = tempfile::Builder::new()
-        .prefix(".registry-")
-        .tempdir_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
+    let work = docker_load::work_dir(&opts.cache_dir, ".registry-")?;
     let mut layer = LayerBuilder::new();
     layer.add_file_from_disk("bin/registry", 0o755, built.binary("registry"))?;
     layer.add_file(CONFIG_PATH, 0o644, CONFIG_YML.as_bytes().to_vec())?;
@@ -178,12 +174,8 @@ pub async fn build(
         layers: vec![blob],
         created: "1970-01-01T00:00:00Z".into(),
     };
-    let archive = work.path().join("registry-image.tar");
-    let ids = write_docker_archive(&[spec], &archive)?;
-    step.progress("loading into Docker");
-    docker.load_archive(&archive).await?;
-    let id = ids.into_iter().next().unwrap_or_default();
-    step.done_with(format!("{} ({})", image, &id[..19.min(id.len())]));
+    let id = docker_load::write_and_load(docker, spec, work.path(), &step).await?;
+    step.done_with(format!("{} ({})", image, docker_load::short_id(&id)));
     Ok(RegistryImage {
         image,
         id,
