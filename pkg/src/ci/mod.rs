@@ -102,9 +102,12 @@ async fn run_job(
     load_archives(&docker, Path::new(IMAGES_DIR), ui).await?;
 
     ui.info(format!("ci: running {program} {}", args.join(" ")));
+    // Its own process group, so a signal reaches every process of the job: a shell script
+    // passes nothing on to the kindred it runs.
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|source| CiError::Command {
             command: program.to_string(),
@@ -205,8 +208,10 @@ async fn load_archives(docker: &Docker, dir: &Path, ui: &Ui) -> Result<(), CiErr
     Ok(())
 }
 
-/// Waits for the command; the first SIGTERM/SIGINT is passed on, and after [`COMMAND_GRACE`]
-/// (or a second signal) it is killed. `None` when it had to be killed.
+/// Waits for the command; the first SIGTERM/SIGINT is passed on to its process group, which
+/// then gets [`COMMAND_GRACE`] to finish (every process of it, not just the first: a script's
+/// `kindred create` deletes its cluster after the shell has gone). After that, or on a second
+/// signal, the group is killed. `None` when it had to be killed.
 async fn wait_passing_signals(child: &mut Child, ui: &Ui) -> Option<std::process::ExitStatus> {
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -223,17 +228,32 @@ async fn wait_passing_signals(child: &mut Child, ui: &Ui) -> Option<std::process
         "ci: {received} received: passing it on, then cleaning up (the command gets {}s)",
         COMMAND_GRACE.as_secs()
     ));
-    if let Some(pid) = child.id() {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), received);
+    let group = child.id().map(|pid| Pid::from_raw(-(pid as i32)));
+    if let Some(group) = group {
+        let _ = nix::sys::signal::kill(group, received);
     }
+    let finished = async {
+        let status = child.wait().await.ok();
+        // The rest of the group: tini reaps them once they exit.
+        while let Some(group) = group {
+            if nix::sys::signal::kill(group, None).is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        status
+    };
     let waited = tokio::select! {
-        status = child.wait() => status.ok(),
+        status = finished => status,
         _ = tokio::time::sleep(COMMAND_GRACE) => None,
         _ = term.recv() => None,
         _ = int.recv() => None,
     };
     if waited.is_none() {
         ui.warn("ci: the command did not stop in time; killing it");
+        if let Some(group) = group {
+            let _ = nix::sys::signal::kill(group, Signal::SIGKILL);
+        }
         let _ = child.kill().await;
     }
     waited
