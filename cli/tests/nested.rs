@@ -7,6 +7,7 @@
 //! 1. A job creates a 1-node cluster, checks the MTU made it down to the node, runs a pod,
 //!    exports logs into the artifacts directory; the container exits 0, the entrypoint having
 //!    deleted the cluster, and nothing is left on the host.
+//!    Its output, not a terminal, is plain timestamped lines without escape codes.
 //! 2. A job is stopped (SIGTERM, as when its pod is deleted) while it creates a cluster: the
 //!    entrypoint passes the signal on, kindred deletes the half-made cluster, the container
 //!    exits well before Docker would kill it.
@@ -101,6 +102,17 @@ async fn ensure_small_mtu_network(docker: &Docker) {
         .expect("create the small-MTU network");
 }
 
+/// `[HH:MM:SS] ...`
+fn is_timestamped(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 10
+        && b[0] == b'['
+        && b[9] == b']'
+        && [1, 2, 4, 5, 7, 8].iter().all(|&i| b[i].is_ascii_digit())
+        && b[3] == b':'
+        && b[6] == b':'
+}
+
 /// Polls the container's output until it contains `needle`.
 async fn wait_for_output(docker: &Docker, name: &str, needle: &str, limit: Duration) -> String {
     let started = Instant::now();
@@ -172,6 +184,19 @@ async fn scenarios(docker: &Docker, work: &Path, names: [&str; 2]) {
         "ci: deleting cluster kindred",
     ] {
         assert!(logs.contains(expected), "missing {expected:?} in:\n{logs}");
+    }
+    // Not a terminal: plain lines, each step timestamped, no colour or cursor codes.
+    assert!(
+        !logs.contains('\x1b'),
+        "escape codes in non-TTY output:\n{logs}"
+    );
+    let steps: Vec<&str> = logs.lines().filter(|l| l.contains(" ✓ ")).collect();
+    assert!(steps.len() >= 5, "too few step lines:\n{logs}");
+    for line in steps {
+        assert!(
+            is_timestamped(line),
+            "step line without a timestamp: {line}"
+        );
     }
     let artifacts = work.join("artifacts");
     assert!(artifacts.join("dockerd.log").is_file(), "no dockerd.log");
