@@ -140,7 +140,7 @@ fn v1_hierarchies(self_cgroup: &str) -> Vec<(String, String)> {
 
 /// The cgroup the nested daemon should put its containers under, when this container has no
 /// cgroup namespace of its own (a pod on a cgroup v1 node): our own cgroup, so the pod's
-/// limits apply to them and the kubelet's cleanup of the pod reaches them.
+/// resource limits cover them.
 fn v1_cgroup_parent(hierarchies: &[(String, String)]) -> Option<String> {
     let own = hierarchies
         .iter()
