@@ -99,6 +99,22 @@ fn fixed_address(spec: &ContainerSpec) -> Option<bollard::models::NetworkingConf
     })
 }
 
+/// Node containers need every device (`--privileged` or the device rule `a *:* rwm`); a
+/// daemon that itself runs under a device cgroup allowing less (a pod that is not privileged)
+/// cannot grant that. Say so, and what to change, instead of runc's words alone.
+fn explain_device_refusal(err: ProviderError) -> ProviderError {
+    let message = err.to_string();
+    if message.contains("devices.allow") && message.contains("operation not permitted") {
+        return ProviderError::Other(format!(
+            "{message}\nThis Docker daemon cannot give node containers access to all devices: it \
+             runs under a device cgroup that allows fewer (e.g. in a Kubernetes pod that is not \
+             privileged). Run it with access to all devices: `privileged: true` for a pod, or \
+             `--device-cgroup-rule 'a *:* rwm'` for a Docker container (docs/ci-pods.md)."
+        ));
+    }
+    err
+}
+
 /// A container port published on the host; `host_port: None` lets Docker pick a free port.
 #[derive(Debug, Clone)]
 pub struct PublishedPort {
@@ -222,6 +238,17 @@ impl Docker {
     /// daemon that cannot grant --privileged makes kindred retry with the restricted profile;
     /// the profile actually used is returned.
     pub async fn run(&self, spec: &ContainerSpec) -> Result<Option<NodeSecurity>, ProviderError> {
+        let started = self.run_with_fallback(spec).await;
+        if spec.security.is_some() {
+            return started.map_err(explain_device_refusal);
+        }
+        started
+    }
+
+    async fn run_with_fallback(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<Option<NodeSecurity>, ProviderError> {
         match spec.security {
             Some(NodeSecurity::Privileged) => {
                 match self.create_and_start(spec, spec.security).await {
@@ -923,5 +950,21 @@ impl Docker {
     pub async fn info_json(&self) -> Result<serde_json::Value, ProviderError> {
         let info = self.client.info().await.map_err(api("read daemon info"))?;
         serde_json::to_value(info).map_err(|e| ProviderError::Other(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_device_rule_is_explained_with_the_fix() {
+        let runc = r#"Docker refused to start container x: failed to write "a *:* rwm": write /sys/fs/cgroup/devices/kubepods.slice/p/docker/c/devices.allow: operation not permitted: unknown"#;
+        let explained = explain_device_refusal(ProviderError::Other(runc.into())).to_string();
+        assert!(explained.starts_with(runc), "{explained}");
+        assert!(explained.contains("privileged: true"), "{explained}");
+        assert!(explained.contains("a *:* rwm"), "{explained}");
+        let other = explain_device_refusal(ProviderError::Other("No such image".into()));
+        assert_eq!(other.to_string(), "No such image");
     }
 }
