@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use kindred_e2e::{containers_of, text};
+
 const CLUSTER: &str = "conf-e2e-subset";
 
 /// The CI subset (46 specs at Kubernetes v1.34).
@@ -45,29 +47,6 @@ fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
             .unwrap();
     }
     child.wait_with_output().expect("kindred output")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn containers_of(cluster: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=io.kindred.cluster={cluster}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use kindred_e2e::{containers_of, text};
+
 const CLUSTER: &str = "conf-e2e-kubetest2";
 
 /// Records what it was given, then checks the cluster through $KUBECONFIG.
@@ -22,14 +24,6 @@ kubectl get nodes -o name > "$ARTIFACTS/nodes.txt"
 kubectl get --raw /readyz > "$ARTIFACTS/readyz.txt"
 if [ "${3:-}" = "--fail" ]; then echo "failing as asked" >&2; exit 3; fi
 "#;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 struct Ctx {
     dir: tempfile::TempDir,
@@ -59,21 +53,6 @@ impl Ctx {
         }
         cmd.output().expect("run kubetest2-kindred")
     }
-}
-
-fn containers_of(cluster: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=io.kindred.cluster={cluster}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn read(path: &Path) -> String {
