@@ -13,6 +13,7 @@ pub mod defaults;
 pub mod duration;
 pub mod kubeadm;
 pub mod kubeconfig;
+pub mod patience;
 pub mod process;
 pub mod provider;
 pub mod registry;

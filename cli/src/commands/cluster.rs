@@ -200,11 +200,34 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
             return Err(format!("interrupted by {signal}").into());
         }
     };
+    // No kubectl on the host: point at the cluster's own, which always matches its version.
+    let kubectl = if on_path("kubectl") {
+        format!("kubectl cluster-info --context {}", created.context)
+    } else {
+        let name = &opts.config.name;
+        let flag = if name == kindred::config::DEFAULT_CLUSTER_NAME {
+            String::new()
+        } else {
+            format!(" --name {name}")
+        };
+        format!("kindred kubectl{flag} -- cluster-info    (no kubectl on this host: kindred runs the node image's)")
+    };
     ui.info(format!(
-        "Set kubectl context to \"{0}\" (API server {1})\nYou can now use your cluster with:\n\n  kubectl cluster-info --context {0}\n",
+        "Set kubectl context to \"{0}\" (API server {1})\nYou can now use your cluster with:\n\n  {kubectl}\n",
         created.context, created.server
     ));
     Ok(())
+}
+
+/// True when `program` is an executable file in a directory of $PATH.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// The default node image is built on first use, so a fresh machine needs one command; any

@@ -4,6 +4,7 @@ mod agent;
 mod bom;
 mod build;
 mod cluster;
+mod kubectl;
 mod lifecycle;
 mod load;
 mod logs;
@@ -78,6 +79,8 @@ pub enum Command {
         #[command(subcommand)]
         what: test::TestCommand,
     },
+    /// Run the cluster's own kubectl (from its node image) against it: `kindred kubectl -- get pods -A`.
+    Kubectl(kubectl::KubectlArgs),
     /// Print the bill of materials of a node image.
     Bom(bom::BomArgs),
     /// Print the kindred version and the default Kubernetes version.
@@ -129,6 +132,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Export { what } => cluster::export(what, &ui).await,
         Command::Test { what } => test::run(what, &ui).await,
         Command::Bom(args) => bom::run(args).await,
+        Command::Kubectl(args) => kubectl::run(args).await,
         Command::Agent { what } => agent::run(what).await,
         Command::CiEntrypoint { command } => {
             // The container's exit status is the job's.

@@ -78,7 +78,7 @@ pub async fn create(
 async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), ClusterError> {
     let mut images: Vec<&str> = plan.nodes.iter().map(|n| n.config.image.as_str()).collect();
     images.dedup();
-    for image in images {
+    for image in images.iter().copied() {
         if !docker.image_exists(image).await? {
             let hint = if image.starts_with(crate::defaults::NODE_IMAGE_REPO) {
                 let version = image.rsplit(':').next().unwrap_or_default();
@@ -92,6 +92,7 @@ async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), Cluster
             )));
         }
     }
+    super::host_support::check_images(docker, &images).await?;
     let net = &plan.config.networking;
     if net.api_server_port > 0 {
         // The daemon runs on this host (or in this pod): a port we cannot bind, it cannot either.
@@ -185,6 +186,7 @@ async fn run(
         input.bootstrap_token = token.clone();
         input.certificate_key = certificate_key.clone();
         input.cgroup_v1 = cgroup_v1;
+        input.timeout_scale = crate::patience::scale();
         kubeadm::render_node(&input)
     };
     write_kubeadm_config(
@@ -538,7 +540,8 @@ fn free_port(address: &str) -> Result<u16, ClusterError> {
 }
 
 pub(super) async fn wait_for_systemd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let limit = crate::patience::scaled(Duration::from_secs(180));
+    let deadline = Instant::now() + limit;
     loop {
         let out = docker
             .exec(node, &["systemctl", "is-system-running"])
@@ -554,8 +557,11 @@ pub(super) async fn wait_for_systemd(docker: &Docker, node: &str) -> Result<(), 
             return Err(ClusterError::Step {
                 step: format!("booting {node}"),
                 reason: format!(
-                    "systemd is still `{state}` after 90s; failed units:\n{}",
-                    failed.stdout
+                    "systemd is still `{state}` after {}s; failed units:\n{}\n\
+                     On a slow host, set {}=2 (or more) to wait longer.",
+                    limit.as_secs(),
+                    failed.stdout,
+                    crate::patience::SCALE_ENV
                 ),
             });
         }

@@ -5,7 +5,9 @@
 mod access;
 mod create;
 mod delete;
+mod host_support;
 mod images;
+mod kubectl;
 mod lifecycle;
 mod list;
 mod load;
@@ -19,6 +21,7 @@ mod registry;
 pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
 pub use create::{create, CreateOptions, Created};
 pub use delete::{delete, Deleted};
+pub use kubectl::{cluster_kubectl, ClusterKubectl};
 pub use lifecycle::{start, stop};
 pub use list::{
     clusters, node_details, nodes, render_nodes, select_nodes, NodeDetails, NodeFormat, NodeSummary,

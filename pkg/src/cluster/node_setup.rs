@@ -142,7 +142,8 @@ pub(super) async fn restart_containerd(docker: &Docker, node: &str) -> Result<()
     let restart = docker
         .exec(node, &["systemctl", "restart", "containerd"])
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let limit = crate::patience::scaled(Duration::from_secs(60));
+    let deadline = Instant::now() + limit;
     loop {
         if restart.code == 0 && docker.exec(node, &["ctr", "version"]).await?.code == 0 {
             return Ok(());
@@ -160,7 +161,7 @@ pub(super) async fn restart_containerd(docker: &Docker, node: &str) -> Result<()
                             restart.stderr.trim()
                         )
                     } else {
-                        " within 60s".to_string()
+                        format!(" within {}s", limit.as_secs())
                     },
                     log.trim_end().replace('\n', "\n  ")
                 ),

@@ -269,7 +269,7 @@ fn spec(request: RegistryRequest, ip: Option<String>) -> ContainerSpec {
 
 /// Waits until the registry answers `GET /v2/` on its host port (what `docker push` talks to).
 async fn wait_ready(docker: &Docker, port: u16) -> Result<(), ClusterError> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + crate::patience::scaled(Duration::from_secs(30));
     loop {
         let last = match tokio::task::spawn_blocking(move || probe(port)).await {
             Ok(Ok(())) => return Ok(()),

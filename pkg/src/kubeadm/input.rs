@@ -60,6 +60,8 @@ pub struct RenderInput {
     /// The cluster config's `kubeadmConfigPatchesJSON6902`, then the node's.
     pub cluster_patches_json6902: Vec<PatchJson6902>,
     pub node_patches_json6902: Vec<PatchJson6902>,
+    /// Multiplies kubeadm's (already generous) timeouts; 0 counts as 1. See `crate::patience`.
+    pub timeout_scale: u32,
 }
 
 impl RenderInput {

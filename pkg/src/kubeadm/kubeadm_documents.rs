@@ -4,6 +4,7 @@ use serde_yaml::Value;
 
 use super::documents::{NodeContext, API_SERVER_BIND_PORT, CRI_SOCKET};
 use super::input::NodeBootstrap;
+use super::version::KubeadmApi;
 use super::yaml_builder::{flags, joined, map, string, strings};
 use crate::config::IpFamily;
 
@@ -30,7 +31,44 @@ pub(super) fn init_configuration(node: &NodeContext) -> Value {
             string(input.certificate_key.as_deref().unwrap_or_default()),
         ),
         ("skipPhases", strings(&skip_phases)),
+        ("timeouts", timeouts(node)),
     ])
+}
+
+/// kubeadm's waits, in minutes, about twice its defaults: on a slow host (a busy CI runner,
+/// an emulated CPU) the API server can take minutes to answer, and kubeadm's one-minute API
+/// call timeout then fails a cluster that would have come up. A healthy host never waits
+/// them out; a broken one fails a few minutes later, with kubelet's log attached.
+const TIMEOUT_MINUTES: [(&str, u32); 6] = [
+    ("controlPlaneComponentHealthCheck", 8),
+    ("kubeletHealthCheck", 8),
+    ("kubernetesAPICall", 4),
+    ("etcdAPICall", 4),
+    ("tlsBootstrap", 10),
+    ("discovery", 10),
+];
+
+fn minutes(base: u32, node: &NodeContext) -> Value {
+    string(&format!("{}m0s", base * node.input.timeout_scale.max(1)))
+}
+
+fn timeout_minutes(name: &str) -> u32 {
+    TIMEOUT_MINUTES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, m)| *m)
+        .expect("a timeout kindred sets")
+}
+
+/// v1beta4's `timeouts` (the same block in InitConfiguration and JoinConfiguration); v1beta3
+/// has only the control-plane and discovery timeouts, set where it keeps them.
+fn timeouts(node: &NodeContext) -> Value {
+    match node.api {
+        KubeadmApi::V1Beta4 => map(TIMEOUT_MINUTES
+            .iter()
+            .map(|(name, base)| (*name, minutes(*base, node)))),
+        KubeadmApi::V1Beta3 => Value::Null,
+    }
 }
 
 /// Cluster-wide settings, uploaded by `kubeadm init` for every later node and upgrade.
@@ -62,6 +100,10 @@ pub(super) fn cluster_configuration(node: &NodeContext) -> Value {
             "apiServer",
             map([
                 ("certSANs", strings(&input.api_server_cert_sans)),
+                (
+                    "timeoutForControlPlane",
+                    v1beta3_timeout(node, "controlPlaneComponentHealthCheck"),
+                ),
                 (
                     "extraArgs",
                     flags(
@@ -127,20 +169,31 @@ pub(super) fn join_configuration(node: &NodeContext) -> Value {
         ("kind", string("JoinConfiguration")),
         (
             "discovery",
-            map([(
-                "bootstrapToken",
-                map([
-                    ("apiServerEndpoint", string(&input.control_plane_endpoint)),
-                    ("token", string(&input.bootstrap_token)),
-                    // Nodes are created together on a private network; the CA is not yet
-                    // known when the configs are written.
-                    ("unsafeSkipCAVerification", Value::Bool(true)),
-                ]),
-            )]),
+            map([
+                (
+                    "bootstrapToken",
+                    map([
+                        ("apiServerEndpoint", string(&input.control_plane_endpoint)),
+                        ("token", string(&input.bootstrap_token)),
+                        // Nodes are created together on a private network; the CA is not yet
+                        // known when the configs are written.
+                        ("unsafeSkipCAVerification", Value::Bool(true)),
+                    ]),
+                ),
+                ("timeout", v1beta3_timeout(node, "discovery")),
+            ]),
         ),
         ("nodeRegistration", node_registration(node)),
         ("controlPlane", control_plane),
+        ("timeouts", timeouts(node)),
     ])
+}
+
+fn v1beta3_timeout(node: &NodeContext, name: &str) -> Value {
+    match node.api {
+        KubeadmApi::V1Beta3 => minutes(timeout_minutes(name), node),
+        KubeadmApi::V1Beta4 => Value::Null,
+    }
 }
 
 fn local_api_endpoint(node: &NodeContext) -> Value {

@@ -194,6 +194,35 @@ featureGates: {A: true, B: false}
 }
 
 #[test]
+fn kubeadm_waits_are_generous_and_scale_for_slow_hosts() {
+    let mut first = input("v1.34.12", NodeBootstrap::FirstControlPlane);
+    let docs = documents(&first);
+    let init = find(&docs, "InitConfiguration");
+    assert_eq!(init["timeouts"]["kubernetesAPICall"], "4m0s");
+    assert_eq!(init["timeouts"]["controlPlaneComponentHealthCheck"], "8m0s");
+    first.timeout_scale = 3;
+    let docs = documents(&first);
+    let init = find(&docs, "InitConfiguration");
+    assert_eq!(init["timeouts"]["kubernetesAPICall"], "12m0s");
+    assert_eq!(init["timeouts"]["tlsBootstrap"], "30m0s");
+
+    // v1beta3 keeps only two of them, in other places.
+    let mut old = input("v1.30.14", NodeBootstrap::FirstControlPlane);
+    old.timeout_scale = 2;
+    let docs = documents(&old);
+    assert!(find(&docs, "InitConfiguration").get("timeouts").is_none());
+    assert_eq!(
+        find(&docs, "ClusterConfiguration")["apiServer"]["timeoutForControlPlane"],
+        "16m0s"
+    );
+    let mut worker = input("v1.30.14", NodeBootstrap::Worker);
+    worker.node_name = "kindred-worker".into();
+    let docs = documents(&worker);
+    assert_eq!(docs[0]["discovery"]["timeout"], "10m0s");
+    assert!(docs[0].get("timeouts").is_none());
+}
+
+#[test]
 fn joining_nodes_get_only_a_join_configuration() {
     let mut worker = input("v1.34.12", NodeBootstrap::Worker);
     worker.node_name = "kindred-worker".into();
@@ -216,6 +245,13 @@ nodeRegistration:
   kubeletExtraArgs:
   - {{name: node-ip, value: 172.18.0.3}}
   - {{name: provider-id, value: 'kindred://docker/kindred/kindred-worker'}}
+timeouts:
+  controlPlaneComponentHealthCheck: 8m0s
+  kubeletHealthCheck: 8m0s
+  kubernetesAPICall: 4m0s
+  etcdAPICall: 4m0s
+  tlsBootstrap: 10m0s
+  discovery: 10m0s
 "
         ))
     );

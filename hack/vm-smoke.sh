@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The mainstream-host smoke test: in a cgroup v2 VM with privileged Docker (hack/vm.sh), a
+# one-node cluster from a node image, as a user on such a host would make it. Asserts the
+# privileged path and cgroup v2 inside the node, a pod running an image put there by
+# `kindred load docker-image` (through Docker's containerd image store by default), and that
+# `kindred delete cluster` leaves no container, volume or network behind. Prints a result line
+# with the times (hack/vm-matrix.sh collects them).
+#
+#   hack/vm-smoke.sh [--store containerd|overlay2] [--image kindred/node:TAG] [--workers N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+store=containerd workers=0
+image=""
+while (($#)); do
+  case $1 in
+    --store) store=$2; shift 2 ;;
+    --image) image=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
+    *) echo "vm-smoke: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+if [[ -z $image ]]; then
+  kindred="${CARGO_TARGET_DIR:-target}/release/kindred"
+  image="kindred/node:$("$kindred" version | sed -E 's/.*default Kubernetes ([^)]+)\).*/\1/')"
+fi
+docker image inspect "$image" >/dev/null 2>&1 ||
+  { echo "vm-smoke: $image is not in Docker; build it with \`kindred build node-image\`" >&2; exit 1; }
+
+# The job, run as root inside the VM (see hack/vm.sh). Each check prints what it saw.
+job=$(cat <<EOF
+set -euo pipefail
+fail() { echo "vm-smoke: FAILED: \$*"; docker ps -a; exit 1; }
+t() { echo \$(( \$(date +%s) - \$1 )); }
+info=\$(docker info -f '{{.CgroupVersion}} {{.Driver}} {{.ServerVersion}}')
+echo "vm-smoke: docker info: \$info"
+[[ \$info == 2\ * ]] || fail "the VM's Docker is not on cgroup v2"
+if [[ $store == containerd ]]; then
+  docker info -f '{{json .DriverStatus}}' | grep -q io.containerd.snapshotter || fail "Docker does not use the containerd image store"
+fi
+nodes='kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane'
+for _ in \$(seq $workers); do nodes+=\$'\n- role: worker'; done
+t0=\$(date +%s)
+echo "\$nodes" | kindred create cluster --image $image --config - --wait 20m
+create_s=\$(t \$t0)
+node=kindred-control-plane
+[[ \$(docker inspect -f '{{.HostConfig.Privileged}}' \$node) == true ]] || fail "the node is not privileged"
+fs=\$(docker exec \$node stat -fc %T /sys/fs/cgroup)
+[[ \$fs == cgroup2fs ]] || fail "the node sees \$fs at /sys/fs/cgroup, not cgroup v2"
+echo "vm-smoke: node is privileged and on cgroup v2"
+
+# An image that exists only in this VM's Docker, loaded into the node and run by a pod.
+mkdir -p /tmp/smoke/bin && cp /bin/busybox /tmp/smoke/bin/busybox
+tar -C /tmp/smoke -c . | docker import -c 'ENTRYPOINT ["/bin/busybox"]' - kindred.test/smoke:v1
+t0=\$(date +%s)
+kindred load docker-image kindred.test/smoke:v1
+load_s=\$(t \$t0)
+kindred kubectl -- run smoke --image=kindred.test/smoke:v1 --image-pull-policy=Never --restart=Never -- sleep 3600
+kindred kubectl -- wait --for=condition=Ready pod/smoke --timeout=10m || { kindred kubectl -- describe pod smoke; fail "the pod did not run"; }
+kindred export logs "\$VM_ARTIFACTS/logs" >/dev/null
+t0=\$(date +%s)
+kindred delete cluster
+delete_s=\$(t \$t0)
+left="\$(docker ps -aq)\$(docker volume ls -q)\$(docker network ls -q --filter name=^kindred\$)"
+[[ -z \$left ]] || fail "delete left: \$left"
+echo "vm-smoke: RESULT store=$store image=$image workers=$workers create=\${create_s}s load=\${load_s}s delete=\${delete_s}s"
+EOF
+)
+exec hack/vm.sh --store "$store" --image "$image" -- "$job"

@@ -1,0 +1,72 @@
+//! What a node image needs of the host, checked before anything is created: Kubernetes 1.35
+//! and later refuse to run on cgroup v1, so such an image on a cgroup v1 Docker host would
+//! only fail minutes later inside `kubeadm init`.
+
+use super::ClusterError;
+use crate::kubeadm::KubeVersion;
+use crate::provider::Docker;
+
+/// Label node images carry with their Kubernetes version (kind's images do not; their
+/// `/kind/version` file is read instead).
+const VERSION_LABEL: &str = "io.kindred.kubernetes-version";
+/// The first Kubernetes minor release whose kubelet refuses cgroup v1.
+const FIRST_MINOR_WITHOUT_CGROUP_V1: u32 = 35;
+
+/// Refuses node images the Docker host cannot run.
+pub(super) async fn check_images(docker: &Docker, images: &[&str]) -> Result<(), ClusterError> {
+    if docker.cgroup_version().await? != "1" {
+        return Ok(());
+    }
+    for image in images {
+        let version = image_kube_version(docker, image).await?;
+        if let Err(reason) = runs_on_cgroup_v1(image, &version) {
+            return Err(ClusterError::Msg(reason));
+        }
+    }
+    Ok(())
+}
+
+async fn image_kube_version(docker: &Docker, image: &str) -> Result<String, ClusterError> {
+    if let Some(v) = docker.image_labels(image).await?.get(VERSION_LABEL) {
+        return Ok(v.clone());
+    }
+    let bytes = docker.read_image_file(image, "/kind/version").await?;
+    Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+}
+
+fn runs_on_cgroup_v1(image: &str, version: &str) -> Result<(), String> {
+    // An unreadable version is left for kubeadm to judge, as before this check.
+    let Ok(parsed) = KubeVersion::parse(version) else {
+        return Ok(());
+    };
+    if !parsed.at_least(FIRST_MINOR_WITHOUT_CGROUP_V1) {
+        return Ok(());
+    }
+    Err(format!(
+        "node image {image} runs Kubernetes {version}, whose kubelet refuses cgroup v1, and this \
+         Docker host runs containers on cgroup v1. Use a node image of Kubernetes 1.34 or older \
+         (`kindred build node-image --kube-version {}`), or a host with cgroup v2 (most Linux \
+         distributions since 2021, Docker Desktop)",
+        crate::defaults::KUBERNETES_VERSION
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_1_35_and_later_are_refused_on_cgroup_v1() {
+        assert!(runs_on_cgroup_v1("kindred/node:v1.34.12", "v1.34.12").is_ok());
+        assert!(runs_on_cgroup_v1("kindest/node:v1.30.0", "v1.30.0").is_ok());
+        for v in ["v1.35.4", "v1.36.3", "v1.37.2", "v1.35.0-alpha.1"] {
+            let err = runs_on_cgroup_v1("img", v).unwrap_err();
+            assert!(err.contains(v) && err.contains("cgroup v1"), "{err}");
+            assert!(
+                err.contains("kindred build node-image --kube-version"),
+                "{err}"
+            );
+        }
+        assert!(runs_on_cgroup_v1("img", "not a version").is_ok());
+    }
+}
