@@ -86,6 +86,11 @@ pub fn generated_files(n: &NodeFiles) -> Vec<(String, u32, Vec<u8>)> {
             include_bytes!("../files/kubelet.service").to_vec(),
         ),
         (
+            "etc/systemd/system/kubelet.slice".into(),
+            0o644,
+            include_bytes!("../files/kubelet.slice").to_vec(),
+        ),
+        (
             "etc/systemd/system/kubelet.service.d/10-kubeadm.conf".into(),
             0o644,
             include_bytes!("../files/10-kubeadm.conf").to_vec(),

@@ -1,6 +1,13 @@
 //! The manifests that run the agents, written into node images at /kind/manifests/ (where kind
 //! keeps its own) and applied by `create cluster` after the first control plane is up.
-//! They carry kind-style placeholders filled in at create time, see [`render`].
+//!
+//! They keep kind's node image contract, so kind can create clusters from kindred's images
+//! too: the pod network manifest's only placeholder is `{{ .PodSubnet }}` and it carries
+//! kind's two markers (template me, patch me: kind then adds the API endpoint as the
+//! `CONTROL_PLANE_ENDPOINT` variable of the DaemonSet's first container); the storage manifest
+//! has no placeholder. kindred's [`render`] does the same, plus the service range to guard.
+
+use serde_yaml::Value;
 
 use super::storage::{DEFAULT_DIR, PROVISIONER};
 
@@ -10,23 +17,74 @@ pub const DEFAULT_CNI_PATH: &str = "/kind/manifests/default-cni.yaml";
 pub const DEFAULT_STORAGE_PATH: &str = "/kind/manifests/default-storage.yaml";
 
 const POD_SUBNET: &str = "{{ .PodSubnet }}";
-const SERVICE_SUBNET: &str = "{{ .ServiceSubnet }}";
-const API_SERVER: &str = "{{ .APIServer }}";
+/// Placeholders of images built before the manifests followed kind's contract.
+const OLD_SERVICE_SUBNET: &str = "{{ .ServiceSubnet }}";
+const OLD_API_SERVER: &str = "{{ .APIServer }}";
+/// The variable holding `host:port` of the API server, named as kind's patch names it.
+pub const CONTROL_PLANE_ENDPOINT: &str = "CONTROL_PLANE_ENDPOINT";
+/// The service range the network agent guards (see `agent::network`).
+pub const SERVICE_SUBNET: &str = "SERVICE_SUBNET";
 
-/// Fills in the cluster's pod subnet, the service subnet the network agent guards (empty: no
-/// guard) and the API server URL the agents talk to.
-pub fn render(template: &str, pod_subnet: &str, service_subnet: &str, api_server: &str) -> String {
-    template
+/// Fills in the cluster's pod subnet and gives every DaemonSet's first container the API
+/// endpoint (`host:port`) and the service subnet to guard (empty: no guard), so the agents
+/// need neither kube-proxy nor cluster DNS to start.
+pub fn render(
+    template: &str,
+    pod_subnet: &str,
+    service_subnet: &str,
+    endpoint: &str,
+) -> Result<String, serde_yaml::Error> {
+    let text = template
         .replace(POD_SUBNET, pod_subnet)
-        .replace(SERVICE_SUBNET, service_subnet)
-        .replace(API_SERVER, api_server)
+        .replace(OLD_SERVICE_SUBNET, service_subnet)
+        .replace(OLD_API_SERVER, &format!("https://{endpoint}"));
+    let mut out = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let mut doc: Value = serde::Deserialize::deserialize(document)?;
+        if doc.is_null() {
+            continue;
+        }
+        if doc["kind"] == "DaemonSet" {
+            add_env(&mut doc, CONTROL_PLANE_ENDPOINT, endpoint);
+            add_env(&mut doc, SERVICE_SUBNET, service_subnet);
+        }
+        out.push(serde_yaml::to_string(&doc)?);
+    }
+    Ok(out.join("---\n"))
+}
+
+/// Sets `name=value` in the environment of a DaemonSet's first container (appended, or
+/// replacing an entry of that name, so a variable is never listed twice).
+fn add_env(daemon_set: &mut Value, name: &str, value: &str) {
+    let Some(container) = daemon_set["spec"]["template"]["spec"]["containers"]
+        .get_mut(0)
+        .and_then(Value::as_mapping_mut)
+    else {
+        return;
+    };
+    let env = container
+        .entry(Value::from("env"))
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    if let Some(list) = env.as_sequence_mut() {
+        if let Some(existing) = list.iter_mut().find(|v| v["name"] == name) {
+            existing["value"] = value.into();
+            return;
+        }
+        let mut var = serde_yaml::Mapping::new();
+        var.insert("name".into(), name.into());
+        var.insert("value".into(), value.into());
+        list.push(Value::Mapping(var));
+    }
 }
 
 /// Service account, read access to nodes, and a hostNetwork DaemonSet on every node
 /// (tolerating every taint: nodes are NotReady until it has run).
 pub fn default_cni(image: &str) -> String {
     format!(
-        r#"apiVersion: v1
+        r#"# kind's markers, so kind fills in the pod subnet and adds the API endpoint:
+# would you kindly template this file
+# would you kindly patch this file
+apiVersion: v1
 kind: ServiceAccount
 metadata:
   name: kindred-network
@@ -88,12 +146,8 @@ spec:
                   fieldPath: spec.nodeName
             - name: POD_SUBNET
               value: "{POD_SUBNET}"
-            - name: KINDRED_API_SERVER
-              value: "{API_SERVER}"
             - name: KINDRED_LOG
               value: info
-            - name: SERVICE_SUBNET
-              value: "{SERVICE_SUBNET}"
           securityContext:
             capabilities:
               add: ["NET_ADMIN", "NET_RAW"]
@@ -202,8 +256,6 @@ spec:
                   fieldPath: spec.nodeName
             - name: STORAGE_DIR
               value: {DEFAULT_DIR}
-            - name: KINDRED_API_SERVER
-              value: "{API_SERVER}"
             - name: KINDRED_LOG
               value: info
           resources:
@@ -232,25 +284,73 @@ mod tests {
             .collect()
     }
 
+    fn env_of(ds: &serde_yaml::Value) -> Vec<(String, String)> {
+        ds["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let value = v["value"].as_str().unwrap_or("<from field>");
+                (v["name"].as_str().unwrap().to_string(), value.to_string())
+            })
+            .collect()
+    }
+
     #[test]
     fn network_manifest_renders_to_valid_documents() {
         let text = render(
             &default_cni("img:v1"),
             "10.244.0.0/16",
             "10.96.0.0/16",
-            "https://c:6443",
-        );
+            "c:6443",
+        )
+        .unwrap();
         assert!(!text.contains("{{"), "{text}");
         let docs = documents(&text);
         assert_eq!(docs.len(), 4);
         let ds = &docs[3];
         assert_eq!(ds["kind"], "DaemonSet");
-        let container = &ds["spec"]["template"]["spec"]["containers"][0];
-        assert_eq!(container["image"], "img:v1");
-        assert_eq!(container["env"][1]["value"], "10.244.0.0/16");
-        assert_eq!(container["env"][2]["value"], "https://c:6443");
-        assert_eq!(container["env"][4]["name"], "SERVICE_SUBNET");
-        assert_eq!(container["env"][4]["value"], "10.96.0.0/16");
+        assert_eq!(
+            ds["spec"]["template"]["spec"]["containers"][0]["image"],
+            "img:v1"
+        );
+        let env = env_of(ds);
+        let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("POD_SUBNET"), Some("10.244.0.0/16"));
+        assert_eq!(get(CONTROL_PLANE_ENDPOINT), Some("c:6443"));
+        assert_eq!(get(SERVICE_SUBNET), Some("10.96.0.0/16"));
+    }
+
+    /// What kind does with a node image's manifests: Go-templates the pod network manifest
+    /// with nothing but PodSubnet (so no other `{{` may appear), and applies the storage
+    /// manifest as it is (so it may hold no placeholder at all).
+    #[test]
+    fn manifests_keep_kinds_node_image_contract() {
+        let cni = default_cni("img:v1");
+        assert!(cni.contains("would you kindly template this file"));
+        assert!(cni.contains("would you kindly patch this file"));
+        assert_eq!(cni.matches("{{").count(), 1);
+        assert_eq!(cni.matches(POD_SUBNET).count(), 1);
+        let storage = default_storage("img:v1");
+        assert!(!storage.contains("{{"), "{storage}");
+        // kind's patch appends to the first container's env: the list must exist.
+        let kind_rendered = cni.replace(POD_SUBNET, "10.244.0.0/16");
+        let ds = &documents(&kind_rendered)[3];
+        assert!(!env_of(ds).is_empty());
+    }
+
+    #[test]
+    fn images_built_before_the_contract_still_render() {
+        let old = "kind: DaemonSet\nspec: {template: {spec: {containers: [{name: a, env: [\
+                   {name: KINDRED_API_SERVER, value: '{{ .APIServer }}'}, \
+                   {name: SERVICE_SUBNET, value: '{{ .ServiceSubnet }}'}]}]}}}\n";
+        let text = render(old, "10.244.0.0/16", "10.96.0.0/16", "c:6443").unwrap();
+        let env = env_of(&documents(&text)[0]);
+        assert_eq!(
+            env[0],
+            ("KINDRED_API_SERVER".into(), "https://c:6443".into())
+        );
+        assert_eq!(env[1], ("SERVICE_SUBNET".into(), "10.96.0.0/16".into()));
     }
 
     #[test]
@@ -259,8 +359,9 @@ mod tests {
             &default_storage("img:v1"),
             "10.244.0.0/16",
             "10.96.0.0/16",
-            "https://c:6443",
-        );
+            "c:6443",
+        )
+        .unwrap();
         let docs = documents(&text);
         let class = &docs[0];
         assert_eq!(class["metadata"]["name"], "standard");

@@ -45,17 +45,31 @@ fn env(name: &'static str) -> Result<String, AgentError> {
         .ok_or(AgentError::MissingEnv(name))
 }
 
-/// A client for the API server: the in-cluster service account, but talking to the address in
-/// KINDRED_API_SERVER when set, so the agents need neither kube-proxy nor cluster DNS to start.
+/// A client for the API server: the in-cluster service account, but talking to the address
+/// the manifest gives (kindred's `KINDRED_API_SERVER` URL in older images, else the
+/// `CONTROL_PLANE_ENDPOINT` that both kindred and kind add), so the agents need neither
+/// kube-proxy nor cluster DNS to start. Without either, the in-cluster service address.
 async fn client() -> Result<kube::Client, AgentError> {
     let mut config =
         kube::Config::incluster_env().map_err(|e| AgentError::Client(e.to_string()))?;
-    if let Ok(url) = std::env::var("KINDRED_API_SERVER") {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    let url = var("KINDRED_API_SERVER")
+        .or_else(|| var(manifests::CONTROL_PLANE_ENDPOINT).map(|endpoint| endpoint_url(&endpoint)));
+    if let Some(url) = url {
         config.cluster_url = url
             .parse()
-            .map_err(|e| AgentError::Client(format!("KINDRED_API_SERVER={url}: {e}")))?;
+            .map_err(|e| AgentError::Client(format!("API server address {url}: {e}")))?;
     }
     kube::Client::try_from(config).map_err(|e| AgentError::Client(e.to_string()))
+}
+
+/// `host:port` (how kind and kindred pass the endpoint) as an https URL; a URL stays as is.
+fn endpoint_url(endpoint: &str) -> String {
+    if endpoint.contains("://") {
+        endpoint.to_string()
+    } else {
+        format!("https://{endpoint}")
+    }
 }
 
 /// Calls `reconcile` at start, after every batch of watch events, and every [`RESYNC`], until

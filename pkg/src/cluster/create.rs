@@ -494,12 +494,19 @@ async fn install_addons(
                 plan.first_control_plane().config.image
             )));
         }
-        rendered.push(manifests::render(
+        let manifest = manifests::render(
             &out.stdout,
             &plan.config.networking.pod_subnet,
             &guarded_service_subnet(&plan.config.networking),
-            &format!("https://{endpoint}"),
-        ));
+            endpoint,
+        )
+        .map_err(|e| ClusterError::Step {
+            step: format!("reading {path} of the node image"),
+            reason: format!(
+                "it is not valid YAML ({e}); rebuild the image with `kindred build node-image`"
+            ),
+        })?;
+        rendered.push(manifest);
     }
     if let Some(request) = RegistryRequest::of(&plan.config) {
         // kind's discovery ConfigMap for the local registry (KEP-1755).
