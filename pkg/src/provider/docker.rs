@@ -624,10 +624,23 @@ impl Docker {
             if net.containers.map(|c| !c.is_empty()).unwrap_or(false) {
                 continue;
             }
-            match self.client.remove_network(&id).await {
-                Ok(()) => removed = true,
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(api(format!("remove network {name}"))(e)),
+            // Docker 20.10 may still count the endpoints of containers removed a moment ago,
+            // and another create may attach one meanwhile: retry briefly, then leave the
+            // network for the next delete rather than fail this one.
+            for attempt in 1..=10 {
+                match self.client.remove_network(&id).await {
+                    Ok(()) => removed = true,
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) if e.to_string().contains("active endpoints") => {
+                        if attempt < 10 {
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                            continue;
+                        }
+                        tracing::debug!("network {name} still has endpoints; kept");
+                    }
+                    Err(e) => return Err(api(format!("remove network {name}"))(e)),
+                }
+                break;
             }
         }
         Ok(removed)
