@@ -1,79 +1,76 @@
 #!/usr/bin/env bash
-# Runs the host matrix and prints docs/hosts.md: this machine itself (cgroup v1, Docker 20.10,
-# the restricted profile), then hack/vm-smoke.sh in the cgroup v2 VM for each Docker image
-# store and each node image given. Each row is one run; a failed run is a row too.
+# Runs host variants and appends one row per run to docs/hosts.md (the table of every host
+# kindred was tried on). A variant is KIND:STORE:IMAGE_TAG:WORKERS:
+#   host:-:TAG:0              this machine itself (a 1-node create, timed to Ready)
+#   smoke:STORE:TAG:N         hack/vm-smoke.sh in the cgroup v2 VM (1 control plane + N workers)
+#   kind:STORE:TAG:1          hack/vm-kind.sh: kind and kindred side by side in the VM
+# A failed run is a row too. Logs go to a temporary directory (printed).
 #
-#   hack/vm-matrix.sh [NODE_IMAGE...] > docs/hosts.md     (default: the default node image)
+#   hack/vm-matrix.sh host:-:v1.34.12:0 smoke:containerd:v1.34.12:0 smoke:overlay2:v1.34.12:0
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 kindred="${CARGO_TARGET_DIR:-target}/release/kindred"
 [[ -x $kindred ]] || { echo "vm-matrix: build kindred first (cargo build --release)" >&2; exit 1; }
-default_image="kindred/node:$("$kindred" version | sed -E 's/.*default Kubernetes ([^)]+)\).*/\1/')"
-images=("$@")
-((${#images[@]})) || images=("$default_image")
-rows=()
+(($#)) || { echo "vm-matrix: name the variants (see the comment atop hack/vm-matrix.sh)" >&2; exit 2; }
+doc=docs/hosts.md
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/kindred-vm-matrix.XXXXXX")
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo "+changes")
+machine="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+vm_host="Debian 13 VM under QEMU TCG (kernel 6.12, 2 vCPUs, 6 GiB)"
 
-# This machine: a 1-node cluster the way a user makes one.
-host_row() {
-  local image=$1 t0 result
-  local docker cgroup
-  docker=$(docker version -f '{{.Server.Version}}')
-  cgroup=$(docker info -f '{{.CgroupVersion}}')
-  t0=$(date +%s)
-  if "$kindred" create cluster --name hosts-matrix --image "$image" --wait 5m >"$log_dir/host.log" 2>&1; then
-    result="pass"
-  else
-    result="FAIL (see $log_dir/host.log)"
-  fi
-  local took=$(($(date +%s) - t0))
-  local profile
-  profile=$(grep -o 'restricted profile\|privileged' "$log_dir/host.log" | head -n1)
-  "$kindred" delete cluster --name hosts-matrix >/dev/null 2>&1
-  rows+=("| this machine: Debian 12, kernel $(uname -r) | v$cgroup | $docker, $(docker info -f '{{.Driver}}') | ${profile:-?} | ${image#*:} | 1 CP | $result | create ${took}s |")
-}
-
-vm_row() {
-  local store=$1 image=$2 workers=$3 log result times
-  log="$log_dir/vm-$store-${image##*:}-$workers.log"
-  local t0=$(date +%s)
-  if hack/vm-smoke.sh --store "$store" --image "$image" --workers "$workers" >"$log" 2>&1; then
-    result="pass"
-  else
-    result="FAIL: $(grep -m1 'FAILED\|error' "$log" | cut -c1-120)"
-  fi
-  local took=$(($(date +%s) - t0))
-  times=$(grep -o 'create=.*' "$log" | tail -n1)
-  local docker
-  docker=$(grep -o 'Docker [0-9][^ ]*' "$log" | head -n1)
-  local topo="1 CP"
-  ((workers)) && topo="1 CP + $workers W"
-  rows+=("| VM: Debian 13 under QEMU (TCG), kernel 6.12 | v2 | ${docker#Docker }, $store store | privileged | ${image#*:} | $topo | $result | ${times:-?} (whole VM run ${took}s) |")
-  echo "vm-matrix: $store ${image} -> $result" >&2
-}
-
-host_row "$default_image"
-for image in "${images[@]}"; do
-  for store in containerd overlay2; do
-    vm_row "$store" "$image" 0
-  done
-done
-
-cat <<EOF
+if [[ ! -f $doc ]]; then
+  cat >"$doc" <<'EOF'
 # Hosts kindred was tried on
 
-Produced by \`hack/vm-matrix.sh ${*:-}\` on $(date -u +%Y-%m-%d) at commit $(git rev-parse --short HEAD),
-on a 2-core, 24 GiB Debian 12 machine (Docker 20.10, cgroup v1, \`--privileged\` refused). The VM
-rows run in a Debian 13 VM under QEMU's software emulation (\`hack/vm.sh\`: about 15x slower
-than the machine, so their times show a slow host, not a fast one). Each VM run boots a fresh
-VM, loads the node image into its Docker, creates the cluster (\`--wait 20m\`), checks cgroup v2
-and the privileged profile inside the node, loads an image with \`kindred load docker-image\`,
-runs a pod from it and deletes the cluster, asserting nothing is left (\`hack/vm-smoke.sh\`).
+Rows are appended by `hack/vm-matrix.sh`, one per run, with the date and commit. "this
+machine" is the project's CI machine (Debian 12, Docker 20.10, cgroup v1, `--privileged`
+refused, so nodes use the restricted profile). The VM rows run in a fresh Debian 13 VM under
+QEMU's software emulation (`hack/vm.sh`): cgroup v2, Docker 26 from Debian, `--privileged`
+allowed. The VM is about 15x slower than the machine, so its times show a slow host, not a
+fast one. A smoke run (`hack/vm-smoke.sh`) creates the cluster, checks the privileged profile
+and cgroup v2 inside the node, loads an image with `kindred load docker-image`, runs it as a
+Deployment with a replica on every node behind a NodePort Service, reaches it by DNS name from
+a pod and by NodePort from the VM, and deletes the cluster, asserting nothing is left. A kind
+run (`hack/vm-kind.sh`) has kindred and kind v0.33.0 each create 1 control plane + 1 worker
+from the same kindred node image in the same VM, timed to every node Ready.
 
-| host | cgroup | Docker, image store | node profile | Kubernetes | topology | result | time |
-| --- | --- | --- | --- | --- | --- | --- | --- |
-$(printf '%s\n' "${rows[@]}")
-
-Logs of this run: $log_dir (not kept in the repository).
+| date | commit | host | cgroup | Docker, image store | node profile | Kubernetes | topology | run | result | times |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 EOF
+fi
+
+row() { echo "| $(date -u +%Y-%m-%d) | $commit | $* |" >>"$doc"; echo "vm-matrix: $*" >&2; }
+first_failure() { grep -m1 -E 'FAILED|error' "$1" | cut -c1-140 | tr '|' '/'; }
+
+for variant in "$@"; do
+  IFS=: read -r kind store tag workers <<<"$variant"
+  image="kindred/node:$tag"
+  topology="1 CP"
+  ((workers > 0)) && topology="1 CP + $workers W"
+  log="$log_dir/${variant//:/-}.log"
+  t0=$(date +%s)
+  case $kind in
+    host)
+      if "$kindred" create cluster --name hosts-matrix --image "$image" --wait 5m >"$log" 2>&1; then
+        result=pass
+      else
+        result="FAIL: $(first_failure "$log")"
+      fi
+      took=$(($(date +%s) - t0))
+      "$kindred" delete cluster --name hosts-matrix >>"$log" 2>&1
+      row "this machine: Debian 12, $machine | v$(docker info -f '{{.CgroupVersion}}') | $(docker version -f '{{.Server.Version}}'), $(docker info -f '{{.Driver}}') | $(grep -q 'restricted' "$log" && echo restricted || echo privileged) | $tag | $topology | create | $result | create to Ready ${took}s |"
+      ;;
+    smoke | kind)
+      script=hack/vm-smoke.sh args=(--store "$store" --image "$image" --workers "$workers")
+      [[ $kind == kind ]] && script=hack/vm-kind.sh args=(--store "$store" --image "$image")
+      if "$script" "${args[@]}" >"$log" 2>&1; then result=pass; else result="FAIL: $(first_failure "$log")"; fi
+      took=$(($(date +%s) - t0))
+      times=$(grep -o 'RESULT .*' "$log" | tail -n1 | sed -E 's/^RESULT //; s/(image|store|workers)=[^ ]* ?//g')
+      docker_v=$(grep -o 'Docker [0-9][^ ]*' "$log" | head -n1)
+      row "$vm_host | v2 | ${docker_v#Docker }, $store | privileged | $tag | $topology | $kind | $result | ${times:-} (whole VM run ${took}s) |"
+      ;;
+    *) echo "vm-matrix: unknown variant $variant" >&2; exit 2 ;;
+  esac
+done
+echo "vm-matrix: logs in $log_dir" >&2

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The mainstream-host smoke test: in a cgroup v2 VM with privileged Docker (hack/vm.sh), a
-# one-node cluster from a node image, as a user on such a host would make it. Asserts the
-# privileged path and cgroup v2 inside the node, a pod running an image put there by
-# `kindred load docker-image` (through Docker's containerd image store by default), and that
-# `kindred delete cluster` leaves no container, volume or network behind. Prints a result line
-# with the times (hack/vm-matrix.sh collects them).
+# cluster (one node, or one control plane and N workers) from a node image, as a user on such
+# a host would make it. Asserts the privileged path and cgroup v2 inside the node; an image
+# put there by `kindred load docker-image` (through Docker's containerd image store by
+# default) running as a Deployment with a replica on every node; its Service answering by DNS
+# name from a pod and on its NodePort from the VM; and that `kindred delete cluster` leaves no
+# container, volume or network behind. Prints a result line with the times
+# (hack/vm-matrix.sh collects them).
 #
 #   hack/vm-smoke.sh [--store containerd|overlay2] [--image kindred/node:TAG] [--workers N]
 set -euo pipefail
@@ -52,14 +54,55 @@ fs=\$(docker exec \$node stat -fc %T /sys/fs/cgroup)
 [[ \$fs == cgroup2fs ]] || fail "the node sees \$fs at /sys/fs/cgroup, not cgroup v2"
 echo "vm-smoke: node is privileged and on cgroup v2"
 
-# An image that exists only in this VM's Docker, loaded into the node and run by a pod.
-mkdir -p /tmp/smoke/bin && cp /bin/busybox /tmp/smoke/bin/busybox
+# An image that exists only in this VM's Docker (busybox, serving a page with its httpd),
+# loaded into the nodes and run by a Deployment with a replica on every node.
+mkdir -p /tmp/smoke/bin /tmp/smoke/www && cp /bin/busybox /tmp/smoke/bin/busybox
+echo kindred-smoke >/tmp/smoke/www/index.html
 tar -C /tmp/smoke -c . | docker import -c 'ENTRYPOINT ["/bin/busybox"]' - kindred.test/smoke:v1
 t0=\$(date +%s)
 kindred load docker-image kindred.test/smoke:v1
 load_s=\$(t \$t0)
+replicas=\$(( $workers + 1 ))
+kindred kubectl -- apply -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: \$replicas
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      tolerations: [{key: node-role.kubernetes.io/control-plane, effect: NoSchedule}]
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - {labelSelector: {matchLabels: {app: web}}, topologyKey: kubernetes.io/hostname}
+      containers:
+      - name: web
+        image: kindred.test/smoke:v1
+        imagePullPolicy: Never
+        args: [httpd, -f, -p, "8080", -h, /www]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+YAML
+kindred kubectl -- rollout status deploy/web --timeout=10m || { kindred kubectl -- describe pods; fail "the Deployment did not become ready"; }
+spread=\$(kindred kubectl -- get pods -l app=web -o jsonpath='{.items[*].spec.nodeName}' | tr ' ' '\n' | sort -u | wc -l)
+[[ \$spread == \$replicas ]] || fail "web runs on \$spread nodes, not \$replicas"
 kindred kubectl -- run smoke --image=kindred.test/smoke:v1 --image-pull-policy=Never --restart=Never -- sleep 3600
 kindred kubectl -- wait --for=condition=Ready pod/smoke --timeout=10m || { kindred kubectl -- describe pod smoke; fail "the pod did not run"; }
+page=\$(kindred kubectl -- exec smoke -- /bin/busybox wget -qO- http://web.default.svc.cluster.local/)
+[[ \$page == kindred-smoke ]] || fail "the Service by DNS name answered '\$page'"
+ip=\$(docker inspect -f '{{.NetworkSettings.Networks.kindred.IPAddress}}' \$node)
+page=\$(busybox wget -qO- http://\$ip:30080/)
+[[ \$page == kindred-smoke ]] || fail "the NodePort answered '\$page' from the VM"
+echo "vm-smoke: Deployment on \$spread node(s), Service by DNS name from a pod, NodePort from the VM"
 kindred export logs "\$VM_ARTIFACTS/logs" >/dev/null
 t0=\$(date +%s)
 kindred delete cluster

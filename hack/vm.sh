@@ -20,6 +20,7 @@
 #   --store overlay2|containerd  Docker's image store (containerd: "containerd-snapshotter")
 #   --image NAME                 a host Docker image to load into the VM (repeatable)
 #   --kindred PATH               the kindred binary to put in the VM
+#   --file PATH                  another file for the job, at /share/files/NAME (repeatable)
 #   --timeout SECONDS            stop the VM after this long (default 3600)
 #   --memory SIZE / --cpus N     VM size (default 6G / 2)
 #   --artifacts DIR              where the job's $VM_ARTIFACTS go (default: a temp dir, printed)
@@ -33,13 +34,14 @@ say() { echo "vm: $*" >&2; }
 die() { echo "vm: error: $*" >&2; exit 1; }
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-store=overlay2 timeout=3600 memory=6G cpus=2 artifacts="" images=()
+store=overlay2 timeout=3600 memory=6G cpus=2 artifacts="" images=() files=()
 kindred="${CARGO_TARGET_DIR:-$here/target}/release/kindred"
 while (($#)); do
   case $1 in
     --store) store=$2; shift 2 ;;
     --image) images+=("$2"); shift 2 ;;
     --kindred) kindred=$2; shift 2 ;;
+    --file) files+=("$2"); shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --memory) memory=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
@@ -176,8 +178,13 @@ trap stop_vm EXIT
 trap 'say "interrupted"; exit 130' INT
 trap 'say "terminated"; exit 143' TERM
 
-printf '%s\n' "$*" >"$share/job"
+# The job's output goes through a pipe, so programs print plain lines rather than the
+# terminal animations a serial port would get.
+printf '{\n%s\n} 2>&1 | cat\nexit "${PIPESTATUS[0]}"\n' "$*" >"$share/job"
 cp "$kindred" "$share/kindred"
+if ((${#files[@]})); then
+  mkdir -p "$share/files" && cp "${files[@]}" "$share/files/"
+fi
 if [[ $store == containerd ]]; then
   echo '{"features": {"containerd-snapshotter": true}}' >"$share/daemon.json"
 fi

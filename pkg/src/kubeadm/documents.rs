@@ -57,6 +57,19 @@ pub(super) fn documents(node: &NodeContext) -> Result<Vec<Value>, KubeadmError> 
 
 /// Points the node's Init- or JoinConfiguration at a directory of kubeadm patch files; a
 /// directory the user's patches set already is kept. Returns the directory in use.
+/// True when the (patched) InitConfiguration or JoinConfiguration already names a patches
+/// directory.
+pub(super) fn has_patches_directory(documents: &[Value]) -> bool {
+    documents.iter().any(|d| {
+        matches!(
+            d.get("kind").and_then(Value::as_str),
+            Some("InitConfiguration" | "JoinConfiguration")
+        ) && d["patches"]["directory"]
+            .as_str()
+            .is_some_and(|dir| !dir.is_empty())
+    })
+}
+
 pub(super) fn use_patches_directory(documents: &mut [Value], default: &str) -> String {
     let Some(Value::Mapping(config)) = documents.iter_mut().find(|d| {
         matches!(

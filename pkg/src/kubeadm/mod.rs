@@ -14,6 +14,7 @@ pub(crate) mod json_patch;
 mod kubeadm_documents;
 mod merge_patch;
 mod patches;
+mod probe_patches;
 mod version;
 mod yaml_builder;
 
@@ -58,20 +59,25 @@ pub fn render_node(input: &RenderInput) -> Result<NodeConfig, KubeadmError> {
     };
     let mut documents = documents::documents(&node)?;
     patches::apply_all(&mut documents, input)?;
-    let patch_files = patches::kubelet_patch_files(input)?;
+    let mut patch_files = patches::kubelet_patch_files(input)?;
+    if !patch_files.is_empty() && !kubelet_patches_work {
+        return Err(KubeadmError::Patch {
+            patch: format!("node \"{}\" kubeadmConfigPatches", input.node_name),
+            message: format!(
+                "KubeletConfiguration patches for one node need kubeadm's \
+                 kubeletconfiguration patch target, which Kubernetes {} lacks (it \
+                 came in v1.25); patch KubeletConfiguration for the whole cluster instead",
+                node.version
+            ),
+        });
+    }
+    // A patches directory of the user's own may be a read-only mount: kindred's probe
+    // patches go only into its own.
+    if !documents::has_patches_directory(&documents) {
+        patch_files.extend(probe_patches::files(input));
+    }
     let mut files = Vec::new();
     if !patch_files.is_empty() {
-        if !kubelet_patches_work {
-            return Err(KubeadmError::Patch {
-                patch: format!("node \"{}\" kubeadmConfigPatches", input.node_name),
-                message: format!(
-                    "KubeletConfiguration patches for one node need kubeadm's \
-                     kubeletconfiguration patch target, which Kubernetes {} lacks (it \
-                     came in v1.25); patch KubeletConfiguration for the whole cluster instead",
-                    node.version
-                ),
-            });
-        }
         let directory = documents::use_patches_directory(&mut documents, PATCHES_DIR);
         files = patch_files
             .into_iter()

@@ -441,7 +441,11 @@ fn node_patches_come_after_cluster_patches() {
         cluster["apiServer"]["certSANs"],
         yaml("[127.0.0.1, localhost, cluster-json, node-json]")
     );
-    assert!(render_node(&node).unwrap().files.is_empty());
+    // Only kindred's own probe patches for the control plane, no kubelet patch file.
+    let files = render_node(&node).unwrap().files;
+    assert!(files
+        .iter()
+        .all(|(name, _)| !name.contains("kubeletconfiguration")));
 }
 
 /// A node's own KubeletConfiguration patches change that node's kubelet only: the rendered
@@ -487,8 +491,14 @@ fn node_kubelet_patches_become_kubeadm_patch_files_for_that_node() {
             find(&docs, kubeadm_kind)["patches"],
             yaml("directory: /kind/patches")
         );
+        let kubelet_files: Vec<_> = rendered
+            .files
+            .iter()
+            .filter(|(name, _)| name.contains("kubeletconfiguration"))
+            .cloned()
+            .collect();
         assert_eq!(
-            rendered.files,
+            kubelet_files,
             vec![
                 (
                     "/kind/patches/kubeletconfiguration000+merge.json".to_string(),
@@ -504,6 +514,32 @@ fn node_kubelet_patches_become_kubeadm_patch_files_for_that_node() {
             "{bootstrap:?}"
         );
     }
+}
+
+#[test]
+fn control_planes_get_probe_patches_in_kindreds_directory_only() {
+    let first = render_node(&input("v1.34.12", NodeBootstrap::FirstControlPlane)).unwrap();
+    let names: Vec<&str> = first.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"/kind/patches/kube-apiserver+strategic.yaml"),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"/kind/patches/etcd+strategic.yaml"),
+        "{names:?}"
+    );
+    let docs = documents(&input("v1.34.12", NodeBootstrap::FirstControlPlane));
+    assert_eq!(
+        find(&docs, "InitConfiguration")["patches"],
+        yaml("directory: /kind/patches")
+    );
+    let worker = render_node(&input("v1.34.12", NodeBootstrap::Worker)).unwrap();
+    assert!(worker.files.is_empty());
+    // The user's own directory (maybe a read-only mount) gets none of kindred's.
+    let mut own = input("v1.34.12", NodeBootstrap::FirstControlPlane);
+    own.cluster_patches =
+        vec!["kind: InitConfiguration\npatches: {directory: /etc/kubernetes/patches}\n".into()];
+    assert!(render_node(&own).unwrap().files.is_empty());
 }
 
 #[test]
