@@ -426,45 +426,50 @@ async fn create_nodes(
     } else {
         None
     };
-    let mut specs: Vec<ContainerSpec> =
-        plan.nodes
-            .iter()
-            .zip(ips)
-            .map(|(n, ip)| ContainerSpec {
-                name: n.name.clone(),
-                image: n.config.image.clone(),
-                hostname: Some(n.name.clone()),
-                labels: HashMap::from_iter(
-                    owner
-                        .labels()
-                        .into_iter()
-                        .chain([(ROLE_LABEL.to_string(), n.role.as_str().to_string())])
-                        // Marks the cluster as a user of the registry (see cluster::registry).
-                        .chain(registry.map(|r| {
-                            (crate::registry::USER_LABEL.to_string(), r.port.to_string())
-                        })),
-                ),
-                tmpfs: vec!["/run".into(), "/tmp".into()],
-                // Kept out of the overlay root: containerd's snapshots need a real filesystem.
-                volumes: vec!["/var".into()],
-                volume_labels: HashMap::from(owner.labels()),
-                binds: if modules {
-                    vec!["/lib/modules:/lib/modules:ro".into()]
-                } else {
-                    vec![]
-                },
-                network: Some(NETWORK.into()),
-                ip,
-                restart_policy: Some(RESTART_POLICY.into()),
-                security: Some(security),
-                ports: if n.name == plan.api_endpoint_host() {
-                    vec![api_port.clone()]
-                } else {
-                    vec![]
-                },
-                ..Default::default()
-            })
-            .collect();
+    // The cluster and this create's token, so that cleanup finds what this create made.
+    let node_labels = |n: &NodePlan| {
+        let role = (ROLE_LABEL.to_string(), n.role.as_str().to_string());
+        // Marks the cluster as a user of the registry (see cluster::registry).
+        let registry_user =
+            registry.map(|r| (crate::registry::USER_LABEL.to_string(), r.port.to_string()));
+        HashMap::from_iter(
+            owner
+                .labels()
+                .into_iter()
+                .chain([role])
+                .chain(registry_user),
+        )
+    };
+    let mut specs: Vec<ContainerSpec> = plan
+        .nodes
+        .iter()
+        .zip(ips)
+        .map(|(n, ip)| ContainerSpec {
+            name: n.name.clone(),
+            image: n.config.image.clone(),
+            hostname: Some(n.name.clone()),
+            labels: node_labels(n),
+            tmpfs: vec!["/run".into(), "/tmp".into()],
+            // Kept out of the overlay root: containerd's snapshots need a real filesystem.
+            volumes: vec!["/var".into()],
+            volume_labels: HashMap::from(owner.labels()),
+            binds: if modules {
+                vec!["/lib/modules:/lib/modules:ro".into()]
+            } else {
+                vec![]
+            },
+            network: Some(NETWORK.into()),
+            ip,
+            restart_policy: Some(RESTART_POLICY.into()),
+            security: Some(security),
+            ports: if n.name == plan.api_endpoint_host() {
+                vec![api_port.clone()]
+            } else {
+                vec![]
+            },
+            ..Default::default()
+        })
+        .collect();
     // extraMounts, extraPortMappings, dnsSearch, proxy variables (node_options.rs).
     let subnets = node_options::network_subnets(docker, NETWORK).await?;
     for spec in &mut specs {
