@@ -195,7 +195,7 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
                 ui.info(format!("Interrupted by {signal}; keeping what this command created for {name} (--retain)"));
             } else {
                 ui.info(format!(
-                    "Interrupted by {signal}; deleting what this command created for {name} (nothing else)"
+                    "Interrupted by {signal}; deleting the partly created cluster {name} (only what this command created)"
                 ));
                 // Settling: a container creation already sent to Docker may finish after the
                 // first pass.
