@@ -478,8 +478,30 @@ async fn create_nodes(
     if let Some(lb) = &plan.load_balancer {
         specs.push(load_balancer_spec(plan, lb, lb_ip, api_port, owner));
     }
-    let used = super::bounded::run_all(&specs, CREATE_CONCURRENCY, |s| docker.run(s)).await?;
+    let used = super::bounded::run_all(&specs, CREATE_CONCURRENCY, |s| docker.run(s))
+        .await
+        .map_err(|e| name_conflict(e, plan.name()))?;
     Ok(used.into_iter().flatten().next().unwrap_or(security))
+}
+
+/// Docker's "name already in use" (409) as the typed error saying the name is taken: a
+/// kindred that does not share this one's lock (another user, an older version) got there
+/// first.
+fn name_conflict(err: crate::provider::ProviderError, cluster: &str) -> ClusterError {
+    use crate::provider::ProviderError;
+    match &err {
+        ProviderError::Api {
+            source:
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409,
+                    message,
+                },
+            ..
+        } if message.contains("already in use") => ClusterError::NameTaken {
+            name: cluster.to_string(),
+        },
+        _ => err.into(),
+    }
 }
 
 /// Where the load balancer reads its backends (written by [`write_lb_backends`]).
@@ -803,6 +825,31 @@ fn bootstrap_token() -> Result<String, ClusterError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dockers_name_conflict_says_the_name_is_taken() {
+        let conflict = crate::provider::ProviderError::Api {
+            action: "create container dev-control-plane".into(),
+            source: bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message: "Conflict. The container name \"/dev-control-plane\" is already in use \
+                          by container \"0123\". You have to remove (or rename) that container \
+                          to be able to reuse that name."
+                    .into(),
+            },
+        };
+        let err = name_conflict(conflict, "dev");
+        assert!(matches!(&err, ClusterError::NameTaken { name } if name == "dev"));
+        assert!(
+            err.to_string().starts_with("the name dev is taken"),
+            "{err}"
+        );
+        let other = crate::provider::ProviderError::Other("no space left".into());
+        assert!(matches!(
+            name_conflict(other, "dev"),
+            ClusterError::Provider(_)
+        ));
+    }
 
     #[test]
     fn bootstrap_tokens_have_kubeadms_format() {
