@@ -114,6 +114,7 @@ impl Ownership {
             .await;
         if settle {
             tokio::time::sleep(Duration::from_secs(1)).await;
+            // The second pass retries what the first could not remove; its failures count.
             leftovers.clear();
             self.remove_containers_and_volumes(docker, &mut done, &mut leftovers)
                 .await;
