@@ -259,3 +259,23 @@ fn usage_errors_exit_with_status_2() {
     let out = kindred(&["create", "cluster", "--no-such-flag"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
 }
+
+#[test]
+fn a_flag_value_that_does_not_parse_exits_2_as_the_readme_says() {
+    let out = kindred(&["create", "cluster", "--wait", "abc"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("abc"), "{}", stderr_of(&out));
+    // The README's summary line must not promise 1 for every error.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let summary = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("Exit status is"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        summary.contains("2 for a bad command line") && summary.contains("--wait abc"),
+        "README's exit status summary disagrees with the binary: {summary}"
+    );
+}

@@ -128,6 +128,19 @@ impl Step {
         }
     }
 
+    /// A line the user should see even without `-v` (e.g. what the step is waiting for); not
+    /// with `-q`.
+    pub fn note(&self, line: impl AsRef<str>) {
+        if self.ui.inner.verbosity == Verbosity::Quiet {
+            return;
+        }
+        let line = self.ui.decorate(&format!("    {}", line.as_ref()));
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// Updates the text after the title, e.g. which component is being built.
     pub fn progress(&self, msg: impl AsRef<str>) {
         match &self.bar {

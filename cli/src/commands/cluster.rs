@@ -184,18 +184,24 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         kubeconfig: kubeconfig::target_path(args.kubeconfig.as_deref()),
     };
     ui.info(format!("Creating cluster \"{}\" ...", opts.config.name));
+    // Everything this command creates carries the owner's token; after an interruption only
+    // that is removed, never a cluster of the same name that another command made.
+    let owner = cluster::Ownership::new(&opts.config.name, &opts.kubeconfig)?;
     let created = tokio::select! {
-        created = cluster::create(&docker, &opts, ui) => created?,
+        created = cluster::create_owned(&docker, &opts, &owner, ui) => created?,
         signal = shutdown_signal() => {
             let name = &opts.config.name;
             if opts.retain {
-                ui.info(format!("Interrupted by {signal}; keeping the nodes of {name} (--retain)"));
+                ui.info(format!("Interrupted by {signal}; keeping what this command created for {name} (--retain)"));
             } else {
-                ui.info(format!("Interrupted by {signal}; deleting the partly created cluster {name}"));
-                // A container creation already sent to Docker may finish after the first pass.
-                cluster::delete(&docker, name, &opts.kubeconfig).await?;
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                cluster::delete(&docker, name, &opts.kubeconfig).await?;
+                ui.info(format!(
+                    "Interrupted by {signal}; deleting the partly created cluster {name} (only what this command created)"
+                ));
+                // Settling: a container creation already sent to Docker may finish after the
+                // first pass.
+                if let Err(e) = owner.clean_up(&docker, true).await {
+                    ui.warn(e.to_string());
+                }
             }
             return Err(format!("interrupted by {signal}").into());
         }

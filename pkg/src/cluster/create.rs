@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 
+use super::capacity;
 use super::node_options::{self, NodeOptions};
 use super::node_setup;
+use super::ownership::Ownership;
 use super::plan::{ClusterPlan, NodePlan};
 use super::registry::{self as local_registry, RegistryRequest};
-use super::{delete, ClusterError, ADMIN_CONF, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
+use super::{ClusterError, ADMIN_CONF, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
 use crate::agent::manifests;
 use crate::config::Cluster;
 use crate::kubeadm::{self, NodeBootstrap, RenderInput};
@@ -27,6 +29,12 @@ const KUBEADM_CONFIG: &str = "/kind/kubeadm.conf";
 const ADDONS_MANIFEST: &str = "/kind/addons.yaml";
 // The API server is published on the address the config names (127.0.0.1 by default); the
 // kubeconfig always uses 127.0.0.1 to reach it, which covers 0.0.0.0 too.
+/// Node containers created at once: Docker (and the disk behind it) slows down for everyone
+/// with many concurrent creates, and a failure should not leave hundreds in flight.
+const CREATE_CONCURRENCY: usize = 4;
+/// Test hook (read by the e2e tests only): `<point>[:<milliseconds>]` makes `create` stop at
+/// that named point for a while (default 60 s), after printing `paused at <point>` on stderr.
+pub const PAUSE_ENV: &str = "KINDRED_TEST_PAUSE_AT";
 
 pub struct CreateOptions {
     /// Defaulted and validated.
@@ -44,15 +52,28 @@ pub struct Created {
     pub server: String,
 }
 
+/// Creates a cluster; if that fails, removes what this call made (unless `opts.retain`).
 pub async fn create(
     docker: &Docker,
     opts: &CreateOptions,
     ui: &Ui,
 ) -> Result<Created, ClusterError> {
+    let owner = Ownership::new(&opts.config.name, &opts.kubeconfig)?;
+    create_owned(docker, opts, &owner, ui).await
+}
+
+/// [`create`] for a caller that keeps `owner`, to clean up with it if this future is dropped
+/// (an interrupted command): everything made carries its token.
+pub async fn create_owned(
+    docker: &Docker,
+    opts: &CreateOptions,
+    owner: &Ownership,
+    ui: &Ui,
+) -> Result<Created, ClusterError> {
     let plan = ClusterPlan::new(opts.config.clone());
     check_inputs(docker, &plan).await?;
     let options = NodeOptions::prepare(docker, &plan, &|name| std::env::var(name).ok()).await?;
-    let result = run(docker, &plan, &options, opts, ui).await;
+    let result = run(docker, &plan, &options, opts, owner, ui).await;
     if result.is_err() {
         if opts.retain {
             ui.info(format!(
@@ -60,17 +81,32 @@ pub async fn create(
                 plan.name()
             ));
         } else {
-            let step = ui.step("Deleting the partly created cluster (--retain keeps it)");
-            match delete(docker, plan.name(), &opts.kubeconfig).await {
+            let step = ui.step("Deleting what this command created (--retain keeps it)");
+            match owner.clean_up(docker, false).await {
                 Ok(_) => step.done(),
                 Err(e) => {
                     step.fail();
-                    ui.info(format!("cleanup failed too: {e}"));
+                    ui.warn(e.to_string());
                 }
             }
         }
     }
     result
+}
+
+/// Stops at the named point while the test hook [`PAUSE_ENV`] asks for it.
+pub(super) async fn pause_point(point: &str) {
+    let Ok(spec) = std::env::var(PAUSE_ENV) else {
+        return;
+    };
+    let (at, millis) = match spec.split_once(':') {
+        Some((at, ms)) => (at.to_string(), ms.parse().unwrap_or(60_000)),
+        None => (spec, 60_000),
+    };
+    if at == point {
+        eprintln!("{PAUSE_ENV}: paused at {point} for {millis} ms");
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+    }
 }
 
 /// Fails before anything is created: every node image present, the name free, the registry
@@ -93,6 +129,7 @@ async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), Cluster
         }
     }
     super::host_support::check_images(docker, &images).await?;
+    capacity::check(docker, &plan.config).await?;
     let net = &plan.config.networking;
     if net.api_server_port > 0 {
         // The daemon runs on this host (or in this pod): a port we cannot bind, it cannot either.
@@ -109,18 +146,47 @@ async fn check_inputs(docker: &Docker, plan: &ClusterPlan) -> Result<(), Cluster
             )));
         }
     }
+    // Fails early when the name is taken; the check that counts is made again under the network
+    // lock, right before the containers are created (see `reserve_name`).
+    pause_point("name-check").await;
+    reserve_name(docker, plan).await?;
+    pause_point("name-checked").await;
+    if let Some(request) = RegistryRequest::of(&plan.config) {
+        local_registry::check(docker, request).await?;
+    }
+    Ok(())
+}
+
+/// Fails if the cluster exists or a container has one of its node names. Under the network
+/// lock this reserves the name: every create checks and creates its containers while holding
+/// it, so a create that gets the lock later sees the containers of one that got it before.
+async fn reserve_name(docker: &Docker, plan: &ClusterPlan) -> Result<(), ClusterError> {
+    let name = plan.name();
     if !docker
-        .list_by_labels(&[format!("{CLUSTER_LABEL}={}", plan.name())])
+        .list_by_labels(&[format!("{CLUSTER_LABEL}={name}")])
         .await?
         .is_empty()
     {
-        return Err(ClusterError::Msg(format!(
-            "a cluster named {0} already exists; delete it with `kindred delete cluster --name {0}` or pick another --name",
-            plan.name()
-        )));
+        return Err(ClusterError::NameTaken {
+            name: name.to_string(),
+        });
     }
-    if let Some(request) = RegistryRequest::of(&plan.config) {
-        local_registry::check(docker, request).await?;
+    let wanted: Vec<&String> = plan
+        .nodes
+        .iter()
+        .map(|n| &n.name)
+        .chain(plan.load_balancer.as_ref())
+        .collect();
+    if let Some(container) = docker
+        .container_names()
+        .await?
+        .into_iter()
+        .find(|c| wanted.contains(&c))
+    {
+        return Err(ClusterError::ContainerNameTaken {
+            container,
+            cluster: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -130,13 +196,15 @@ async fn run(
     plan: &ClusterPlan,
     options: &NodeOptions,
     opts: &CreateOptions,
+    owner: &Ownership,
     ui: &Ui,
 ) -> Result<Created, ClusterError> {
     let started = Instant::now();
     let cp = plan.first_control_plane();
 
     let step = ui.step(format!("Preparing nodes ({})", plan.nodes.len()));
-    let security = create_nodes(docker, plan, options, ui, &step).await?;
+    let security = create_nodes(docker, plan, options, owner, ui, &step).await?;
+    pause_point("nodes-created").await;
     write_lb_backends(docker, plan, &step).await?;
     try_join_all(plan.nodes.iter().map(|n| wait_for_systemd(docker, &n.name))).await?;
     for note in &options.notes {
@@ -273,6 +341,7 @@ async fn run(
     let entry = super::kubeconfig_entry(docker, plan.name(), false).await?;
     let server = entry.server.clone();
     kubeconfig::merge(&opts.kubeconfig, &entry)?;
+    owner.wrote_kubeconfig();
     step.done_with(opts.kubeconfig.display().to_string());
     ui.detail(format!(
         "cluster {} created in {:.1}s",
@@ -293,11 +362,17 @@ async fn create_nodes(
     docker: &Docker,
     plan: &ClusterPlan,
     options: &NodeOptions,
+    owner: &Ownership,
     ui: &Ui,
     step: &Step,
 ) -> Result<NodeSecurity, ClusterError> {
-    // Held until the containers exist: concurrent creates must not pick the same addresses.
-    let _lock = docker.lock_network(NETWORK).await?;
+    // Held until the containers exist: concurrent creates must not pick the same addresses,
+    // and of two creates of one name only the first may create containers.
+    let _lock = docker
+        .lock_network(NETWORK, &|waiting| step.note(waiting))
+        .await?;
+    pause_point("locked").await;
+    reserve_name(docker, plan).await?;
     let addressing = docker
         .ensure_network(
             NETWORK,
@@ -307,7 +382,7 @@ async fn create_nodes(
     // The registry first, so that the nodes' addresses are picked around its address.
     let registry = RegistryRequest::of(&plan.config);
     if let Some(request) = registry {
-        let done = local_registry::ensure(docker, &addressing, request, step).await?;
+        let done = local_registry::ensure(docker, &addressing, request, owner, step).await?;
         step.detail(done);
     }
     let containers = plan.nodes.len() + usize::from(plan.load_balancer.is_some());
@@ -351,6 +426,20 @@ async fn create_nodes(
     } else {
         None
     };
+    // The cluster and this create's token, so that cleanup finds what this create made.
+    let node_labels = |n: &NodePlan| {
+        let role = (ROLE_LABEL.to_string(), n.role.as_str().to_string());
+        // Marks the cluster as a user of the registry (see cluster::registry).
+        let registry_user =
+            registry.map(|r| (crate::registry::USER_LABEL.to_string(), r.port.to_string()));
+        HashMap::from_iter(
+            owner
+                .labels()
+                .into_iter()
+                .chain([role])
+                .chain(registry_user),
+        )
+    };
     let mut specs: Vec<ContainerSpec> = plan
         .nodes
         .iter()
@@ -359,20 +448,11 @@ async fn create_nodes(
             name: n.name.clone(),
             image: n.config.image.clone(),
             hostname: Some(n.name.clone()),
-            labels: HashMap::from_iter(
-                [
-                    (CLUSTER_LABEL.to_string(), plan.name().to_string()),
-                    (ROLE_LABEL.to_string(), n.role.as_str().to_string()),
-                ]
-                .into_iter()
-                // Marks the cluster as a user of the registry (see cluster::registry).
-                .chain(
-                    registry.map(|r| (crate::registry::USER_LABEL.to_string(), r.port.to_string())),
-                ),
-            ),
+            labels: node_labels(n),
             tmpfs: vec!["/run".into(), "/tmp".into()],
             // Kept out of the overlay root: containerd's snapshots need a real filesystem.
             volumes: vec!["/var".into()],
+            volume_labels: HashMap::from(owner.labels()),
             binds: if modules {
                 vec!["/lib/modules:/lib/modules:ro".into()]
             } else {
@@ -396,10 +476,32 @@ async fn create_nodes(
         options.apply(spec, &subnets);
     }
     if let Some(lb) = &plan.load_balancer {
-        specs.push(load_balancer_spec(plan, lb, lb_ip, api_port));
+        specs.push(load_balancer_spec(plan, lb, lb_ip, api_port, owner));
     }
-    let used = try_join_all(specs.iter().map(|s| docker.run(s))).await?;
+    let used = super::bounded::run_all(&specs, CREATE_CONCURRENCY, |s| docker.run(s))
+        .await
+        .map_err(|e| name_conflict(e, plan.name()))?;
     Ok(used.into_iter().flatten().next().unwrap_or(security))
+}
+
+/// Docker's "name already in use" (409) as the typed error saying the name is taken: a
+/// kindred that does not share this one's lock (another user, an older version) got there
+/// first.
+fn name_conflict(err: crate::provider::ProviderError, cluster: &str) -> ClusterError {
+    use crate::provider::ProviderError;
+    match &err {
+        ProviderError::Api {
+            source:
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409,
+                    message,
+                },
+            ..
+        } if message.contains("already in use") => ClusterError::NameTaken {
+            name: cluster.to_string(),
+        },
+        _ => err.into(),
+    }
 }
 
 /// Where the load balancer reads its backends (written by [`write_lb_backends`]).
@@ -412,18 +514,16 @@ fn load_balancer_spec(
     name: &str,
     ip: Option<String>,
     api_port: PublishedPort,
+    owner: &Ownership,
 ) -> ContainerSpec {
     ContainerSpec {
         name: name.to_string(),
         image: plan.first_control_plane().config.image.clone(),
         hostname: Some(name.to_string()),
-        labels: HashMap::from([
-            (CLUSTER_LABEL.to_string(), plan.name().to_string()),
-            (
-                ROLE_LABEL.to_string(),
-                super::LOAD_BALANCER_ROLE.to_string(),
-            ),
-        ]),
+        labels: HashMap::from_iter(owner.labels().into_iter().chain([(
+            ROLE_LABEL.to_string(),
+            super::LOAD_BALANCER_ROLE.to_string(),
+        )])),
         entrypoint: Some(vec!["/usr/local/bin/kindred".into()]),
         cmd: Some(vec![
             "agent".into(),
@@ -694,7 +794,7 @@ async fn wait_ready(
 }
 
 /// `bytes` random bytes from the kernel, hex-encoded.
-fn random_hex(bytes: usize) -> Result<String, ClusterError> {
+pub(super) fn random_hex(bytes: usize) -> Result<String, ClusterError> {
     let mut buf = vec![0u8; bytes];
     std::io::Read::read_exact(
         &mut std::fs::File::open("/dev/urandom")
@@ -725,6 +825,31 @@ fn bootstrap_token() -> Result<String, ClusterError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dockers_name_conflict_says_the_name_is_taken() {
+        let conflict = crate::provider::ProviderError::Api {
+            action: "create container dev-control-plane".into(),
+            source: bollard::errors::Error::DockerResponseServerError {
+                status_code: 409,
+                message: "Conflict. The container name \"/dev-control-plane\" is already in use \
+                          by container \"0123\". You have to remove (or rename) that container \
+                          to be able to reuse that name."
+                    .into(),
+            },
+        };
+        let err = name_conflict(conflict, "dev");
+        assert!(matches!(&err, ClusterError::NameTaken { name } if name == "dev"));
+        assert!(
+            err.to_string().starts_with("the name dev is taken"),
+            "{err}"
+        );
+        let other = crate::provider::ProviderError::Other("no space left".into());
+        assert!(matches!(
+            name_conflict(other, "dev"),
+            ClusterError::Provider(_)
+        ));
+    }
 
     #[test]
     fn bootstrap_tokens_have_kubeadms_format() {

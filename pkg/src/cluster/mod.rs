@@ -3,6 +3,8 @@
 //! source of truth.
 
 mod access;
+mod bounded;
+mod capacity;
 mod create;
 mod delete;
 mod host_support;
@@ -15,11 +17,13 @@ mod logs;
 mod node_options;
 mod node_setup;
 mod offline;
+mod ownership;
 mod plan;
 mod registry;
 
 pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
-pub use create::{create, CreateOptions, Created};
+pub use capacity::{estimated_memory_mib, CONTROL_PLANE_MIB, WORKER_MIB};
+pub use create::{create, create_owned, CreateOptions, Created, PAUSE_ENV};
 pub use delete::{delete, Deleted};
 pub use kubectl::{cluster_kubectl, ClusterKubectl};
 pub use lifecycle::{start, stop};
@@ -30,6 +34,7 @@ pub use load::{load, ImageSource, LoadReport, Outcome};
 pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
 pub use node_options::{NodeExtras, NodeOptions, PROXY_VARIABLES};
 pub use offline::{block_registry_pulls, unblock_registry_pulls, BlockedPulls};
+pub use ownership::{CleanedUp, CleanupError, Leftover, Ownership, TOKEN_LABEL};
 pub use plan::{ClusterPlan, NodePlan};
 pub use registry::{
     delete_registry, find as find_registry, users as registry_users, RegistryRequest, RegistryState,
@@ -84,6 +89,12 @@ async fn unit_log_tail(docker: &crate::provider::Docker, node: &str, unit: &str)
         .unwrap_or_default()
 }
 
+/// Tells the user what a command without a [`crate::ui::Step`] at hand waits for (the network
+/// lock), on stderr like every progress line.
+fn say_waiting(message: &str) {
+    eprintln!("{message}");
+}
+
 /// Environment variable that names the default cluster.
 pub const CLUSTER_NAME_ENV: &str = "KINDRED_CLUSTER_NAME";
 
@@ -99,6 +110,28 @@ pub enum ClusterError {
     Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
     #[error("{step} failed: {reason}")]
     Step { step: String, reason: String },
+    #[error(
+        "the name {name} is taken: a cluster named {name} already exists; delete it with \
+         `kindred delete cluster --name {name}` or pick another --name"
+    )]
+    NameTaken { name: String },
+    #[error(
+        "the name {cluster} is taken: a container named {container} already exists and is not \
+         a node of a kindred cluster; remove or rename it, or pick another --name"
+    )]
+    ContainerNameTaken { container: String, cluster: String },
+    #[error(
+        "{nodes} nodes need about {needed_mib} MiB of memory ({CONTROL_PLANE_MIB} MiB per control \
+         plane, {WORKER_MIB} MiB per worker), more than the {total_mib} MiB the Docker host has; \
+         use fewer nodes, or a host with more memory"
+    )]
+    NotEnoughMemory {
+        nodes: usize,
+        needed_mib: u64,
+        total_mib: u64,
+    },
+    #[error(transparent)]
+    Cleanup(#[from] ownership::CleanupError),
     #[error("{0}")]
     Msg(String),
 }

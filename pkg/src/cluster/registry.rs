@@ -174,6 +174,7 @@ pub(super) async fn ensure(
     docker: &Docker,
     addressing: &NetworkAddressing,
     request: RegistryRequest,
+    owner: &super::Ownership,
     step: &Step,
 ) -> Result<String, ClusterError> {
     let found = find(docker).await?;
@@ -183,6 +184,9 @@ pub(super) async fn ensure(
             return Err(e);
         }
     }
+    // Only a registry this create makes carries its token: one that was there, or that it
+    // recreates to keep, is not this create's to remove when it fails.
+    let mut token = None;
     let (ip, done) = match &found {
         Some(state) if state.keep || !request.keep => {
             if state.running {
@@ -209,6 +213,7 @@ pub(super) async fn ensure(
             )
         }
         None => {
+            token = Some((super::TOKEN_LABEL.to_string(), owner.token().to_string()));
             let ip = if addressing.supports_fixed_addresses() {
                 let used = docker.used_addresses(NETWORK).await?;
                 addressing
@@ -228,7 +233,12 @@ pub(super) async fn ensure(
             )
         }
     };
-    let labels = HashMap::from([(registry::LABEL.to_string(), "true".to_string())]);
+    // Labels only apply if the volume is new: an existing one is not this create's either.
+    let labels = HashMap::from_iter(
+        [(registry::LABEL.to_string(), "true".to_string())]
+            .into_iter()
+            .chain(token.clone()),
+    );
     docker.ensure_volume(registry::VOLUME, labels).await?;
     step.detail(format!(
         "[{}] image {}, volume {}, address {}",
@@ -237,7 +247,9 @@ pub(super) async fn ensure(
         registry::VOLUME,
         ip.as_deref().unwrap_or("dynamic")
     ));
-    docker.run(&spec(request, ip)).await?;
+    let mut spec = spec(request, ip);
+    spec.labels.extend(token);
+    docker.run(&spec).await?;
     wait_ready(docker, request.port).await?;
     Ok(done)
 }
@@ -319,7 +331,7 @@ fn probe(port: u16) -> Result<(), String> {
 /// uses it, and it was not asked to be kept. Takes the network lock, so a create that is
 /// about to use the registry is not left without it. Returns whether it was removed.
 pub async fn remove_if_unused(docker: &Docker) -> Result<bool, ClusterError> {
-    let _lock = docker.lock_network(NETWORK).await?;
+    let _lock = docker.lock_network(NETWORK, &super::say_waiting).await?;
     match find(docker).await? {
         Some(state) if state.ours && !state.keep && users(docker).await?.is_empty() => {
             remove(docker).await?;
@@ -333,7 +345,7 @@ pub async fn remove_if_unused(docker: &Docker) -> Result<bool, ClusterError> {
 /// not, but not while clusters use it (their nodes would fail to pull), and never a container
 /// kindred did not make. Returns whether there was one.
 pub async fn delete_registry(docker: &Docker) -> Result<bool, ClusterError> {
-    let _lock = docker.lock_network(NETWORK).await?;
+    let _lock = docker.lock_network(NETWORK, &super::say_waiting).await?;
     let found = find(docker).await?;
     if let Some(state) = &found {
         if !state.ours {

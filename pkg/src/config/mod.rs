@@ -24,3 +24,4 @@ pub use types::{
     PatchJson6902, PortMapping, PortProtocol, Registry, CLUSTER_KIND, KINDRED_API_VERSION,
     KIND_API_VERSION,
 };
+pub use validate::MAX_NODES;

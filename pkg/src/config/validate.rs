@@ -15,6 +15,11 @@ use super::types::{Cluster, Mount, Node, NodeRole};
 /// Longest cluster name: kind's limit. Node names add up to 15 characters
 /// (`-control-plane2`) and must stay usable as container and host names.
 const MAX_NAME_LEN: usize = 50;
+/// Most nodes in one cluster. Each node is a container running systemd, containerd and
+/// kubelet; past this, creating and joining them takes longer than anyone waits and no host
+/// kindred runs on holds them (a worker alone needs ~128 MiB), so a larger count is almost
+/// always a typo or a generated config gone wrong.
+pub const MAX_NODES: usize = 100;
 
 /// Paths a node container gets from kindred itself (tmpfs, the /var volume, the root), which
 /// an extra mount cannot replace.
@@ -96,6 +101,17 @@ fn check_name(name: &str, problems: &mut Problems) {
 }
 
 fn check_nodes(nodes: &[Node], problems: &mut Problems) {
+    if nodes.len() > MAX_NODES {
+        problems.add(
+            "nodes",
+            format!(
+                "{} nodes; kindred creates at most {MAX_NODES} nodes per cluster (each is a \
+                 container running systemd, containerd and kubelet); use fewer nodes, or split \
+                 the workload over several clusters",
+                nodes.len()
+            ),
+        );
+    }
     if !nodes.iter().any(|n| n.role == NodeRole::ControlPlane) {
         problems.add(
             "nodes",
@@ -282,6 +298,23 @@ mod tests {
             assert!(problems[0].contains("lowercase letters, digits, '-' and '.'"));
             assert!(problems[0].contains("1-50"));
         }
+    }
+
+    #[test]
+    fn more_nodes_than_the_limit_are_refused_with_the_reason_and_fix() {
+        let workers = |n: usize| {
+            let mut yaml = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n".to_string();
+            yaml.push_str(&"- role: worker\n".repeat(n));
+            problems_of(&yaml)
+        };
+        assert!(workers(MAX_NODES - 1).is_empty(), "{:?}", workers(99));
+        let problems = workers(3000);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("3001 nodes; kindred creates at most 100 nodes per cluster"),
+            "{problems:?}"
+        );
+        assert!(problems[0].contains("use fewer nodes"), "{problems:?}");
     }
 
     #[test]

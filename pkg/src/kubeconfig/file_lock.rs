@@ -1,4 +1,5 @@
-//! Serializing kubeconfig edits between kindred processes.
+//! Serializing kubeconfig edits (and, through the same lock type, work on the shared Docker
+//! network: `provider::lock`) between kindred processes.
 //!
 //! kubectl (client-go) locks a kubeconfig by creating `<path>.lock` with O_EXCL and deleting it
 //! afterwards; a crash in between leaves a lock that blocks every later writer until someone
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
-/// An exclusive lock on a kubeconfig, held until dropped.
+/// An exclusive lock on `<base>.lock` (a kubeconfig's, or another file's), held until dropped.
 #[derive(Debug)]
 pub(crate) struct FileLock {
     /// Unlocked when dropped, which is after `Drop::drop` has deleted the lock file.
@@ -38,7 +39,18 @@ impl FileLock {
     /// Blocks until this process holds the kubeconfig's lock. The kubeconfig's directory must
     /// exist.
     pub fn acquire(kubeconfig: &Path) -> io::Result<Self> {
-        let lock_path = lock_path(kubeconfig);
+        Self::lock(kubeconfig, FlockArg::LockExclusive)
+            .map(|held| held.expect("a blocking lock is always taken"))
+    }
+
+    /// Takes the lock if nobody holds it, without waiting: `None` while it is held. Lets a
+    /// waiter poll, so that it can say who it waits for and stay interruptible.
+    pub fn try_acquire(base: &Path) -> io::Result<Option<Self>> {
+        Self::lock(base, FlockArg::LockExclusiveNonblock)
+    }
+
+    fn lock(base: &Path, how: FlockArg) -> io::Result<Option<Self>> {
+        let lock_path = lock_path(base);
         loop {
             let file = OpenOptions::new()
                 .read(true)
@@ -47,14 +59,16 @@ impl FileLock {
                 .truncate(false)
                 .mode(0o600)
                 .open(&lock_path)?;
-            let file = lock_exclusive(file)?;
+            let Some(file) = lock_exclusive(file, how)? else {
+                return Ok(None);
+            };
             let held = file.metadata()?;
             match fs::metadata(&lock_path) {
                 Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
-                    return Ok(FileLock {
+                    return Ok(Some(FileLock {
                         _flock: file,
                         lock_path,
-                    })
+                    }))
                 }
                 // The previous holder deleted the file we locked: lock whatever is there now.
                 Ok(_) => continue,
@@ -62,6 +76,21 @@ impl FileLock {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The lock file's path.
+    #[cfg(test)]
+    pub fn path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// Replaces the lock file's content with `text` (who holds it, for waiters to show).
+    pub fn write_holder(&self, text: &str) -> io::Result<()> {
+        use std::io::{Seek, Write};
+        let mut file: &File = &self._flock;
+        file.set_len(0)?;
+        file.seek(io::SeekFrom::Start(0))?;
+        file.write_all(text.as_bytes())
     }
 }
 
@@ -73,11 +102,13 @@ impl Drop for FileLock {
     }
 }
 
-fn lock_exclusive(mut file: File) -> io::Result<Flock<File>> {
+/// flock(2) as `how` says; `None` when a non-blocking lock is held by someone else.
+fn lock_exclusive(mut file: File, how: FlockArg) -> io::Result<Option<Flock<File>>> {
     loop {
-        match Flock::lock(file, FlockArg::LockExclusive) {
-            Ok(locked) => return Ok(locked),
+        match Flock::lock(file, how) {
+            Ok(locked) => return Ok(Some(locked)),
             Err((back, Errno::EINTR)) => file = back,
+            Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
             Err((_, errno)) => return Err(errno.into()),
         }
     }
@@ -121,6 +152,21 @@ mod tests {
         assert!(dir.path().join("config.lock").exists());
         drop(lock);
         assert!(!dir.path().join("config.lock").exists());
+    }
+
+    #[test]
+    fn try_acquire_returns_none_while_held_and_the_holder_text_is_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("network-kindred");
+        let held = FileLock::try_acquire(&base).unwrap().expect("free lock");
+        held.write_holder("123\nkindred create cluster\n").unwrap();
+        assert!(FileLock::try_acquire(&base).unwrap().is_none());
+        assert_eq!(
+            fs::read_to_string(held.path()).unwrap(),
+            "123\nkindred create cluster\n"
+        );
+        drop(held);
+        assert!(FileLock::try_acquire(&base).unwrap().is_some());
     }
 
     #[test]

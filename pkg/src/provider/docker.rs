@@ -33,6 +33,15 @@ pub enum ProviderError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "cannot use the lock file {path}: {source}; kindred keeps its locks in \
+         $XDG_RUNTIME_DIR/kindred, else in <cache dir>/locks: make that directory writable, or \
+         point XDG_RUNTIME_DIR or KINDRED_CACHE_DIR at one that is"
+    )]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -59,6 +68,9 @@ pub struct ContainerSpec {
     pub tmpfs: Vec<String>,
     /// Paths that get an anonymous volume (kept out of the overlay root, e.g. /var).
     pub volumes: Vec<String>,
+    /// Labels for those anonymous volumes, so their owner can find them without the
+    /// container (see `cluster::ownership`). Docker only labels volumes given as mounts.
+    pub volume_labels: HashMap<String, String>,
     pub network: Option<String>,
     /// A fixed IPv4 address on `network` (see provider::network).
     pub ip: Option<String>,
@@ -310,6 +322,21 @@ impl Docker {
             security.apply(&mut host);
         }
         host.dns_search.clone_from(&spec.dns_search);
+        // A volume mount without a source is an anonymous volume like `Volumes` makes (filled
+        // from the image, removed with the container), but one that can carry labels.
+        let labelled_volumes = !spec.volume_labels.is_empty();
+        if labelled_volumes {
+            let mounts = spec.volumes.iter().map(|target| bollard::models::Mount {
+                target: Some(target.clone()),
+                typ: Some(bollard::models::MountType::VOLUME),
+                volume_options: Some(bollard::models::MountVolumeOptions {
+                    labels: Some(spec.volume_labels.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            host.mounts.get_or_insert_with(Vec::new).extend(mounts);
+        }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             hostname: spec.hostname.clone(),
@@ -317,7 +344,7 @@ impl Docker {
             env: (!spec.env.is_empty()).then(|| spec.env.clone()),
             entrypoint: spec.entrypoint.clone(),
             cmd: spec.cmd.clone(),
-            volumes: (!spec.volumes.is_empty()).then(|| spec.volumes.clone()),
+            volumes: (!spec.volumes.is_empty() && !labelled_volumes).then(|| spec.volumes.clone()),
             stop_signal: spec.stop_signal.clone(),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             host_config: Some(host),
@@ -441,6 +468,27 @@ impl Docker {
             .await
             .map_err(api(format!("create volume {name}")))?;
         Ok(())
+    }
+
+    /// Names of the volumes (named or anonymous) carrying the label `key=value`.
+    pub async fn volumes_labelled(&self, label: &str) -> Result<Vec<String>, ProviderError> {
+        let opts = bollard::query_parameters::ListVolumesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+        };
+        let list = self
+            .client
+            .list_volumes(Some(opts))
+            .await
+            .map_err(api("list volumes"))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
     }
 
     /// A named volume's labels, or `None` if there is no such volume.
@@ -644,6 +692,24 @@ impl Docker {
             }
         }
         Ok(removed)
+    }
+
+    /// The names of all containers, running or not, kindred's or not.
+    pub async fn container_names(&self) -> Result<Vec<String>, ProviderError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let list = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?;
+        Ok(list
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect())
     }
 
     /// Containers (running or not) carrying every given label (`key` or `key=value`).

@@ -2,11 +2,13 @@
 //! Podman serves the same API on its own socket (set DOCKER_HOST).
 
 mod docker;
+mod lock;
 mod network;
 mod security;
 
 pub use docker::{
     ContainerInfo, ContainerSpec, Docker, ExecOutput, InputStream, ProviderError, PublishedPort,
 };
+pub use lock::lock_dir;
 pub use network::NetworkAddressing;
 pub use security::{host_bounding_caps, NodeSecurity};

@@ -106,7 +106,8 @@ fn host_routes() -> Vec<Cidr> {
 
 impl Docker {
     /// Creates the bridge network `name` unless it exists, with a subnet that supports fixed
-    /// node addresses; returns how it hands out addresses. Callers hold [`Docker::lock_network`].
+    /// node addresses; returns how it hands out addresses. Callers hold
+    /// [`Docker::lock_network`].
     pub async fn ensure_network(
         &self,
         name: &str,
@@ -230,24 +231,6 @@ impl Docker {
             }
         }
         Ok(used)
-    }
-
-    /// Serializes network creation and address picking among kindred processes on this host:
-    /// Docker 20.10 happily creates two networks with one name, and two creates must not pick
-    /// the same addresses. Held until the containers exist.
-    pub(crate) async fn lock_network(
-        &self,
-        name: &str,
-    ) -> Result<crate::kubeconfig::FileLock, ProviderError> {
-        let lock_base = std::env::temp_dir().join(format!("kindred-network-{name}"));
-        let name = name.to_string();
-        tokio::task::spawn_blocking(move || crate::kubeconfig::FileLock::acquire(&lock_base))
-            .await
-            .map_err(|e| ProviderError::Other(e.to_string()))?
-            .map_err(|source| ProviderError::Io {
-                path: format!("lock for network {name}"),
-                source,
-            })
     }
 }
 
