@@ -59,7 +59,7 @@ for variant in "$@"; do
       fi
       took=$(($(date +%s) - t0))
       "$kindred" delete cluster --name hosts-matrix >>"$log" 2>&1
-      row "this machine: Debian 12, $machine | v$(docker info -f '{{.CgroupVersion}}') | $(docker version -f '{{.Server.Version}}'), $(docker info -f '{{.Driver}}') | $(grep -q 'restricted' "$log" && echo restricted || echo privileged) | $tag | $topology | create | $result | create to Ready ${took}s |"
+      row "this machine: Debian 12, $machine | v$(docker info -f '{{.CgroupVersion}}') | $(docker version -f '{{.Server.Version}}'), $(docker info -f '{{.Driver}}') | $(grep -q 'restricted' "$log" && echo restricted || echo privileged) | $tag | $topology | create | $result | create to Ready ${took}s"
       ;;
     smoke | kind)
       script=hack/vm-smoke.sh args=(--store "$store" --image "$image" --workers "$workers")
@@ -68,7 +68,7 @@ for variant in "$@"; do
       took=$(($(date +%s) - t0))
       times=$(grep -o 'RESULT .*' "$log" | tail -n1 | sed -E 's/^RESULT //; s/(image|store|workers)=[^ ]* ?//g')
       docker_v=$(grep -o 'Docker [0-9][^ ]*' "$log" | head -n1)
-      row "$vm_host | v2 | ${docker_v#Docker }, $store | privileged | $tag | $topology | $kind | $result | ${times:-} (whole VM run ${took}s) |"
+      row "$vm_host | v2 | ${docker_v#Docker }, $store | privileged | $tag | $topology | $kind | $result | ${times:-} (whole VM run ${took}s)"
       ;;
     *) echo "vm-matrix: unknown variant $variant" >&2; exit 2 ;;
   esac

@@ -279,3 +279,69 @@ fn a_flag_value_that_does_not_parse_exits_2_as_the_readme_says() {
         "README's exit status summary disagrees with the binary: {summary}"
     );
 }
+
+/// Kubernetes 1.35 and later refuse cgroup v1: on such a Docker host their node images are
+/// refused before anything is created. A stand-in image carrying only the version label is
+/// enough, since nothing may be started from it.
+#[test]
+fn a_kubernetes_1_35_image_on_a_cgroup_v1_host_is_refused_before_anything_is_created() {
+    use std::io::Write;
+    let image = "kindred-e2e/fake-node:v1.35.4";
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(8);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive
+        .append_data(&mut header, "kind/version", &b"v1.35.4\n"[..])
+        .unwrap();
+    let rootfs = archive.into_inner().unwrap();
+    let mut import = Command::new("docker")
+        .args([
+            "import",
+            "-c",
+            "LABEL io.kindred.kubernetes-version=v1.35.4",
+            "-",
+            image,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("docker import");
+    import.stdin.take().unwrap().write_all(&rootfs).unwrap();
+    assert!(import.wait().unwrap().success(), "docker import failed");
+
+    let cgroup = Command::new("docker")
+        .args(["info", "-f", "{{.CgroupVersion}}"])
+        .output()
+        .unwrap();
+    let cgroup_v1 = String::from_utf8_lossy(&cgroup.stdout).trim() == "1";
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    let out = kindred(
+        &[
+            "create",
+            "cluster",
+            "--name",
+            "kindred-e2e-v135",
+            "--image",
+            image,
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let _ = Command::new("docker").args(["rmi", "-f", image]).output();
+    let err = stderr_of(&out);
+    assert!(
+        !out.status.success(),
+        "a node image without Kubernetes made a cluster: {err}"
+    );
+    let refused = err.contains("runs Kubernetes v1.35.4, whose kubelet refuses cgroup v1");
+    assert_eq!(refused, cgroup_v1, "cgroup v1 host: {cgroup_v1}; {err}");
+    if cgroup_v1 {
+        assert!(err.contains("--kube-version v1.34"), "{err}");
+    }
+    assert_eq!(kindred_e2e::containers_of("kindred-e2e-v135"), "");
+    assert!(!kubeconfig.exists());
+}
