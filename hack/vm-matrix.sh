@@ -3,7 +3,7 @@
 # kindred was tried on). A variant is KIND:STORE:IMAGE_TAG:WORKERS:
 #   host:-:TAG:0              this machine itself (a 1-node create, timed to Ready)
 #   smoke:STORE:TAG:N         hack/vm-smoke.sh in the cgroup v2 VM (1 control plane + N workers)
-#   kind:STORE:TAG:1          hack/vm-kind.sh: kind and kindred side by side in the VM
+#   kind:STORE:TAG:N          the smoke run, then kind creating the same cluster (--kind)
 # A failed run is a row too. Logs go to a temporary directory (printed).
 #
 #   hack/vm-matrix.sh host:-:v1.34.12:0 smoke:containerd:v1.34.12:0 smoke:overlay2:v1.34.12:0
@@ -32,8 +32,8 @@ fast one. A smoke run (`hack/vm-smoke.sh`) creates the cluster, checks the privi
 and cgroup v2 inside the node, loads an image with `kindred load docker-image`, runs it as a
 Deployment with a replica on every node behind a NodePort Service, reaches it by DNS name from
 a pod and by NodePort from the VM, and deletes the cluster, asserting nothing is left. A kind
-run (`hack/vm-kind.sh`) has kindred and kind v0.33.0 each create 1 control plane + 1 worker
-from the same kindred node image in the same VM, timed to every node Ready.
+run is a smoke run followed, in the same VM, by kind v0.33.0 creating the same topology from
+the same kindred node image (`hack/vm-smoke.sh --kind`), both timed to every node Ready.
 
 | date | commit | host | cgroup | Docker, image store | node profile | Kubernetes | topology | run | result | times |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
@@ -62,11 +62,11 @@ for variant in "$@"; do
       row "this machine: Debian 12, $machine | v$(docker info -f '{{.CgroupVersion}}') | $(docker version -f '{{.Server.Version}}'), $(docker info -f '{{.Driver}}') | $(grep -q 'restricted' "$log" && echo restricted || echo privileged) | $tag | $topology | create | $result | create to Ready ${took}s"
       ;;
     smoke | kind)
-      script=hack/vm-smoke.sh args=(--store "$store" --image "$image" --workers "$workers")
-      [[ $kind == kind ]] && script=hack/vm-kind.sh args=(--store "$store" --image "$image")
-      if "$script" "${args[@]}" >"$log" 2>&1; then result=pass; else result="FAIL: $(first_failure "$log")"; fi
+      args=(--store "$store" --image "$image" --workers "$workers")
+      [[ $kind == kind ]] && args+=(--kind)
+      if hack/vm-smoke.sh "${args[@]}" >"$log" 2>&1; then result=pass; else result="FAIL: $(first_failure "$log")"; fi
       took=$(($(date +%s) - t0))
-      times=$(grep -o 'RESULT .*' "$log" | tail -n1 | sed -E 's/^RESULT //; s/(image|store|workers)=[^ ]* ?//g')
+      times=$(grep -o 'RESULT .*' "$log" | sed -E 's/^RESULT //; s/(image|store|workers)=[^ ]* ?//g' | paste -sd ' ')
       docker_v=$(grep -o 'Docker [0-9][^ ]*' "$log" | head -n1)
       row "$vm_host | v2 | ${docker_v#Docker }, $store | privileged | $tag | $topology | $kind | $result | ${times:-} (whole VM run ${took}s)"
       ;;

@@ -8,17 +8,25 @@
 # container, volume or network behind. Prints a result line with the times
 # (hack/vm-matrix.sh collects them).
 #
-#   hack/vm-smoke.sh [--store containerd|overlay2] [--image kindred/node:TAG] [--workers N]
+# With --kind, the same VM then checks kind interop and gives the side-by-side number: kind
+# v0.33.0 (built here from Go modules) creates the same topology from the same kindred node
+# image, timed to every node Ready like kindred's create, with kubeadm's timeouts raised as
+# kindred raises them (kind uses v1beta4, and so has them, from Kubernetes 1.36). It passes
+# when kind's nodes are Ready and kindred's pod network and storage agents, which kind applies
+# from the image's /kind/manifests, run with CoreDNS.
+#
+#   hack/vm-smoke.sh [--store containerd|overlay2] [--image kindred/node:TAG] [--workers N] [--kind]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-store=containerd workers=0
-image=""
+store=containerd workers=0 kind=false
+image="" kind_version=v0.33.0
 while (($#)); do
   case $1 in
     --store) store=$2; shift 2 ;;
     --image) image=$2; shift 2 ;;
     --workers) workers=$2; shift 2 ;;
+    --kind) kind=true; shift ;;
     *) echo "vm-smoke: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -112,4 +120,47 @@ left="\$(docker ps -aq)\$(docker volume ls -q)\$(docker network ls -q --filter n
 echo "vm-smoke: RESULT store=$store image=$image workers=$workers create=\${create_s}s load=\${load_s}s delete=\${delete_s}s"
 EOF
 )
-exec hack/vm.sh --store "$store" --image "$image" -- "$job"
+vm_args=(--store "$store" --image "$image")
+if $kind; then
+  bin_dir="${KINDRED_CACHE_DIR:-$HOME/.cache/kindred}/kind/$kind_version"
+  if [[ ! -x $bin_dir/kind ]]; then
+    echo "vm-smoke: building kind $kind_version from Go modules" >&2
+    GOBIN="$bin_dir" CGO_ENABLED=0 go install "sigs.k8s.io/kind@$kind_version"
+  fi
+  vm_args+=(--file "$bin_dir/kind")
+  job+=$(cat <<EOF
+
+install -m 755 /share/files/kind /usr/local/bin/kind
+timeouts='  timeouts:
+    controlPlaneComponentHealthCheck: 8m0s
+    kubeletHealthCheck: 8m0s
+    kubernetesAPICall: 4m0s
+    etcdAPICall: 4m0s
+    tlsBootstrap: 10m0s
+    discovery: 10m0s'
+config="\$nodes
+kubeadmConfigPatches:
+- |
+  kind: InitConfiguration
+\$timeouts
+- |
+  kind: JoinConfiguration
+\$timeouts"
+kind_logs() { kind export logs "\$VM_ARTIFACTS/kind-logs" >/dev/null 2>&1 || true; }
+k() { docker exec kind-control-plane kubectl --kubeconfig=/etc/kubernetes/admin.conf "\$@"; }
+t0=\$(date +%s)
+echo "\$config" | kind create cluster --image $image --config - --retain || { kind_logs; fail "kind create cluster"; }
+k wait --for=condition=Ready nodes --all --timeout=20m || { kind_logs; fail "kind's nodes did not become Ready"; }
+kind_s=\$(t \$t0)
+k -n kube-system rollout status ds/kindred-network --timeout=10m || { kind_logs; fail "kindred's pod network agent did not run under kind"; }
+k -n kube-system rollout status ds/kindred-storage --timeout=10m || { kind_logs; fail "kindred's storage agent did not run under kind"; }
+k -n kube-system rollout status deploy/coredns --timeout=10m || { kind_logs; fail "CoreDNS did not run on kind's cluster"; }
+k get nodes -o wide
+kind_logs
+kind delete cluster
+ratio=\$(awk "BEGIN {printf \"%.2f\", \$kind_s / \$create_s}")
+echo "vm-smoke: RESULT kind=\${kind_s}s kindred=\${create_s}s ratio(kind/kindred)=\$ratio"
+EOF
+)
+fi
+exec hack/vm.sh "${vm_args[@]}" -- "$job"
