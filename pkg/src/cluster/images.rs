@@ -71,6 +71,23 @@ impl NodeImages {
         }
     }
 
+    /// True when an import left the image here: found by ID with all its names, or, for an
+    /// image whose config digest is unknown, by carrying every wanted name under one image.
+    /// (Docker's containerd image store gives an image the ID of its manifest or index, while
+    /// the CRI keys images by their config, so there only the names tell.)
+    pub fn received(&self, wanted: &Wanted) -> bool {
+        match wanted.id {
+            Some(_) => self.need(wanted) == Need::Nothing,
+            None => {
+                !wanted.tags.is_empty()
+                    && self
+                        .0
+                        .values()
+                        .any(|tags| wanted.tags.iter().all(|t| tags.contains(t)))
+            }
+        }
+    }
+
     /// A name containerd knows the image by, to tag from: one of its names, else the ID
     /// reference the CRI keeps for every image.
     pub fn source_ref(&self, id: &str) -> String {
@@ -281,6 +298,28 @@ mod tests {
     use super::*;
 
     const ID: &str = "sha256:32379086076f82ebe1650347d6fcefdd2c4127b98cf1c00683eabe0410269a3e";
+
+    #[test]
+    fn an_image_without_a_known_config_digest_is_found_by_its_names() {
+        let store = NodeImages(HashMap::from([(
+            "sha256:config".to_string(),
+            vec!["kindred.test/smoke:v1".to_string()],
+        )]));
+        let wanted = |id: Option<&str>, tags: &[&str]| Wanted {
+            display: "kindred.test/smoke:v1".into(),
+            id: id.map(str::to_string),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        // Docker's containerd image store: no config digest, always imported, found by name.
+        let by_name = wanted(None, &["kindred.test/smoke:v1"]);
+        assert_eq!(store.need(&by_name), Need::Import);
+        assert!(store.received(&by_name));
+        assert!(!store.received(&wanted(None, &["kindred.test/other:v1"])));
+        assert!(!store.received(&wanted(None, &[])));
+        // A known config digest must be there itself, names alone do not count.
+        assert!(store.received(&wanted(Some("sha256:config"), &["kindred.test/smoke:v1"])));
+        assert!(!store.received(&wanted(Some("sha256:other"), &["kindred.test/smoke:v1"])));
+    }
 
     #[test]
     fn docker_names_become_containerd_names() {

@@ -95,6 +95,9 @@ pub async fn load(
 async fn resolve(docker: &Docker, source: &ImageSource) -> Result<Vec<Unit>, ClusterError> {
     match source {
         ImageSource::Docker(names) => {
+            // On Docker's containerd image store the image ID is no config digest: the nodes
+            // cannot be asked for it, so the image is always sent and recognised by its names.
+            let ids_are_configs = !docker.uses_containerd_image_store().await?;
             let mut wanted = Vec::new();
             let mut missing = Vec::new();
             for name in names {
@@ -106,7 +109,7 @@ async fn resolve(docker: &Docker, source: &ImageSource) -> Result<Vec<Unit>, Clu
                             && id.trim_start_matches("sha256:").starts_with(bare);
                         wanted.push(Wanted {
                             display: name.clone(),
-                            id: Some(id),
+                            id: Some(id).filter(|_| ids_are_configs),
                             tags: if is_id {
                                 vec![]
                             } else {
@@ -327,8 +330,12 @@ async fn finish_node(
     let mut out = Vec::new();
     for w in wanted {
         let outcome = match (before.need(w), after.need(w)) {
+            // Docker's containerd image store: recognised by its names (see `resolve`).
+            (_, Need::Import) if after.received(w) => Outcome::Loaded,
             (_, Need::Import) => Outcome::Failed(format!(
-                "{} is not in containerd on {node} after the import (an image for another platform?)",
+                "{} is not in containerd on {node} after the import (an image for another \
+                 platform? or, on Docker's containerd image store, an image loaded by ID: load \
+                 it by name)",
                 w.display
             )),
             (Need::Import, Need::Nothing) => Outcome::Loaded,
@@ -354,7 +361,7 @@ async fn finish_node(
 async fn settled(docker: &Docker, node: &str, wanted: &[&Wanted]) -> Result<NodeImages, String> {
     let mut last = node_images(docker, node).await?;
     for _ in 0..20 {
-        if wanted.iter().all(|w| last.need(w) == Need::Nothing) {
+        if wanted.iter().all(|w| last.received(w)) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -1030,6 +1030,16 @@ impl Docker {
         let info = self.client.info().await.map_err(api("read daemon info"))?;
         serde_json::to_value(info).map_err(|e| ProviderError::Other(e.to_string()))
     }
+
+    /// True when the daemon keeps images in containerd (Docker's "containerd image store",
+    /// the default from Docker 29): image IDs are then manifest digests, not config digests.
+    pub async fn uses_containerd_image_store(&self) -> Result<bool, ProviderError> {
+        let info = self.client.info().await.map_err(api("read daemon info"))?;
+        Ok(info.driver_status.unwrap_or_default().iter().any(|pair| {
+            pair.iter()
+                .any(|v| v.starts_with("io.containerd.snapshotter"))
+        }))
+    }
 }
 
 #[cfg(test)]
