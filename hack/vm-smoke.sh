@@ -32,7 +32,7 @@ while (($#)); do
 done
 if [[ -z $image ]]; then
   kindred="${CARGO_TARGET_DIR:-target}/release/kindred"
-  image="kindred/node:$("$kindred" version | sed -E 's/.*default Kubernetes ([^)]+)\).*/\1/')"
+  image="kindred/node:$("$kindred" version | head -1 | sed -E 's/.*default Kubernetes ([^)]+)\).*/\1/')"
 fi
 docker image inspect "$image" >/dev/null 2>&1 ||
   { echo "vm-smoke: $image is not in Docker; build it with \`kindred build node-image\`" >&2; exit 1; }

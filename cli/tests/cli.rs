@@ -21,10 +21,14 @@ fn version_names_the_default_kubernetes() {
     let out = kindred(&["version"], &[]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let host = kindred_e2e::host_default();
+    let first = stdout.lines().next().unwrap_or_default();
+    // hack/vm-smoke.sh reads the version from the first line.
     assert!(
-        stdout.contains(kindred::defaults::KUBERNETES_VERSION),
+        first.ends_with(&format!("(default Kubernetes {})", host.version)),
         "{stdout}"
     );
+    assert!(stdout.contains(host.reason), "{stdout}");
 }
 
 #[test]

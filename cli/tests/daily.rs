@@ -289,7 +289,7 @@ fn get_for_scripts(ctx: &Ctx) {
         serde_json::from_str(&ctx.ok(&["get", "nodes", "--name", CLUSTER, "-o", "json"])).unwrap();
     let yaml: serde_yaml::Value =
         serde_yaml::from_str(&ctx.ok(&["get", "nodes", "--name", CLUSTER, "-o", "yaml"])).unwrap();
-    let version = kindred::defaults::KUBERNETES_VERSION;
+    let version = kindred_e2e::host_default().version;
     for (i, (name, role)) in [(CP, "control-plane"), (WORKER, "worker")]
         .into_iter()
         .enumerate()
@@ -641,7 +641,7 @@ fn export_logs(ctx: &Ctx) {
         non_empty(&n.join("container.log"));
         assert_eq!(
             non_empty(&n.join("kubernetes-version.txt")).trim(),
-            kindred::defaults::KUBERNETES_VERSION
+            kindred_e2e::host_default().version
         );
         non_empty(&n.join("kubeadm.conf"));
     }

@@ -18,9 +18,19 @@ pub async fn docker() -> Docker {
         .expect("the e2e tests need a running Docker daemon (hack/setup-host.sh starts one)")
 }
 
-/// The node image under test: $KINDRED_E2E_IMAGE or the default node image.
+/// The node image under test: $KINDRED_E2E_IMAGE or this Docker host's default node image
+/// (what `kindred build node-image` with no version builds).
 pub fn node_image() -> String {
-    std::env::var("KINDRED_E2E_IMAGE").unwrap_or_else(|_| kindred::defaults::default_node_image())
+    std::env::var("KINDRED_E2E_IMAGE").unwrap_or_else(|_| host_default().node_image())
+}
+
+/// The Docker host's default Kubernetes (kindred asks the daemon for its cgroup version too).
+pub fn host_default() -> kindred::defaults::HostDefault {
+    let out = std::process::Command::new("docker")
+        .args(["info", "-f", "{{.CgroupVersion}}"])
+        .output()
+        .expect("the e2e tests need the docker CLI");
+    kindred::defaults::HostDefault::for_cgroup(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// The kindred executable of this build (`target/<profile>/kindred`, next to the directory of

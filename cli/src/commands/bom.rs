@@ -11,7 +11,7 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct BomArgs {
-    /// Node image [default: the default node image].
+    /// Node image [default: the default node image of this host].
     image: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
@@ -19,10 +19,11 @@ pub struct BomArgs {
 }
 
 pub async fn run(args: BomArgs) -> CmdResult {
-    let image = args
-        .image
-        .unwrap_or_else(kindred::defaults::default_node_image);
     let docker = Docker::connect().await?;
+    let image = match args.image {
+        Some(image) => image,
+        None => kindred::cluster::host_default(&docker).await?.node_image(),
+    };
     let bom = kindred_node_image::read_bom(&docker, &image).await?;
     match args.output {
         Format::Table => print!("{}", bom.table()),

@@ -77,7 +77,15 @@ pub struct NodeImageArgs {
 }
 
 impl NodeImageArgs {
-    fn kube_source(&self) -> KubeSource {
+    /// True when no flag names the Kubernetes to build, so the host's default is built.
+    fn uses_default_version(&self) -> bool {
+        self.kube_binaries.is_none()
+            && self.kube_tarball.is_none()
+            && self.kube_source.is_none()
+            && self.kube_version.is_none()
+    }
+
+    fn kube_source(&self, default_version: &str) -> KubeSource {
         if let Some(d) = &self.kube_binaries {
             KubeSource::Binaries(d.clone())
         } else if let Some(t) = &self.kube_tarball {
@@ -88,7 +96,7 @@ impl NodeImageArgs {
             KubeSource::Version(
                 self.kube_version
                     .clone()
-                    .unwrap_or_else(|| kindred::defaults::KUBERNETES_VERSION.into()),
+                    .unwrap_or_else(|| default_version.into()),
             )
         }
     }
@@ -135,8 +143,15 @@ pub async fn run(cmd: BuildCommand, ui: &Ui) -> CmdResult {
             Ok(())
         }
         BuildCommand::NodeImage(args) => {
+            let default_version = if args.uses_default_version() {
+                super::host_default(&kindred::provider::Docker::connect().await?, ui)
+                    .await?
+                    .version
+            } else {
+                kindred::defaults::KUBERNETES_VERSION
+            };
             let opts = BuildOptions {
-                kube: args.kube_source(),
+                kube: args.kube_source(default_version),
                 image: args.image.clone(),
                 base: BaseOptions {
                     mirror: args.debian_mirror.clone(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use kindred::cluster::{self, CreateOptions, NodeFormat};
 use kindred::config::{self, Cluster};
+use kindred::defaults::HostDefault;
 use kindred::kubeconfig;
 use kindred::provider::Docker;
 use kindred::ui::Ui;
@@ -27,7 +28,8 @@ pub struct CreateClusterArgs {
     /// Cluster config file (kind.x-k8s.io/v1alpha4 or kindred.dev/v1alpha4), or - for stdin.
     #[arg(long, value_name = "FILE")]
     config: Option<String>,
-    /// Node image for every node [default: kindred/node:<default Kubernetes version>].
+    /// Node image for every node [default: kindred/node:<newest Kubernetes the host runs>: v1.37.2
+    /// on cgroup v2 hosts, v1.34.12 on cgroup v1].
     #[arg(long)]
     image: Option<String>,
     /// Wait this long for every node to be Ready, e.g. 60s, 5m [default: 0, do not wait].
@@ -137,38 +139,22 @@ pub enum ExportCommand {
 pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
     let CreateCommand::Cluster(args) = cmd;
     let (loaded, dir) = match &args.config {
-        Some(path) => {
-            let (c, dir) = config::load(path)?;
-            (c, dir)
-        }
+        Some(path) => config::load(path)?,
         None => (Cluster::default(), None),
     };
-    // --name wins over the config's name, which wins over the environment.
-    let name = match (&args.name, loaded.name.is_empty()) {
-        (Some(n), _) => n.clone(),
-        (None, false) => loaded.name.clone(),
-        (None, true) => cluster::default_name(None),
-    };
-    // Defaults first (they create the node list), then --image overrides every node.
-    let mut cluster = loaded.with_name(name);
-    if args.registry || args.registry_port.is_some() || args.keep_registry {
-        cluster = cluster.with_registry(args.registry_port, args.keep_registry);
-    }
-    let mut cluster = cluster.with_defaults();
-    if let Some(image) = &args.image {
-        cluster = cluster.with_node_image(image);
-    }
-    let base = match dir {
-        Some(d) => d,
-        None => std::env::current_dir()?,
-    };
-    let cluster = cluster.resolve_host_paths(&base);
-    cluster.validate().map_err(|e| match &args.config {
-        Some(path) => format!("{path}: {e}"),
-        None => e.to_string(),
-    })?;
+    // The config is checked with the cgroup v1 default image before Docker is touched (bad input
+    // fails fast, with or without a daemon), then resolved again with the host's own default.
+    let resolve =
+        |default_image: &str| resolve_config(&args, &loaded, dir.as_deref(), default_image);
+    let cluster = resolve(&kindred::defaults::default_node_image())?;
     let docker = Docker::connect().await?;
-    build_default_image_if_missing(&docker, &cluster, ui).await?;
+    let host = super::host_default(&docker, ui).await?;
+    let cluster = if host.version == kindred::defaults::KUBERNETES_VERSION {
+        cluster
+    } else {
+        resolve(&host.node_image())?
+    };
+    build_default_image_if_missing(&docker, &cluster, &host, ui).await?;
     if cluster.registry().is_some() {
         // Built on first use (a few minutes, cached afterwards), like the default node image.
         let opts = kindred_node_image::registry_image::RegistryImageOptions {
@@ -225,6 +211,41 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
     Ok(())
 }
 
+/// The cluster to create: the config with the command line's overrides, defaults (nodes
+/// without an image get `default_image`) and host paths made absolute, validated.
+fn resolve_config(
+    args: &CreateClusterArgs,
+    loaded: &Cluster,
+    dir: Option<&std::path::Path>,
+    default_image: &str,
+) -> Result<Cluster, Box<dyn std::error::Error>> {
+    // --name wins over the config's name, which wins over the environment.
+    let name = match (&args.name, loaded.name.is_empty()) {
+        (Some(n), _) => n.clone(),
+        (None, false) => loaded.name.clone(),
+        (None, true) => cluster::default_name(None),
+    };
+    // Defaults first (they create the node list), then --image overrides every node.
+    let mut cluster = loaded.clone().with_name(name);
+    if args.registry || args.registry_port.is_some() || args.keep_registry {
+        cluster = cluster.with_registry(args.registry_port, args.keep_registry);
+    }
+    let mut cluster = cluster.with_defaults_using(default_image);
+    if let Some(image) = &args.image {
+        cluster = cluster.with_node_image(image);
+    }
+    let base = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::current_dir()?,
+    };
+    let cluster = cluster.resolve_host_paths(&base);
+    cluster.validate().map_err(|e| match &args.config {
+        Some(path) => format!("{path}: {e}"),
+        None => e.to_string(),
+    })?;
+    Ok(cluster)
+}
+
 /// True when `program` is an executable file in a directory of $PATH.
 fn on_path(program: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -238,8 +259,13 @@ fn on_path(program: &str) -> bool {
 
 /// The default node image is built on first use, so a fresh machine needs one command; any
 /// other missing image is an error that says how to get it (from `create`).
-async fn build_default_image_if_missing(docker: &Docker, cluster: &Cluster, ui: &Ui) -> CmdResult {
-    let default = kindred::defaults::default_node_image();
+async fn build_default_image_if_missing(
+    docker: &Docker,
+    cluster: &Cluster,
+    host: &HostDefault,
+    ui: &Ui,
+) -> CmdResult {
+    let default = host.node_image();
     if !cluster.nodes.iter().any(|n| n.image == default) || docker.image_exists(&default).await? {
         return Ok(());
     }
@@ -247,9 +273,7 @@ async fn build_default_image_if_missing(docker: &Docker, cluster: &Cluster, ui: 
         "Node image {default} is not built yet; building it first (cached afterwards)"
     ));
     let opts = kindred_node_image::BuildOptions {
-        kube: kindred_node_image::kube::KubeSource::Version(
-            kindred::defaults::KUBERNETES_VERSION.into(),
-        ),
+        kube: kindred_node_image::kube::KubeSource::Version(host.version.into()),
         image: None,
         base: kindred_node_image::base::BaseOptions::default(),
         cache_dir: kindred::cache::cache_dir(),

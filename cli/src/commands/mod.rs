@@ -140,10 +140,27 @@ pub async fn run(cli: Cli) -> CmdResult {
             std::process::exit(code)
         }
         Command::Version => {
+            use kindred::defaults::{KUBERNETES_VERSION, NEWEST_KUBERNETES_VERSION};
+            // The first line's format is read by scripts (hack/vm-smoke.sh).
+            let host = match kindred::provider::Docker::connect().await {
+                Ok(docker) => host_default(&docker, &Ui::quiet())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let (version, why) = match host {
+                Ok(host) => (host.version, host.reason.to_string()),
+                Err(e) => (
+                    KUBERNETES_VERSION,
+                    format!(
+                        "{NEWEST_KUBERNETES_VERSION} on cgroup v2 Docker hosts, \
+                         {KUBERNETES_VERSION} on cgroup v1; this host's is unknown ({e})"
+                    ),
+                ),
+            };
             println!(
-                "kindred {} (default Kubernetes {})",
+                "kindred {} (default Kubernetes {version})\ndefault Kubernetes: {why}",
                 env!("CARGO_PKG_VERSION"),
-                kindred::defaults::KUBERNETES_VERSION
             );
             Ok(())
         }
@@ -157,4 +174,17 @@ pub async fn run(cli: Cli) -> CmdResult {
             Ok(())
         }
     }
+}
+
+/// The default Kubernetes of this Docker host (the newest it runs), said under `-v`.
+pub(crate) async fn host_default(
+    docker: &kindred::provider::Docker,
+    ui: &Ui,
+) -> Result<kindred::defaults::HostDefault, kindred::cluster::ClusterError> {
+    let host = kindred::cluster::host_default(docker).await?;
+    ui.detail(format!(
+        "Default Kubernetes {}: {}",
+        host.version, host.reason
+    ));
+    Ok(host)
 }

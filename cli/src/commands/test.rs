@@ -91,10 +91,13 @@ pub async fn run(cmd: TestCommand, ui: &Ui) -> CmdResult {
     let TestCommand::Conformance(args) = cmd;
     let cache_dir = kindred::cache::cache_dir();
     if args.build_only {
-        let version = args
-            .kube_version
-            .clone()
-            .unwrap_or_else(|| kindred::defaults::KUBERNETES_VERSION.into());
+        let version = match &args.kube_version {
+            Some(v) => v.clone(),
+            None => super::host_default(&Docker::connect().await?, ui)
+                .await?
+                .version
+                .to_string(),
+        };
         let p = kindred_conformance::prepare(
             &version,
             &cache_dir,

@@ -255,12 +255,14 @@ impl Deployer {
     async fn build(&self) -> Result<(), String> {
         let kube = match &self.args.kube_root {
             Some(dir) => kindred_node_image::kube::KubeSource::Source(dir.clone()),
-            None => kindred_node_image::kube::KubeSource::Version(
-                self.args
-                    .kube_version
-                    .clone()
-                    .unwrap_or_else(|| kindred::defaults::KUBERNETES_VERSION.into()),
-            ),
+            None => kindred_node_image::kube::KubeSource::Version(match &self.args.kube_version {
+                Some(v) => v.clone(),
+                None => kindred::cluster::host_default(&self.docker().await?)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .version
+                    .to_string(),
+            }),
         };
         let opts = kindred_node_image::BuildOptions {
             kube,
@@ -291,7 +293,14 @@ impl Deployer {
                 None,
             ),
         };
-        let mut c = loaded.with_name(&self.args.cluster_name).with_defaults();
+        let docker = self.docker().await?;
+        let host = kindred::cluster::host_default(&docker)
+            .await
+            .map_err(|e| e.to_string())?;
+        let default = host.node_image();
+        let mut c = loaded
+            .with_name(&self.args.cluster_name)
+            .with_defaults_using(&default);
         let image = self
             .args
             .image_name
@@ -302,8 +311,6 @@ impl Deployer {
         }
         let c = c.resolve_host_paths(&dir.unwrap_or_else(|| self.cwd.clone()));
         c.validate().map_err(|e| e.to_string())?;
-        let docker = self.docker().await?;
-        let default = kindred::defaults::default_node_image();
         for img in c.nodes.iter().map(|n| n.image.clone()) {
             if docker.image_exists(&img).await.map_err(|e| e.to_string())? {
                 continue;
@@ -317,9 +324,7 @@ impl Deployer {
                 "Node image {default} is not built yet; building it first"
             ));
             let opts = kindred_node_image::BuildOptions {
-                kube: kindred_node_image::kube::KubeSource::Version(
-                    kindred::defaults::KUBERNETES_VERSION.into(),
-                ),
+                kube: kindred_node_image::kube::KubeSource::Version(host.version.into()),
                 image: None,
                 base: kindred_node_image::base::BaseOptions::default(),
                 cache_dir: kindred::cache::cache_dir(),

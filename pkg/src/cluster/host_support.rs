@@ -1,8 +1,10 @@
 //! What a node image needs of the host, checked before anything is created: Kubernetes 1.35
 //! and later refuse to run on cgroup v1, so such an image on a cgroup v1 Docker host would
-//! only fail minutes later inside `kubeadm init`.
+//! only fail minutes later inside `kubeadm init`. The default version follows from the same
+//! fact: the newest one the host runs.
 
 use super::ClusterError;
+use crate::defaults::HostDefault;
 use crate::kubeadm::KubeVersion;
 use crate::provider::Docker;
 
@@ -11,6 +13,11 @@ use crate::provider::Docker;
 const VERSION_LABEL: &str = "io.kindred.kubernetes-version";
 /// The first Kubernetes minor release whose kubelet refuses cgroup v1.
 const FIRST_MINOR_WITHOUT_CGROUP_V1: u32 = 35;
+
+/// The default Kubernetes version for this Docker host: the newest that runs on it.
+pub async fn host_default(docker: &Docker) -> Result<HostDefault, ClusterError> {
+    Ok(HostDefault::for_cgroup(&docker.cgroup_version().await?))
+}
 
 /// Refuses node images the Docker host cannot run.
 pub(super) async fn check_images(docker: &Docker, images: &[&str]) -> Result<(), ClusterError> {

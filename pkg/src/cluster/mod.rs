@@ -25,6 +25,7 @@ pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
 pub use capacity::{estimated_memory_mib, CONTROL_PLANE_MIB, WORKER_MIB};
 pub use create::{create, create_owned, CreateOptions, Created, PAUSE_ENV};
 pub use delete::{delete, Deleted};
+pub use host_support::host_default;
 pub use kubectl::{cluster_kubectl, ClusterKubectl};
 pub use lifecycle::{start, stop};
 pub use list::{

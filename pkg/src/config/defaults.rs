@@ -46,9 +46,15 @@ impl Cluster {
         self
     }
 
-    /// Fills in everything left unset. Call after `with_name` / `with_node_image` and before
-    /// `validate`.
-    pub fn with_defaults(mut self) -> Cluster {
+    /// Fills in everything left unset, with the cgroup v1 default node image. Call after
+    /// `with_name` / `with_node_image` and before `validate`.
+    pub fn with_defaults(self) -> Cluster {
+        self.with_defaults_using(&crate::defaults::default_node_image())
+    }
+
+    /// Like `with_defaults`, giving nodes without an image `default_image` (the host's default,
+    /// `cluster::host_default`).
+    pub fn with_defaults_using(mut self, default_image: &str) -> Cluster {
         if self.api_version.is_empty() {
             self.api_version = KINDRED_API_VERSION.to_string();
         }
@@ -92,7 +98,7 @@ impl Cluster {
         };
         for node in &mut self.nodes {
             if node.image.is_empty() {
-                node.image = crate::defaults::default_node_image();
+                node.image = default_image.to_string();
             }
             for mapping in &mut node.extra_port_mappings {
                 if mapping.listen_address.is_empty() {
