@@ -49,6 +49,10 @@ pub struct CreateClusterArgs {
     /// Keep the registry and its images when its last cluster is deleted [implies --registry].
     #[arg(long)]
     keep_registry: bool,
+    /// Give LoadBalancer Services no addresses (they stay pending, as on kind)
+    /// [config: `loadBalancerServices: {enabled: false}`].
+    #[arg(long)]
+    disable_load_balancer_services: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +157,9 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
     let mut cluster = loaded.with_name(name);
     if args.registry || args.registry_port.is_some() || args.keep_registry {
         cluster = cluster.with_registry(args.registry_port, args.keep_registry);
+    }
+    if args.disable_load_balancer_services {
+        cluster = cluster.without_load_balancer_services();
     }
     let mut cluster = cluster.with_defaults();
     if let Some(image) = &args.image {
