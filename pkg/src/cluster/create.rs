@@ -498,7 +498,10 @@ async fn create_nodes(
     let used = super::bounded::run_all(&specs, CREATE_CONCURRENCY, |s| docker.run(s))
         .await
         .map_err(|e| name_conflict(e, plan.name()))?;
-    Ok((used.into_iter().flatten().next().unwrap_or(security), lb_pool))
+    Ok((
+        used.into_iter().flatten().next().unwrap_or(security),
+        lb_pool,
+    ))
 }
 
 /// Docker's "name already in use" (409) as the typed error saying the name is taken: a

@@ -57,7 +57,9 @@ pub fn parse(yaml: &str, source: &str) -> Result<Cluster, ConfigError> {
         }
         let line = yaml
             .lines()
-            .position(|l| l.starts_with(&format!("{field}:")) || l.starts_with(&format!("\"{field}\":")))
+            .position(|l| {
+                l.starts_with(&format!("{field}:")) || l.starts_with(&format!("\"{field}\":"))
+            })
             .map(|i| format!(" (line {})", i + 1))
             .unwrap_or_default();
         return Err(ConfigError::Decode {

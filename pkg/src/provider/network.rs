@@ -131,7 +131,9 @@ pub fn block_addresses(block: &Cidr) -> Vec<Ipv4Addr> {
     };
     let start = u64::from(u32::from(net));
     let size = 1u64 << (32 - block.prefix());
-    (start..start + size).map(|n| Ipv4Addr::from(n as u32)).collect()
+    (start..start + size)
+        .map(|n| Ipv4Addr::from(n as u32))
+        .collect()
 }
 
 /// Picks the first candidate subnet overlapping neither another Docker network nor a route
@@ -364,7 +366,10 @@ mod tests {
         assert!(err.contains("no free block of 32 addresses"), "{err}");
         // A /20 (the smallest candidate subnet) has room for many clusters.
         let a = NetworkAddressing::for_subnet(cidr("192.168.16.0/20"));
-        assert_eq!(a.free_lb_pool(&BTreeSet::new()).unwrap(), cidr("192.168.31.192/27"));
+        assert_eq!(
+            a.free_lb_pool(&BTreeSet::new()).unwrap(),
+            cidr("192.168.31.192/27")
+        );
     }
 
     #[test]

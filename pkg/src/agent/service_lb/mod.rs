@@ -228,11 +228,7 @@ impl ServiceLbAgent {
         services: &[Service],
     ) -> Result<HashMap<String, BTreeSet<String>>, AgentError> {
         let nodes = apis.nodes.list(&ListParams::default()).await?.items;
-        let ready: BTreeSet<String> = nodes
-            .iter()
-            .filter(|n| may_answer(n))
-            .map(|n| n.name_any())
-            .collect();
+        let ready = answering_nodes(&nodes);
         let local: Vec<&Service> = services
             .iter()
             .filter(|s| {
@@ -556,15 +552,31 @@ pub fn wants_address(svc: &Service) -> bool {
         && svc.metadata.deletion_timestamp.is_none()
 }
 
-/// Ready, and not excluded from load balancers by the well-known label.
-fn may_answer(node: &Node) -> bool {
-    let excluded = node.labels().contains_key(EXCLUDE_LABEL);
-    let ready = node
-        .status
+/// The nodes that may answer for a Service: Ready ones not excluded from load balancers by
+/// the well-known label. kubeadm puts that label on control planes, so a cluster whose only
+/// Ready nodes are control planes (a single-node cluster) lets them answer rather than none;
+/// with no node Ready, any may.
+fn answering_nodes(nodes: &[Node]) -> BTreeSet<String> {
+    let ready: Vec<&Node> = nodes.iter().filter(|n| is_ready(n)).collect();
+    let included: BTreeSet<String> = ready
+        .iter()
+        .filter(|n| !n.labels().contains_key(EXCLUDE_LABEL))
+        .map(|n| n.name_any())
+        .collect();
+    if !included.is_empty() {
+        return included;
+    }
+    if !ready.is_empty() {
+        return ready.iter().map(|n| n.name_any()).collect();
+    }
+    nodes.iter().map(|n| n.name_any()).collect()
+}
+
+fn is_ready(node: &Node) -> bool {
+    node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-    ready && !excluded
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Nodes with a ready endpoint of the Service.
@@ -602,6 +614,68 @@ fn reports_vip(svc: &Service) -> bool {
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
         .is_some_and(|i| i.iter().all(|i| i.ip_mode.as_deref() == Some("VIP")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{NodeCondition, NodeStatus};
+
+    fn node(name: &str, ready: bool, excluded: bool) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        if excluded {
+            n.metadata.labels = Some(BTreeMap::from([(EXCLUDE_LABEL.into(), String::new())]));
+        }
+        n.status = Some(NodeStatus {
+            conditions: Some(vec![NodeCondition {
+                type_: "Ready".into(),
+                status: if ready { "True" } else { "False" }.into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        n
+    }
+
+    fn names(set: BTreeSet<String>) -> Vec<String> {
+        set.into_iter().collect()
+    }
+
+    #[test]
+    fn ready_workers_answer_else_control_planes_else_anyone() {
+        let cp = node("cp", true, true);
+        let w1 = node("w1", true, false);
+        let w2 = node("w2", false, false);
+        assert_eq!(
+            names(answering_nodes(&[cp.clone(), w1, w2.clone()])),
+            ["w1"]
+        );
+        // A single-node cluster: its control plane answers.
+        assert_eq!(names(answering_nodes(&[cp.clone(), w2.clone()])), ["cp"]);
+        let down = node("cp", false, true);
+        assert_eq!(names(answering_nodes(&[down, w2])), ["cp", "w2"]);
+    }
+
+    #[test]
+    fn only_our_load_balancers_want_an_address() {
+        let mut svc = Service::default();
+        assert!(!wants_address(&svc));
+        svc.spec = Some(k8s_openapi::api::core::v1::ServiceSpec {
+            type_: Some("LoadBalancer".into()),
+            ..Default::default()
+        });
+        assert!(wants_address(&svc));
+        svc.spec.as_mut().unwrap().load_balancer_class = Some(CLASS.into());
+        assert!(wants_address(&svc));
+        svc.spec.as_mut().unwrap().load_balancer_class = Some("example.com/other".into());
+        assert!(!wants_address(&svc));
+        svc.spec.as_mut().unwrap().load_balancer_class = None;
+        svc.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+        );
+        assert!(!wants_address(&svc));
+    }
 }
 
 /// Sets (or with `None` clears) the Service's load balancer status.
