@@ -616,6 +616,55 @@ fn reports_vip(svc: &Service) -> bool {
         .is_some_and(|i| i.iter().all(|i| i.ip_mode.as_deref() == Some("VIP")))
 }
 
+/// Sets (or with `None` clears) the Service's load balancer status.
+async fn set_status(
+    services: &Api<Service>,
+    svc: &Service,
+    ip: Option<Ipv4Addr>,
+) -> Result<(), AgentError> {
+    let ingress = match ip {
+        Some(ip) => serde_json::json!([{ "ip": ip.to_string(), "ipMode": "VIP" }]),
+        None => serde_json::Value::Null,
+    };
+    let patch = serde_json::json!({ "status": { "loadBalancer": { "ingress": ingress } } });
+    services
+        .patch_status(
+            &svc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Replaces the finalizer list, only if the Service did not change since it was read: a merge
+/// patch that names a resourceVersion is refused with a conflict otherwise.
+async fn set_finalizers(
+    services: &Api<Service>,
+    svc: &Service,
+    finalizers: Vec<String>,
+) -> Result<(), AgentError> {
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": svc.resource_version(), "finalizers": finalizers }
+    });
+    services
+        .patch(
+            &svc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+fn name_of(svc: &Service) -> String {
+    format!(
+        "Service {}/{}",
+        svc.namespace().unwrap_or_default(),
+        svc.name_any()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,53 +725,4 @@ mod tests {
         );
         assert!(!wants_address(&svc));
     }
-}
-
-/// Sets (or with `None` clears) the Service's load balancer status.
-async fn set_status(
-    services: &Api<Service>,
-    svc: &Service,
-    ip: Option<Ipv4Addr>,
-) -> Result<(), AgentError> {
-    let ingress = match ip {
-        Some(ip) => serde_json::json!([{ "ip": ip.to_string(), "ipMode": "VIP" }]),
-        None => serde_json::Value::Null,
-    };
-    let patch = serde_json::json!({ "status": { "loadBalancer": { "ingress": ingress } } });
-    services
-        .patch_status(
-            &svc.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(())
-}
-
-/// Replaces the finalizer list, only if the Service did not change since it was read: a merge
-/// patch that names a resourceVersion is refused with a conflict otherwise.
-async fn set_finalizers(
-    services: &Api<Service>,
-    svc: &Service,
-    finalizers: Vec<String>,
-) -> Result<(), AgentError> {
-    let patch = serde_json::json!({
-        "metadata": { "resourceVersion": svc.resource_version(), "finalizers": finalizers }
-    });
-    services
-        .patch(
-            &svc.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(())
-}
-
-fn name_of(svc: &Service) -> String {
-    format!(
-        "Service {}/{}",
-        svc.namespace().unwrap_or_default(),
-        svc.name_any()
-    )
 }
