@@ -1,4 +1,4 @@
-//! `kindred agent network|storage|loadbalancer`: the agents. Not for people: the node image packs
+//! `kindred agent network|storage|service-lb|loadbalancer`: the agents. Not for people: the node image packs
 //! this binary into the agent image, and the DaemonSets and the load balancer container kindred
 //! creates run these commands.
 
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use kindred::agent::loadbalancer::{self, HealthCheck, LoadBalancer, LoadBalancerConfig};
-use kindred::agent::{network::NetworkAgent, storage::StorageAgent};
+use kindred::agent::{network::NetworkAgent, service_lb::ServiceLbAgent, storage::StorageAgent};
 
 use super::CmdResult;
 
@@ -17,6 +17,9 @@ pub enum AgentCommand {
     Network,
     /// Per-node host-path volume provisioner for the default StorageClass.
     Storage,
+    /// Per-node LoadBalancer Service addresses from the cluster's pool (one node answers each).
+    #[command(name = "service-lb")]
+    ServiceLb,
     /// TCP load balancer in front of the API servers of several control planes.
     #[command(name = "loadbalancer")]
     LoadBalancer(LoadBalancerArgs),
@@ -47,6 +50,7 @@ pub async fn run(what: AgentCommand) -> CmdResult {
     match what {
         AgentCommand::Network => NetworkAgent::from_env()?.run().await?,
         AgentCommand::Storage => StorageAgent::from_env()?.run().await?,
+        AgentCommand::ServiceLb => ServiceLbAgent::from_env()?.run().await?,
         AgentCommand::LoadBalancer(args) => {
             let health = match args.health {
                 Health::Https => HealthCheck::Https,

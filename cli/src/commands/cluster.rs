@@ -51,6 +51,10 @@ pub struct CreateClusterArgs {
     /// Keep the registry and its images when its last cluster is deleted [implies --registry].
     #[arg(long)]
     keep_registry: bool,
+    /// Give LoadBalancer Services no addresses (they stay pending, as on kind)
+    /// [config: `loadBalancerServices: {enabled: false}`].
+    #[arg(long)]
+    disable_load_balancer_services: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,6 +233,9 @@ fn resolve_config(
     let mut cluster = loaded.clone().with_name(name);
     if args.registry || args.registry_port.is_some() || args.keep_registry {
         cluster = cluster.with_registry(args.registry_port, args.keep_registry);
+    }
+    if args.disable_load_balancer_services {
+        cluster = cluster.without_load_balancer_services();
     }
     let mut cluster = cluster.with_defaults_using(default_image);
     if let Some(image) = &args.image {

@@ -173,6 +173,144 @@ spec:
     )
 }
 
+/// The LoadBalancer Service agent (see `agent::service_lb`): not in node images, since only
+/// kindred knows the cluster's address pool; `create cluster` renders it with the agent image
+/// the node image carries. Its Leases and address table live in kube-system.
+pub fn service_lb(image: &str, pool: &str) -> String {
+    use super::service_lb::TABLE;
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: kindred-service-lb
+  namespace: kube-system
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: kindred-service-lb
+rules:
+  - apiGroups: [""]
+    resources: ["services"]
+    verbs: ["get", "list", "watch", "patch", "update"]
+  - apiGroups: [""]
+    resources: ["services/status"]
+    verbs: ["patch", "update"]
+  - apiGroups: [""]
+    resources: ["nodes"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["discovery.k8s.io"]
+    resources: ["endpointslices"]
+    verbs: ["get", "list", "watch"]
+  - apiGroups: ["events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kindred-service-lb
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: kindred-service-lb
+subjects:
+  - kind: ServiceAccount
+    name: kindred-service-lb
+    namespace: kube-system
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: kindred-service-lb
+  namespace: kube-system
+rules:
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    verbs: ["get", "list", "watch", "create", "update", "delete"]
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    verbs: ["create"]
+  - apiGroups: [""]
+    resources: ["configmaps"]
+    resourceNames: ["{TABLE}"]
+    verbs: ["get", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: kindred-service-lb
+  namespace: kube-system
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: kindred-service-lb
+subjects:
+  - kind: ServiceAccount
+    name: kindred-service-lb
+    namespace: kube-system
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kindred-service-lb
+  namespace: kube-system
+  labels:
+    app: kindred-service-lb
+spec:
+  selector:
+    matchLabels:
+      app: kindred-service-lb
+  template:
+    metadata:
+      labels:
+        app: kindred-service-lb
+    spec:
+      hostNetwork: true
+      dnsPolicy: Default
+      serviceAccountName: kindred-service-lb
+      priorityClassName: system-node-critical
+      terminationGracePeriodSeconds: 10
+      tolerations:
+        - operator: Exists
+      containers:
+        - name: agent
+          image: {image}
+          imagePullPolicy: Never
+          args: ["agent", "service-lb"]
+          env:
+            - name: NODE_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: spec.nodeName
+            - name: LB_POOL
+              value: "{pool}"
+            - name: KINDRED_LOG
+              value: info
+          securityContext:
+            capabilities:
+              add: ["NET_ADMIN", "NET_RAW"]
+          resources:
+            requests:
+              cpu: 10m
+              memory: 20Mi
+"#
+    )
+}
+
+/// The agent image a rendered manifest's first DaemonSet runs: what the node image carries,
+/// which may be another kindred version's than this binary's [`super::IMAGE`].
+pub fn daemon_set_image(rendered: &str) -> Option<String> {
+    serde_yaml::Deserializer::from_str(rendered)
+        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+        .find(|doc: &Value| doc["kind"] == "DaemonSet")
+        .and_then(|ds| {
+            ds["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(String::from)
+        })
+}
+
 /// The default StorageClass `standard` and the DaemonSet that provisions its volumes.
 pub fn default_storage(image: &str) -> String {
     format!(
@@ -351,6 +489,30 @@ mod tests {
             ("KINDRED_API_SERVER".into(), "https://c:6443".into())
         );
         assert_eq!(env[1], ("SERVICE_SUBNET".into(), "10.96.0.0/16".into()));
+    }
+
+    #[test]
+    fn service_lb_manifest_carries_the_pool_and_the_endpoint() {
+        let text = render(
+            &service_lb("img:v1", "172.18.255.192/27"),
+            "10.244.0.0/16",
+            "10.96.0.0/16",
+            "c:6443",
+        )
+        .unwrap();
+        let docs = documents(&text);
+        assert_eq!(docs.len(), 6);
+        let ds = &docs[5];
+        assert_eq!(ds["kind"], "DaemonSet");
+        let env = env_of(ds);
+        let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("LB_POOL"), Some("172.18.255.192/27"));
+        assert_eq!(get(CONTROL_PLANE_ENDPOINT), Some("c:6443"));
+        assert_eq!(daemon_set_image(&text).as_deref(), Some("img:v1"));
+        assert_eq!(
+            ds["spec"]["template"]["spec"]["containers"][0]["args"][1],
+            "service-lb"
+        );
     }
 
     #[test]

@@ -4,15 +4,18 @@
 //!   pod ranges, and masquerades traffic leaving the pod network;
 //! - `storage`: a DaemonSet that provisions host-path PersistentVolumes for the default
 //!   StorageClass on the node the pod was scheduled to;
+//! - `service_lb`: a DaemonSet that gives LoadBalancer Services addresses from the cluster's
+//!   pool on the `kindred` network and makes one node answer for each;
 //! - `loadbalancer`: not in the cluster but in front of it: the TCP load balancer container
 //!   before the API servers of a cluster with several control planes.
 //!
-//! The two DaemonSets reconcile from the API server continuously, so they follow nodes added,
+//! The DaemonSets reconcile from the API server continuously, so they follow nodes added,
 //! removed or readdressed after create.
 
 pub mod loadbalancer;
 pub mod manifests;
 pub mod network;
+pub mod service_lb;
 pub mod storage;
 
 use std::time::Duration;

@@ -203,7 +203,7 @@ async fn run(
     let cp = plan.first_control_plane();
 
     let step = ui.step(format!("Preparing nodes ({})", plan.nodes.len()));
-    let security = create_nodes(docker, plan, options, owner, ui, &step).await?;
+    let (security, lb_pool) = create_nodes(docker, plan, options, owner, ui, &step).await?;
     pause_point("nodes-created").await;
     write_lb_backends(docker, plan, &step).await?;
     try_join_all(plan.nodes.iter().map(|n| wait_for_systemd(docker, &n.name))).await?;
@@ -277,13 +277,13 @@ async fn run(
     }
     step.done_with(kube_version.clone());
 
-    let step = ui.step("Installing the pod network and storage");
+    let step = ui.step("Installing the pod network, storage and LoadBalancer agents");
     if plan.config.networking.disable_default_cni {
         step.detail(
             "no pod network (disableDefaultCNI): nodes stay NotReady until you install one",
         );
     }
-    install_addons(docker, plan, &endpoint, &step).await?;
+    install_addons(docker, plan, &endpoint, lb_pool, &step).await?;
     step.done();
 
     let joining = plan.other_control_planes().count() + plan.workers().count();
@@ -365,7 +365,7 @@ async fn create_nodes(
     owner: &Ownership,
     ui: &Ui,
     step: &Step,
-) -> Result<NodeSecurity, ClusterError> {
+) -> Result<(NodeSecurity, Option<crate::config::Cidr>), ClusterError> {
     // Held until the containers exist: concurrent creates must not pick the same addresses,
     // and of two creates of one name only the first may create containers.
     let _lock = docker
@@ -386,8 +386,19 @@ async fn create_nodes(
         step.detail(done);
     }
     let containers = plan.nodes.len() + usize::from(plan.load_balancer.is_some());
+    // The cluster's block for LoadBalancer Services, chosen under the lock like node addresses.
+    let mut lb_pool = None;
     let mut ips: Vec<Option<String>> = if addressing.supports_fixed_addresses() {
-        let used = docker.used_addresses(NETWORK).await?;
+        let mut used = docker.used_addresses(NETWORK).await?;
+        if plan.config.load_balancer_services() {
+            match addressing.free_lb_pool(&used) {
+                Ok(block) => {
+                    used.extend(crate::provider::block_addresses(&block));
+                    lb_pool = Some(block);
+                }
+                Err(e) => ui.info(format!("LoadBalancer Services will stay pending: {e}")),
+            }
+        }
         addressing
             .free_addresses(&used, containers)?
             .into_iter()
@@ -400,6 +411,9 @@ async fn create_nodes(
              can recreate the network.",
             addressing.subnet
         ));
+        if plan.config.load_balancer_services() {
+            ui.info("LoadBalancer Services will stay pending: the network cannot reserve addresses for them");
+        }
         vec![None; containers]
     };
     let security = NodeSecurity::from_env().map_err(ClusterError::Msg)?;
@@ -432,12 +446,15 @@ async fn create_nodes(
         // Marks the cluster as a user of the registry (see cluster::registry).
         let registry_user =
             registry.map(|r| (crate::registry::USER_LABEL.to_string(), r.port.to_string()));
+        // Records the block, so other kindred processes leave it alone (provider::network).
+        let pool = lb_pool.map(|b| (crate::provider::LB_POOL_LABEL.to_string(), b.to_string()));
         HashMap::from_iter(
             owner
                 .labels()
                 .into_iter()
                 .chain([role])
-                .chain(registry_user),
+                .chain(registry_user)
+                .chain(pool),
         )
     };
     let mut specs: Vec<ContainerSpec> = plan
@@ -481,7 +498,10 @@ async fn create_nodes(
     let used = super::bounded::run_all(&specs, CREATE_CONCURRENCY, |s| docker.run(s))
         .await
         .map_err(|e| name_conflict(e, plan.name()))?;
-    Ok(used.into_iter().flatten().next().unwrap_or(security))
+    Ok((
+        used.into_iter().flatten().next().unwrap_or(security),
+        lb_pool,
+    ))
 }
 
 /// Docker's "name already in use" (409) as the typed error saying the name is taken: a
@@ -578,6 +598,7 @@ async fn install_addons(
     docker: &Docker,
     plan: &ClusterPlan,
     endpoint: &str,
+    lb_pool: Option<crate::config::Cidr>,
     step: &Step,
 ) -> Result<(), ClusterError> {
     let cp = &plan.first_control_plane().name;
@@ -608,6 +629,9 @@ async fn install_addons(
         })?;
         rendered.push(manifest);
     }
+    if let Some(pool) = lb_pool {
+        rendered.extend(service_lb_manifest(docker, plan, endpoint, pool, &rendered, step).await?);
+    }
     if let Some(request) = RegistryRequest::of(&plan.config) {
         // kind's discovery ConfigMap for the local registry (KEP-1755).
         rendered.push(crate::registry::local_registry_hosting(request.port));
@@ -619,6 +643,40 @@ async fn install_addons(
     write_file(docker, cp, ADDONS_MANIFEST, &rendered.join("\n---\n"), step).await?;
     kubectl(docker, cp, &format!("apply -f {ADDONS_MANIFEST}"), step).await?;
     Ok(())
+}
+
+/// The LoadBalancer Service agent's manifest, run from the agent image the node image carries
+/// (named in the manifests already rendered); none when that agent predates it.
+async fn service_lb_manifest(
+    docker: &Docker,
+    plan: &ClusterPlan,
+    endpoint: &str,
+    pool: crate::config::Cidr,
+    rendered: &[String],
+    step: &Step,
+) -> Result<Option<String>, ClusterError> {
+    let cp = &plan.first_control_plane().name;
+    let image = rendered.iter().find_map(|m| manifests::daemon_set_image(m));
+    // The node image's kindred is the agent image's binary (both packed from one build).
+    let probe = ["/usr/local/bin/kindred", "agent", "service-lb", "--help"];
+    let supported = docker.exec(cp, &probe).await?.code == 0;
+    let Some(image) = image.filter(|_| supported) else {
+        step.detail(format!(
+            "LoadBalancer Services stay pending: the agent in {} predates them (rebuild the \
+             image with `kindred build node-image`)",
+            plan.first_control_plane().config.image
+        ));
+        return Ok(None);
+    };
+    let manifest = manifests::render(
+        &manifests::service_lb(&image, &pool.to_string()),
+        &plan.config.networking.pod_subnet,
+        &guarded_service_subnet(&plan.config.networking),
+        endpoint,
+    )
+    .map_err(|e| ClusterError::Msg(format!("rendering the LoadBalancer agent manifest: {e}")))?;
+    step.detail(format!("LoadBalancer Services: addresses from {pool}"));
+    Ok(Some(manifest))
 }
 
 /// The service subnet the network agent guards (see `agent::network`): with kube-proxy in

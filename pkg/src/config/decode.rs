@@ -44,18 +44,30 @@ pub fn parse(yaml: &str, source: &str) -> Result<Cluster, ConfigError> {
         return Err(ConfigError::Kind { file, found: kind });
     }
     // kindred's own fields stay out of kind's schema, so a kind config means the same to both.
-    if api_version.as_deref() == Some(KIND_API_VERSION) && map.contains_key("registry") {
+    let kindred_fields = [
+        ("registry", "pass `--registry` to `kindred create cluster`"),
+        (
+            "loadBalancerServices",
+            "pass `--disable-load-balancer-services` to `kindred create cluster`",
+        ),
+    ];
+    for (field, flag) in kindred_fields {
+        if api_version.as_deref() != Some(KIND_API_VERSION) || !map.contains_key(field) {
+            continue;
+        }
         let line = yaml
             .lines()
-            .position(|l| l.starts_with("registry:") || l.starts_with("\"registry\":"))
+            .position(|l| {
+                l.starts_with(&format!("{field}:")) || l.starts_with(&format!("\"{field}\":"))
+            })
             .map(|i| format!(" (line {})", i + 1))
             .unwrap_or_default();
         return Err(ConfigError::Decode {
             file,
             message: format!(
-                "registry{line} is a kindred field, not part of kind's {KIND_API_VERSION}; \
+                "{field}{line} is a kindred field, not part of kind's {KIND_API_VERSION}; \
                  use `apiVersion: {KINDRED_API_VERSION}` (same schema plus kindred's fields), \
-                 or keep the kind config and pass `--registry` to `kindred create cluster`"
+                 or keep the kind config and {flag}"
             ),
         });
     }
@@ -340,6 +352,28 @@ nodes:
         );
         assert!(msg.contains("apiVersion: kindred.dev/v1alpha4"), "{msg}");
         assert!(msg.contains("--registry"), "{msg}");
+    }
+
+    #[test]
+    fn load_balancer_services_are_on_unless_turned_off() {
+        let c = parse_ok("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\n");
+        assert!(c.load_balancer_services());
+        let c = parse_ok(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nloadBalancerServices:\n  enabled: false\n",
+        );
+        assert!(!c.load_balancer_services());
+        let msg = parse_err(
+            "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nloadBalancerServices: {enabled: false}\n",
+        );
+        assert!(
+            msg.contains("loadBalancerServices (line 3) is a kindred field"),
+            "{msg}"
+        );
+        assert!(msg.contains("--disable-load-balancer-services"), "{msg}");
+        let msg = parse_err(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nloadBalancerServices: {enable: false}\n",
+        );
+        assert!(msg.contains("unknown field `enable`"), "{msg}");
     }
 
     #[test]

@@ -34,6 +34,14 @@ impl Cluster {
         self
     }
 
+    /// Turns LoadBalancer Services off (`--disable-load-balancer-services`).
+    pub fn without_load_balancer_services(mut self) -> Cluster {
+        self.load_balancer_services = Some(super::types::LoadBalancerServices {
+            enabled: Some(false),
+        });
+        self
+    }
+
     /// Asks for the local registry (`--registry`, `--registry-port`, `--keep-registry`): flags
     /// override the config's settings; a flag left unset keeps the config's.
     pub fn with_registry(mut self, port: Option<u16>, keep: bool) -> Cluster {

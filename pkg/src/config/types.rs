@@ -85,6 +85,20 @@ pub struct Cluster {
     /// `create cluster --registry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<Registry>,
+    /// LoadBalancer Services (`kindred.dev/v1alpha4` only; with kind's apiVersion use
+    /// `create cluster --disable-load-balancer-services` to turn them off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_services: Option<LoadBalancerServices>,
+}
+
+/// `loadBalancerServices: {enabled: false}` turns off addresses for LoadBalancer Services
+/// (on by default; see `agent::service_lb`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancerServices {
+    /// Unset means on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// The shared local registry: `registry: {port: 5001}` runs the container `kindred-registry`,
@@ -112,6 +126,14 @@ impl Registry {
 }
 
 impl Cluster {
+    /// Whether LoadBalancer Services get addresses (the default).
+    pub fn load_balancer_services(&self) -> bool {
+        self.load_balancer_services
+            .as_ref()
+            .and_then(|l| l.enabled)
+            .unwrap_or(true)
+    }
+
     /// The registry settings when the cluster asks for the registry.
     pub fn registry(&self) -> Option<&Registry> {
         self.registry.as_ref().filter(|r| r.is_enabled())

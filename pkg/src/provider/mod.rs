@@ -10,5 +10,5 @@ pub use docker::{
     ContainerInfo, ContainerSpec, Docker, ExecOutput, InputStream, ProviderError, PublishedPort,
 };
 pub use lock::lock_dir;
-pub use network::NetworkAddressing;
+pub use network::{block_addresses, NetworkAddressing, LB_POOL_LABEL};
 pub use security::{host_bounding_caps, NodeSecurity};

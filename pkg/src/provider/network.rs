@@ -7,12 +7,23 @@
 //! node's address to another container, so kindred creates the network with an explicit
 //! subnet whose lower half is Docker's dynamic pool and takes fixed addresses from the upper
 //! half only.
+//!
+//! Each cluster also gets a block of the upper half for its LoadBalancer Services (see
+//! `agent::service_lb`), taken from the top down while nodes take addresses from the bottom up.
+//! The block is recorded in a label on the cluster's node containers, so every kindred process
+//! sees which blocks are taken: node addresses avoid them, new blocks avoid them, and a block is
+//! free again when its cluster's containers are gone.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use super::docker::{Docker, ProviderError};
 use crate::config::Cidr;
+
+/// Label on a cluster's node containers naming its LoadBalancer address block.
+pub const LB_POOL_LABEL: &str = "io.kindred.lb-pool";
+/// A cluster's LoadBalancer block: a /27, 32 addresses.
+pub const LB_POOL_PREFIX: u8 = 27;
 
 /// The bridge driver's MTU option.
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
@@ -77,6 +88,52 @@ impl NetworkAddressing {
         }
         Ok(free)
     }
+}
+
+impl NetworkAddressing {
+    /// The highest /27 of the upper half that holds no address in `used` (which includes the
+    /// other clusters' blocks, see [`Docker::used_addresses`]), nor the network's broadcast
+    /// address, nor the first addresses of the upper half where nodes start.
+    pub fn free_lb_pool(&self, used: &BTreeSet<Ipv4Addr>) -> Result<Cidr, ProviderError> {
+        let std::net::IpAddr::V4(net) = self.subnet.network() else {
+            return Err(ProviderError::Other(
+                "the kindred network is not IPv4".into(),
+            ));
+        };
+        let size = 1u64 << (32 - self.subnet.prefix());
+        let block = 1u64 << (32 - LB_POOL_PREFIX);
+        let net = u64::from(u32::from(net));
+        let (upper, end) = (net + size / 2, net + size);
+        let mut start = end.saturating_sub(block);
+        while start > upper && start >= block {
+            // Not the top block: it holds the broadcast address.
+            let below_broadcast = start + block < end;
+            let mut addresses = (start..start + block).map(|n| Ipv4Addr::from(n as u32));
+            if below_broadcast && !addresses.any(|ip| used.contains(&ip)) {
+                return Ok(format!("{}/{LB_POOL_PREFIX}", Ipv4Addr::from(start as u32))
+                    .parse()
+                    .expect("a valid block"));
+            }
+            start -= block;
+        }
+        Err(ProviderError::Other(format!(
+            "the kindred network {} has no free block of {block} addresses for LoadBalancer \
+             Services left; delete unused clusters",
+            self.subnet
+        )))
+    }
+}
+
+/// Every address of an IPv4 block.
+pub fn block_addresses(block: &Cidr) -> Vec<Ipv4Addr> {
+    let std::net::IpAddr::V4(net) = block.network() else {
+        return Vec::new();
+    };
+    let start = u64::from(u32::from(net));
+    let size = 1u64 << (32 - block.prefix());
+    (start..start + size)
+        .map(|n| Ipv4Addr::from(n as u32))
+        .collect()
 }
 
 /// Picks the first candidate subnet overlapping neither another Docker network nor a route
@@ -203,7 +260,8 @@ impl Docker {
     }
 
     /// Every IPv4 address on network `name` that a container holds or will take when it
-    /// starts (fixed addresses of stopped containers included).
+    /// starts (fixed addresses of stopped containers included), and every address of the
+    /// LoadBalancer blocks recorded on its containers.
     pub async fn used_addresses(&self, name: &str) -> Result<BTreeSet<Ipv4Addr>, ProviderError> {
         let opts = bollard::query_parameters::ListContainersOptions {
             all: true,
@@ -223,6 +281,10 @@ impl Docker {
             else {
                 continue;
             };
+            let pool = c.labels.as_ref().and_then(|l| l.get(LB_POOL_LABEL));
+            if let Some(block) = pool.and_then(|p| p.parse::<Cidr>().ok()) {
+                used.extend(block_addresses(&block));
+            }
             let fixed = endpoint.ipam_config.and_then(|i| i.ipv4_address);
             for addr in [fixed, endpoint.ip_address].into_iter().flatten() {
                 if let Ok(ip) = addr.parse() {
@@ -278,6 +340,36 @@ mod tests {
             ip_range: None,
         };
         assert!(!a.supports_fixed_addresses());
+    }
+
+    #[test]
+    fn load_balancer_blocks_come_from_the_top_and_avoid_what_is_used() {
+        let a = NetworkAddressing::for_subnet(cidr("172.20.0.0/16"));
+        let mut used = BTreeSet::from(["172.20.128.1".parse().unwrap()]);
+        // The top block holds the broadcast address: the one below it is first.
+        let first = a.free_lb_pool(&used).unwrap();
+        assert_eq!(first, cidr("172.20.255.192/27"));
+        used.extend(block_addresses(&first));
+        assert_eq!(block_addresses(&first).len(), 32);
+        // A second cluster gets the next block down; a node address inside a block skips it.
+        used.insert("172.20.255.170".parse().unwrap());
+        assert_eq!(a.free_lb_pool(&used).unwrap(), cidr("172.20.255.128/27"));
+        // Node addresses avoid the blocks: they are in `used`.
+        let nodes = a.free_addresses(&used, 2).unwrap();
+        assert!(nodes.iter().all(|ip| !first.contains((*ip).into())));
+    }
+
+    #[test]
+    fn a_network_too_small_for_a_block_says_so() {
+        let a = NetworkAddressing::for_subnet(cidr("192.168.0.0/26"));
+        let err = a.free_lb_pool(&BTreeSet::new()).unwrap_err().to_string();
+        assert!(err.contains("no free block of 32 addresses"), "{err}");
+        // A /20 (the smallest candidate subnet) has room for many clusters.
+        let a = NetworkAddressing::for_subnet(cidr("192.168.16.0/20"));
+        assert_eq!(
+            a.free_lb_pool(&BTreeSet::new()).unwrap(),
+            cidr("192.168.31.192/27")
+        );
     }
 
     #[test]
