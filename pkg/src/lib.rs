@@ -16,5 +16,6 @@ pub mod kubeconfig;
 pub mod patience;
 pub mod process;
 pub mod provider;
+pub mod random;
 pub mod registry;
 pub mod ui;

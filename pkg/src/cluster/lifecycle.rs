@@ -99,7 +99,7 @@ pub async fn start(
         control
             .iter()
             .filter(|n| n.role != LOAD_BALANCER_ROLE)
-            .map(|n| super::create::wait_for_systemd(docker, &n.name)),
+            .map(|n| super::node_shell::wait_for_systemd(docker, &n.name)),
     )
     .await?;
     step.done();
@@ -115,7 +115,7 @@ pub async fn start(
         try_join_all(
             workers
                 .iter()
-                .map(|n| super::create::wait_for_systemd(docker, &n.name)),
+                .map(|n| super::node_shell::wait_for_systemd(docker, &n.name)),
         )
         .await?;
         step.done();

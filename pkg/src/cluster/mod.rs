@@ -5,6 +5,7 @@
 mod access;
 mod bounded;
 mod capacity;
+mod containers;
 mod create;
 mod delete;
 mod host_support;
@@ -16,6 +17,7 @@ mod load;
 mod logs;
 mod node_options;
 mod node_setup;
+mod node_shell;
 mod offline;
 mod ownership;
 mod plan;
@@ -132,6 +134,8 @@ pub enum ClusterError {
     },
     #[error(transparent)]
     Cleanup(#[from] ownership::CleanupError),
+    #[error(transparent)]
+    Random(#[from] crate::random::RandomError),
     #[error("{0}")]
     Msg(String),
 }
