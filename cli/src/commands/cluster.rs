@@ -137,36 +137,21 @@ pub enum ExportCommand {
 pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
     let CreateCommand::Cluster(args) = cmd;
     let (loaded, dir) = match &args.config {
-        Some(path) => {
-            let (c, dir) = config::load(path)?;
-            (c, dir)
-        }
+        Some(path) => config::load(path)?,
         None => (Cluster::default(), None),
     };
-    // --name wins over the config's name, which wins over the environment.
-    let name = match (&args.name, loaded.name.is_empty()) {
-        (Some(n), _) => n.clone(),
-        (None, false) => loaded.name.clone(),
-        (None, true) => cluster::default_name(None),
+    let registry = (args.registry || args.registry_port.is_some() || args.keep_registry)
+        .then_some((args.registry_port, args.keep_registry));
+    let overrides = cluster::ConfigOverrides {
+        name: args.name.clone(),
+        image: args.image.clone(),
+        registry,
     };
-    // Defaults first (they create the node list), then --image overrides every node.
-    let mut cluster = loaded.with_name(name);
-    if args.registry || args.registry_port.is_some() || args.keep_registry {
-        cluster = cluster.with_registry(args.registry_port, args.keep_registry);
-    }
-    let mut cluster = cluster.with_defaults();
-    if let Some(image) = &args.image {
-        cluster = cluster.with_node_image(image);
-    }
     let base = match dir {
         Some(d) => d,
         None => std::env::current_dir()?,
     };
-    let cluster = cluster.resolve_host_paths(&base);
-    cluster.validate().map_err(|e| match &args.config {
-        Some(path) => format!("{path}: {e}"),
-        None => e.to_string(),
-    })?;
+    let cluster = cluster::resolve_config(loaded, args.config.as_deref(), &base, &overrides)?;
     let docker = Docker::connect().await?;
     build_default_image_if_missing(&docker, &cluster, ui).await?;
     if cluster.registry().is_some() {
@@ -184,28 +169,8 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         kubeconfig: kubeconfig::target_path(args.kubeconfig.as_deref()),
     };
     ui.info(format!("Creating cluster \"{}\" ...", opts.config.name));
-    // Everything this command creates carries the owner's token; after an interruption only
-    // that is removed, never a cluster of the same name that another command made.
-    let owner = cluster::Ownership::new(&opts.config.name, &opts.kubeconfig)?;
-    let created = tokio::select! {
-        created = cluster::create_owned(&docker, &opts, &owner, ui) => created?,
-        signal = shutdown_signal() => {
-            let name = &opts.config.name;
-            if opts.retain {
-                ui.info(format!("Interrupted by {signal}; keeping what this command created for {name} (--retain)"));
-            } else {
-                ui.info(format!(
-                    "Interrupted by {signal}; deleting the partly created cluster {name} (only what this command created)"
-                ));
-                // Settling: a container creation already sent to Docker may finish after the
-                // first pass.
-                if let Err(e) = owner.clean_up(&docker, true).await {
-                    ui.warn(e.to_string());
-                }
-            }
-            return Err(format!("interrupted by {signal}").into());
-        }
-    };
+    // Ctrl-C and SIGTERM clean up inside (only what this command made).
+    let created = cluster::create(&docker, &opts, ui).await?;
     // No kubectl on the host: point at the cluster's own, which always matches its version.
     let kubectl = if on_path("kubectl") {
         format!("kubectl cluster-info --context {}", created.context)
@@ -395,21 +360,6 @@ pub async fn export(cmd: ExportCommand, ui: &Ui) -> CmdResult {
         path.display()
     ));
     Ok(())
-}
-
-/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM (a CI job being stopped).
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }
 
 /// `90s`, `5m`, `1h`, `1m30s`, or a bare number of seconds (see [`kindred::duration::parse`]).

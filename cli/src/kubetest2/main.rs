@@ -278,7 +278,8 @@ impl Deployer {
         Ok(())
     }
 
-    /// `kindred create cluster` through the library.
+    /// `kindred create cluster` through the library (which also cleans up what it made on
+    /// SIGINT/SIGTERM; `run` then tears the cluster down).
     async fn up(&self) -> Result<(), String> {
         let (loaded, dir) = match &self.args.config {
             Some(path) => config::load(&path.display().to_string()).map_err(|e| e.to_string())?,
@@ -291,17 +292,23 @@ impl Deployer {
                 None,
             ),
         };
-        let mut c = loaded.with_name(&self.args.cluster_name).with_defaults();
-        let image = self
-            .args
-            .image_name
-            .clone()
-            .or_else(|| self.built_image.borrow().clone());
-        if let Some(image) = &image {
-            c = c.with_node_image(image);
-        }
-        let c = c.resolve_host_paths(&dir.unwrap_or_else(|| self.cwd.clone()));
-        c.validate().map_err(|e| e.to_string())?;
+        let overrides = cluster::ConfigOverrides {
+            name: Some(self.args.cluster_name.clone()),
+            image: self
+                .args
+                .image_name
+                .clone()
+                .or_else(|| self.built_image.borrow().clone()),
+            registry: None,
+        };
+        let file = self.args.config.as_ref().map(|p| p.display().to_string());
+        let c = cluster::resolve_config(
+            loaded,
+            file.as_deref(),
+            &dir.unwrap_or_else(|| self.cwd.clone()),
+            &overrides,
+        )
+        .map_err(|e| e.to_string())?;
         let docker = self.docker().await?;
         let default = kindred::defaults::default_node_image();
         for img in c.nodes.iter().map(|n| n.image.clone()) {

@@ -25,7 +25,7 @@ mod registry;
 
 pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
 pub use capacity::{estimated_memory_mib, CONTROL_PLANE_MIB, WORKER_MIB};
-pub use create::{create, create_owned, CreateOptions, Created, PAUSE_ENV};
+pub use create::{create, resolve_config, ConfigOverrides, CreateOptions, Created, PAUSE_ENV};
 pub use delete::{delete, Deleted};
 pub use kubectl::{cluster_kubectl, ClusterKubectl};
 pub use lifecycle::{start, stop};
@@ -134,6 +134,15 @@ pub enum ClusterError {
     },
     #[error(transparent)]
     Cleanup(#[from] ownership::CleanupError),
+    /// The cluster config (from `file`, else flags and defaults) fails validation.
+    #[error("{}{source}", file.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+    InvalidConfig {
+        file: Option<String>,
+        #[source]
+        source: crate::config::ConfigError,
+    },
+    #[error("interrupted by {signal}")]
+    Interrupted { signal: &'static str },
     #[error(transparent)]
     Random(#[from] crate::random::RandomError),
     #[error("{0}")]

@@ -18,10 +18,13 @@
 //! Each action reads the shared [`Ctx`] and what earlier actions returned; none keeps state.
 //! On failure the half-made cluster is deleted unless the user asked to retain it: everything
 //! made carries the create's token (see `cluster::ownership`), so only that is removed.
-//! `KINDRED_TEST_PAUSE_AT` (pause.rs) stops a create at named points for the race tests.
+//! [`create`] is the entry point commands call; it also owns the cleanup on Ctrl-C/SIGTERM
+//! (interrupt.rs), and [`resolve_config`] (resolve.rs) applies the command's flags to the
+//! loaded config. `KINDRED_TEST_PAUSE_AT` (pause.rs) stops a create at named points for the race tests.
 
 mod addons;
 mod configure;
+mod interrupt;
 mod join;
 mod kubeadm_config;
 mod kubeadm_init;
@@ -30,6 +33,7 @@ mod load_balancer;
 mod pause;
 mod preflight;
 mod provision;
+mod resolve;
 mod untaint;
 mod wait_ready;
 
@@ -46,6 +50,7 @@ use crate::ui::Ui;
 use kubeadm_config::Bootstrap;
 use pause::pause_point;
 pub use pause::PAUSE_ENV;
+pub use resolve::{resolve_config, ConfigOverrides};
 
 pub struct CreateOptions {
     /// Defaulted and validated.
@@ -74,19 +79,28 @@ struct Ctx<'a> {
     ui: &'a Ui,
 }
 
-/// Creates a cluster; if that fails, removes what this call made (unless `opts.retain`).
+/// Creates a cluster (the one entry point: `kindred create cluster` and kubetest2's `--up`).
+/// If that fails, or SIGINT/SIGTERM arrives first, removes what this call made (unless
+/// `opts.retain`); an interruption is [`ClusterError::Interrupted`].
 pub async fn create(
     docker: &Docker,
     opts: &CreateOptions,
     ui: &Ui,
 ) -> Result<Created, ClusterError> {
+    // Everything this create makes carries the owner's token; after an interruption only
+    // that is removed, never a cluster of the same name that another command made.
     let owner = Ownership::new(&opts.config.name, &opts.kubeconfig)?;
-    create_owned(docker, opts, &owner, ui).await
+    tokio::select! {
+        created = create_owned(docker, opts, &owner, ui) => created,
+        signal = interrupt::signal() => {
+            interrupt::clean_up(docker, &owner, &opts.config.name, opts.retain, signal, ui).await;
+            Err(ClusterError::Interrupted { signal })
+        }
+    }
 }
 
-/// [`create`] for a caller that keeps `owner`, to clean up with it if this future is dropped
-/// (an interrupted command): everything made carries its token.
-pub async fn create_owned(
+/// [`create`] without the signal handling, cleaning up with `owner` on failure.
+async fn create_owned(
     docker: &Docker,
     opts: &CreateOptions,
     owner: &Ownership,
