@@ -22,10 +22,12 @@ pub(super) async fn sh(
     }
     if out.code != 0 {
         let tail: Vec<&str> = out.stdout.lines().chain(out.stderr.lines()).collect();
-        let tail = tail[tail.len().saturating_sub(25)..].join("\n  ");
-        return Err(ClusterError::Step {
-            step: format!("`{script}` on {node}"),
-            reason: format!("exit code {}; last output:\n  {tail}", out.code),
+        return Err(ClusterError::NodeCommand {
+            node: node.to_string(),
+            command: script.to_string(),
+            code: out.code,
+            output: tail[tail.len().saturating_sub(25)..].join("\n"),
+            kubelet_log: None,
         });
     }
     Ok(out.stdout)
@@ -69,21 +71,25 @@ pub(super) async fn write_file(
 
 /// Adds the node's last kubelet log lines to a kubeadm failure: kubeadm itself often only
 /// says that it timed out waiting.
-pub(super) async fn with_kubelet_log(
-    docker: &Docker,
-    node: &str,
-    err: ClusterError,
-) -> ClusterError {
-    let ClusterError::Step { step, reason } = err else {
-        return err;
-    };
-    let log = super::unit_log_tail(docker, node, "kubelet").await;
-    ClusterError::Step {
-        step,
-        reason: format!(
-            "{reason}\nlast kubelet log lines on {node} (all of it: `docker exec {node} journalctl -u kubelet`):\n  {}",
-            log.trim_end().replace('\n', "\n  ")
-        ),
+pub(super) async fn with_kubelet_log(docker: &Docker, err: ClusterError) -> ClusterError {
+    match err {
+        ClusterError::NodeCommand {
+            node,
+            command,
+            code,
+            output,
+            kubelet_log: None,
+        } => {
+            let log = super::unit_log_tail(docker, &node, "kubelet").await;
+            ClusterError::NodeCommand {
+                node,
+                command,
+                code,
+                output,
+                kubelet_log: Some(log),
+            }
+        }
+        other => other,
     }
 }
 
@@ -104,15 +110,11 @@ pub(super) async fn wait_for_systemd(docker: &Docker, node: &str) -> Result<(), 
             let failed = docker
                 .exec(node, &["systemctl", "--failed", "--no-legend"])
                 .await?;
-            return Err(ClusterError::Step {
-                step: format!("booting {node}"),
-                reason: format!(
-                    "systemd is still `{state}` after {}s; failed units:\n{}\n\
-                     On a slow host, set {}=2 (or more) to wait longer.",
-                    limit.as_secs(),
-                    failed.stdout,
-                    crate::patience::SCALE_ENV
-                ),
+            return Err(ClusterError::NodeBoot {
+                node: node.to_string(),
+                state: state.to_string(),
+                waited_secs: limit.as_secs(),
+                failed_units: failed.stdout,
             });
         }
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -11,4 +11,4 @@ pub use docker::{
 };
 pub use lock::lock_dir;
 pub use network::NetworkAddressing;
-pub use security::{host_bounding_caps, NodeSecurity};
+pub use security::{host_bounding_caps, NodeSecurity, UnknownNodeSecurity};

@@ -24,10 +24,10 @@ pub(super) async fn run(ctx: &Ctx<'_>, endpoint: &str, step: &Step) -> Result<()
     for path in paths {
         let out = docker.exec(cp, &["cat", path]).await?;
         if out.code != 0 {
-            return Err(ClusterError::Msg(format!(
-                "the node image {} has no {path}; rebuild it with `kindred build node-image`",
-                plan.first_control_plane().config.image
-            )));
+            return Err(ClusterError::AddonMissing {
+                image: plan.first_control_plane().config.image.clone(),
+                path: path.to_string(),
+            });
         }
         let manifest = manifests::render(
             &out.stdout,
@@ -35,11 +35,9 @@ pub(super) async fn run(ctx: &Ctx<'_>, endpoint: &str, step: &Step) -> Result<()
             &guarded_service_subnet(&plan.config.networking),
             endpoint,
         )
-        .map_err(|e| ClusterError::Step {
-            step: format!("reading {path} of the node image"),
-            reason: format!(
-                "it is not valid YAML ({e}); rebuild the image with `kindred build node-image`"
-            ),
+        .map_err(|source| ClusterError::AddonInvalid {
+            path: path.to_string(),
+            source,
         })?;
         rendered.push(manifest);
     }

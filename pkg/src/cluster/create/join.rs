@@ -56,6 +56,6 @@ async fn join(
     let join = format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
     match node_shell::sh(ctx.docker, &node.name, &join, step).await {
         Ok(_) => Ok(()),
-        Err(e) => Err(node_shell::with_kubelet_log(ctx.docker, &node.name, e).await),
+        Err(e) => Err(node_shell::with_kubelet_log(ctx.docker, e).await),
     }
 }

@@ -24,7 +24,7 @@ pub(super) async fn run(
         "kubeadm init --config={KUBEADM_CONFIG} --skip-token-print --ignore-preflight-errors=all{upload_certs}"
     );
     if let Err(e) = node_shell::sh(ctx.docker, &cp.name, &init, step).await {
-        return Err(node_shell::with_kubelet_log(ctx.docker, &cp.name, e).await);
+        return Err(node_shell::with_kubelet_log(ctx.docker, e).await);
     }
     Ok(())
 }

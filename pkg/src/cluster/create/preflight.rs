@@ -13,16 +13,9 @@ pub(super) async fn run(docker: &Docker, plan: &ClusterPlan) -> Result<(), Clust
     images.dedup();
     for image in images.iter().copied() {
         if !docker.image_exists(image).await? {
-            let hint = if image.starts_with(crate::defaults::NODE_IMAGE_REPO) {
-                let version = image.rsplit(':').next().unwrap_or_default();
-                format!("build it with `kindred build node-image --kube-version {version}`")
-            } else {
-                "build it with `kindred build node-image --image <name>` or load it into Docker"
-                    .to_string()
-            };
-            return Err(ClusterError::Msg(format!(
-                "node image {image} is not in Docker; {hint}"
-            )));
+            return Err(ClusterError::NodeImageMissing {
+                image: image.to_string(),
+            });
         }
     }
     host_support::check_images(docker, &images).await?;
@@ -35,12 +28,12 @@ pub(super) async fn run(docker: &Docker, plan: &ClusterPlan) -> Result<(), Clust
         } else {
             format!("{}:{}", net.api_server_address, net.api_server_port)
         };
-        if let Err(e) = std::net::TcpListener::bind(&addr) {
-            return Err(ClusterError::Msg(format!(
-                "networking.apiServerPort {}: {addr} is not free on this host ({e}); \
-                 pick another port, or 0 for a free one",
-                net.api_server_port
-            )));
+        if let Err(source) = std::net::TcpListener::bind(&addr) {
+            return Err(ClusterError::ApiServerPortTaken {
+                port: net.api_server_port,
+                address: addr,
+                source,
+            });
         }
     }
     // Fails early when the name is taken; the check that counts is made again under the network

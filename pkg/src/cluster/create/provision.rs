@@ -75,7 +75,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
         plan,
         owner,
         registry,
-        security: NodeSecurity::from_env().map_err(ClusterError::Msg)?,
+        security: NodeSecurity::from_env()?,
         lib_modules,
         api_port: api_port(&plan.config.networking)?,
     };
@@ -129,7 +129,10 @@ fn free_port(address: &str) -> Result<u16, ClusterError> {
     std::net::TcpListener::bind(&bind)
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| ClusterError::Msg(format!("cannot find a free port on {address}: {e}")))
+        .map_err(|source| ClusterError::NoFreePort {
+            address: address.to_string(),
+            source,
+        })
 }
 
 /// Docker's "name already in use" (409) as the typed error saying the name is taken: a

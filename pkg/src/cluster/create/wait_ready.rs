@@ -20,14 +20,12 @@ pub(super) async fn run(ctx: &Ctx<'_>, wait: Duration, step: &Step) -> Result<()
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(ClusterError::Step {
-                step: "waiting for nodes to be Ready".into(),
-                reason: format!(
-                    "{ready} of {} nodes Ready after {}s:\n{}",
-                    plan.nodes.len(),
-                    wait.as_secs(),
-                    out.stdout
-                ),
+            return Err(ClusterError::NodesNotReady {
+                cluster: plan.name().to_string(),
+                ready,
+                total: plan.nodes.len(),
+                waited_secs: wait.as_secs(),
+                nodes: out.stdout,
             });
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
