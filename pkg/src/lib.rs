@@ -11,6 +11,7 @@ pub mod config;
 pub mod containerd;
 pub mod defaults;
 pub mod duration;
+mod json_patch;
 pub mod kubeadm;
 pub mod kubeconfig;
 pub mod patience;

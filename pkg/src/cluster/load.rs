@@ -424,19 +424,7 @@ async fn file_stream(path: &std::path::Path) -> Result<InputStream, String> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    Ok(futures_util::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    })
-    .boxed())
+    Ok(crate::provider::file_stream(file).boxed())
 }
 
 /// Copies one stream to `n` consumers. The returned future drives it (run it alongside the

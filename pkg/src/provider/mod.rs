@@ -7,7 +7,8 @@ mod network;
 mod security;
 
 pub use docker::{
-    ContainerInfo, ContainerSpec, Docker, ExecOutput, InputStream, ProviderError, PublishedPort,
+    file_stream, ContainerInfo, ContainerSpec, Docker, ExecOutput, InputStream, ProviderError,
+    PublishedPort,
 };
 pub use lock::lock_dir;
 pub use network::NetworkAddressing;
