@@ -228,6 +228,12 @@ pub enum ClusterError {
         last: String,
         log_tail: String,
     },
+    #[error(
+        "image {} not found in the local Docker; `docker pull` or `docker build` it first \
+         (kindred loads images from Docker, it does not pull them)",
+        images.join(", ")
+    )]
+    ImagesNotInDocker { images: Vec<String> },
     #[error("{0}")]
     Msg(String),
 }
