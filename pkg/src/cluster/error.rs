@@ -13,8 +13,6 @@ pub enum ClusterError {
     Kubeadm(#[from] crate::kubeadm::KubeadmError),
     #[error(transparent)]
     Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
-    #[error("{step} failed: {reason}")]
-    Step { step: String, reason: String },
     #[error(
         "the name {name} is taken: a cluster named {name} already exists; delete it with \
          `kindred delete cluster --name {name}` or pick another --name"
@@ -234,8 +232,74 @@ pub enum ClusterError {
         images.join(", ")
     )]
     ImagesNotInDocker { images: Vec<String> },
+
+    // Commands on an existing cluster.
+    /// The cluster has no nodes (`known`: the clusters there are, for the message).
+    #[error(
+        "no cluster named {name} ({}); pass --name or create it with `kindred create cluster --name {name}`",
+        if known.is_empty() { "there are no clusters".to_string() } else { format!("clusters: {}", known.join(", ")) }
+    )]
+    NoSuchCluster { name: String, known: Vec<String> },
+    #[error("cluster {cluster} has no node named {}; its nodes are: {}", unknown.join(", "), nodes.join(", "))]
+    NoSuchNode {
+        cluster: String,
+        unknown: Vec<String>,
+        nodes: Vec<String>,
+    },
+    #[error("cluster {cluster} has no control-plane node; delete it with `kindred delete cluster --name {cluster}`")]
+    NoControlPlane { cluster: String },
+    #[error("listing the nodes of {cluster} failed: {stderr}")]
+    ListNodes { cluster: String, stderr: String },
+    #[error("reading the node list of {cluster} failed: {reason}")]
+    NodeList { cluster: String, reason: String },
+    #[error(
+        "waiting for the cluster to recover failed: after {waited_secs}s: {ready} of {total} nodes \
+         Ready since the start; system pods not ready: {}\n{output}",
+        unready.join(", ")
+    )]
+    NotRecovered {
+        waited_secs: u64,
+        ready: usize,
+        total: usize,
+        unready: Vec<String>,
+        output: String,
+    },
+    #[error(
+        "the node image of {cluster} has no /usr/bin/kubectl ({source}); install kubectl \
+         {version} on the host instead"
+    )]
+    NoKubectlInImage {
+        cluster: String,
+        version: String,
+        #[source]
+        source: Box<crate::provider::ProviderError>,
+    },
+    /// A local file or directory kindred writes (kubectl cache, logs directory).
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// e.g. `write`, `create`.
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create a temporary directory: {0}")]
+    TempDir(#[source] std::io::Error),
+    #[error("cannot render the node list: {0}")]
+    Render(String),
+    /// An image archive that cannot be read (the reason names the file).
     #[error("{0}")]
-    Msg(String),
+    BadArchive(String),
+    #[error("reading the archive stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the container {container} was not made by kindred; kindred leaves it alone")]
+    RegistryNotOursToDelete { container: String },
+    #[error(
+        "the registry is used by the clusters {0}; delete them first (`kindred delete clusters \
+         {0}`), and the registry goes with the last one unless it is kept",
+        .clusters.join(" ")
+    )]
+    RegistryInUse { clusters: Vec<String> },
 }
 
 fn registry_users_text(used_by: &[String]) -> String {

@@ -125,8 +125,7 @@ pub async fn load(
     // Images go to Kubernetes nodes only, not an HA cluster's load balancer.
     let mut all = super::nodes(docker, Some(cluster)).await?;
     all.retain(|n| n.role != super::LOAD_BALANCER_ROLE);
-    let nodes = select_nodes(cluster, &all, node_names, &super::clusters(docker).await?)
-        .map_err(ClusterError::Msg)?;
+    let nodes = select_nodes(cluster, &all, node_names, &super::clusters(docker).await?)?;
     let units = resolve(docker, source).await?;
 
     let step = ui.step(format!("Checking the images on {} node(s)", nodes.len()));
@@ -186,9 +185,8 @@ async fn resolve(docker: &Docker, source: &ImageSource) -> Result<Vec<Unit>, Clu
             for path in paths {
                 let p = path.clone();
                 let found = tokio::task::spawn_blocking(move || images::read_archive(&p))
-                    .await
-                    .map_err(|e| ClusterError::Msg(e.to_string()))?
-                    .map_err(ClusterError::Msg)?;
+                    .await?
+                    .map_err(ClusterError::BadArchive)?;
                 let file = path
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())

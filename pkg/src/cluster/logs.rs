@@ -95,7 +95,7 @@ fn logs_dir(cluster: &str, artifacts: Option<&str>) -> Result<PathBuf, ClusterEr
     let dir = tempfile::Builder::new()
         .prefix(&format!("kindred-logs-{cluster}-"))
         .tempdir()
-        .map_err(|e| ClusterError::Msg(format!("cannot create a temporary directory: {e}")))?;
+        .map_err(ClusterError::TempDir)?;
     Ok(dir.keep())
 }
 
@@ -106,11 +106,14 @@ pub async fn export_logs(
     dir: &Path,
 ) -> Result<ExportedLogs, ClusterError> {
     let all = super::nodes(docker, Some(cluster)).await?;
-    let nodes = select_nodes(cluster, &all, &[], &super::clusters(docker).await?)
-        .map_err(ClusterError::Msg)?;
+    let nodes = select_nodes(cluster, &all, &[], &super::clusters(docker).await?)?;
     tokio::fs::create_dir_all(dir)
         .await
-        .map_err(|e| ClusterError::Msg(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|source| ClusterError::Io {
+            action: "create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
 
     let mut jobs: Vec<Job> = vec![
         Box::pin(async move {

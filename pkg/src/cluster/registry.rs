@@ -332,18 +332,13 @@ pub async fn delete_registry(docker: &Docker) -> Result<bool, ClusterError> {
     let found = find(docker).await?;
     if let Some(state) = &found {
         if !state.ours {
-            return Err(ClusterError::Msg(format!(
-                "the container {} was not made by kindred; kindred leaves it alone",
-                registry::CONTAINER
-            )));
+            return Err(ClusterError::RegistryNotOursToDelete {
+                container: registry::CONTAINER.to_string(),
+            });
         }
         let used_by = users(docker).await?;
         if !used_by.is_empty() {
-            return Err(ClusterError::Msg(format!(
-                "the registry is used by the clusters {0}; delete them first (`kindred delete \
-                 clusters {0}`), and the registry goes with the last one unless it is kept",
-                used_by.join(" ")
-            )));
+            return Err(ClusterError::RegistryInUse { clusters: used_by });
         }
     }
     let volume = our_volume(docker).await?;
