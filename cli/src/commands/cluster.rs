@@ -146,17 +146,31 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         Some(path) => config::load(path)?,
         None => (Cluster::default(), None),
     };
+    let base = match dir {
+        Some(d) => d,
+        None => std::env::current_dir()?,
+    };
+    let mut overrides = cluster::ConfigOverrides {
+        name: args.name.clone(),
+        image: args.image.clone(),
+        registry: (args.registry || args.registry_port.is_some() || args.keep_registry)
+            .then_some((args.registry_port, args.keep_registry)),
+        disable_load_balancer_services: args.disable_load_balancer_services,
+        default_image: None,
+    };
     // The config is checked with the cgroup v1 default image before Docker is touched (bad input
     // fails fast, with or without a daemon), then resolved again with the host's own default.
-    let resolve =
-        |default_image: &str| resolve_config(&args, &loaded, dir.as_deref(), default_image);
-    let cluster = resolve(&kindred::defaults::default_node_image())?;
+    let resolve = |overrides: &cluster::ConfigOverrides| {
+        cluster::resolve_config(loaded.clone(), args.config.as_deref(), &base, overrides)
+    };
+    let cluster = resolve(&overrides)?;
     let docker = Docker::connect().await?;
     let host = super::host_default(&docker, ui).await?;
     let cluster = if host.version == kindred::defaults::KUBERNETES_VERSION {
         cluster
     } else {
-        resolve(&host.node_image())?
+        overrides.default_image = Some(host.node_image());
+        resolve(&overrides)?
     };
     build_default_image_if_missing(&docker, &cluster, &host, ui).await?;
     if cluster.registry().is_some() {
@@ -174,28 +188,8 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         kubeconfig: kubeconfig::target_path(args.kubeconfig.as_deref()),
     };
     ui.info(format!("Creating cluster \"{}\" ...", opts.config.name));
-    // Everything this command creates carries the owner's token; after an interruption only
-    // that is removed, never a cluster of the same name that another command made.
-    let owner = cluster::Ownership::new(&opts.config.name, &opts.kubeconfig)?;
-    let created = tokio::select! {
-        created = cluster::create_owned(&docker, &opts, &owner, ui) => created?,
-        signal = shutdown_signal() => {
-            let name = &opts.config.name;
-            if opts.retain {
-                ui.info(format!("Interrupted by {signal}; keeping what this command created for {name} (--retain)"));
-            } else {
-                ui.info(format!(
-                    "Interrupted by {signal}; deleting the partly created cluster {name} (only what this command created)"
-                ));
-                // Settling: a container creation already sent to Docker may finish after the
-                // first pass.
-                if let Err(e) = owner.clean_up(&docker, true).await {
-                    ui.warn(e.to_string());
-                }
-            }
-            return Err(format!("interrupted by {signal}").into());
-        }
-    };
+    // Ctrl-C and SIGTERM clean up inside (only what this command made).
+    let created = cluster::create(&docker, &opts, ui).await?;
     // No kubectl on the host: point at the cluster's own, which always matches its version.
     let kubectl = if on_path("kubectl") {
         format!("kubectl cluster-info --context {}", created.context)
@@ -213,44 +207,6 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         created.context, created.server
     ));
     Ok(())
-}
-
-/// The cluster to create: the config with the command line's overrides, defaults (nodes
-/// without an image get `default_image`) and host paths made absolute, validated.
-fn resolve_config(
-    args: &CreateClusterArgs,
-    loaded: &Cluster,
-    dir: Option<&std::path::Path>,
-    default_image: &str,
-) -> Result<Cluster, Box<dyn std::error::Error>> {
-    // --name wins over the config's name, which wins over the environment.
-    let name = match (&args.name, loaded.name.is_empty()) {
-        (Some(n), _) => n.clone(),
-        (None, false) => loaded.name.clone(),
-        (None, true) => cluster::default_name(None),
-    };
-    // Defaults first (they create the node list), then --image overrides every node.
-    let mut cluster = loaded.clone().with_name(name);
-    if args.registry || args.registry_port.is_some() || args.keep_registry {
-        cluster = cluster.with_registry(args.registry_port, args.keep_registry);
-    }
-    if args.disable_load_balancer_services {
-        cluster = cluster.without_load_balancer_services();
-    }
-    let mut cluster = cluster.with_defaults_using(default_image);
-    if let Some(image) = &args.image {
-        cluster = cluster.with_node_image(image);
-    }
-    let base = match dir {
-        Some(d) => d.to_path_buf(),
-        None => std::env::current_dir()?,
-    };
-    let cluster = cluster.resolve_host_paths(&base);
-    cluster.validate().map_err(|e| match &args.config {
-        Some(path) => format!("{path}: {e}"),
-        None => e.to_string(),
-    })?;
-    Ok(cluster)
 }
 
 /// True when `program` is an executable file in a directory of $PATH.
@@ -426,21 +382,6 @@ pub async fn export(cmd: ExportCommand, ui: &Ui) -> CmdResult {
         path.display()
     ));
     Ok(())
-}
-
-/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM (a CI job being stopped).
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }
 
 /// `90s`, `5m`, `1h`, `1m30s`, or a bare number of seconds (see [`kindred::duration::parse`]).

@@ -20,7 +20,7 @@
 
 mod args;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -171,6 +171,8 @@ struct Deployer {
     cwd: PathBuf,
     ui: Ui,
     built_image: RefCell<Option<String>>,
+    /// True while `up` is inside `cluster::create`, which cleans up on a signal by itself.
+    creating: Cell<bool>,
 }
 
 async fn run(a: Args, cwd: &Path) -> Result<(), String> {
@@ -202,6 +204,7 @@ async fn run(a: Args, cwd: &Path) -> Result<(), String> {
         run_dir: run_dir.clone(),
         cwd: cwd.to_path_buf(),
         built_image: RefCell::new(None),
+        creating: Cell::new(false),
     };
     let junit = Junit::default();
     let a = &d.args;
@@ -224,10 +227,16 @@ async fn run(a: Args, cwd: &Path) -> Result<(), String> {
         }
         Ok::<(), String>(())
     };
+    tokio::pin!(steps);
     let result = tokio::select! {
-        r = steps => r,
+        r = &mut steps => r,
         signal = shutdown_signal() => {
             eprintln!("Captured {signal}, gracefully attempting to clean up resources..");
+            if d.creating.get() {
+                // The create saw the signal too: let it remove what it made (it waits for
+                // container creations already sent to Docker) before down looks.
+                let _ = (&mut steps).await;
+            }
             if a.up || a.test.is_some() {
                 let down = junit.wrap("Down", d.down()).await;
                 write_file(&run_dir.join("junit_runner.xml"), &junit.xml())?;
@@ -280,7 +289,8 @@ impl Deployer {
         Ok(())
     }
 
-    /// `kindred create cluster` through the library.
+    /// `kindred create cluster` through the library (which also cleans up what it made on
+    /// SIGINT/SIGTERM; `run` then tears the cluster down).
     async fn up(&self) -> Result<(), String> {
         let (loaded, dir) = match &self.args.config {
             Some(path) => config::load(&path.display().to_string()).map_err(|e| e.to_string())?,
@@ -298,19 +308,24 @@ impl Deployer {
             .await
             .map_err(|e| e.to_string())?;
         let default = host.node_image();
-        let mut c = loaded
-            .with_name(&self.args.cluster_name)
-            .with_defaults_using(&default);
-        let image = self
-            .args
-            .image_name
-            .clone()
-            .or_else(|| self.built_image.borrow().clone());
-        if let Some(image) = &image {
-            c = c.with_node_image(image);
-        }
-        let c = c.resolve_host_paths(&dir.unwrap_or_else(|| self.cwd.clone()));
-        c.validate().map_err(|e| e.to_string())?;
+        let overrides = cluster::ConfigOverrides {
+            name: Some(self.args.cluster_name.clone()),
+            image: self
+                .args
+                .image_name
+                .clone()
+                .or_else(|| self.built_image.borrow().clone()),
+            default_image: Some(default.clone()),
+            ..Default::default()
+        };
+        let file = self.args.config.as_ref().map(|p| p.display().to_string());
+        let c = cluster::resolve_config(
+            loaded,
+            file.as_deref(),
+            &dir.unwrap_or_else(|| self.cwd.clone()),
+            &overrides,
+        )
+        .map_err(|e| e.to_string())?;
         for img in c.nodes.iter().map(|n| n.image.clone()) {
             if docker.image_exists(&img).await.map_err(|e| e.to_string())? {
                 continue;
@@ -340,6 +355,7 @@ impl Deployer {
             "Creating cluster \"{}\" ...",
             self.args.cluster_name
         ));
+        self.creating.set(true);
         let created = cluster::create(
             &docker,
             &CreateOptions {
@@ -351,7 +367,9 @@ impl Deployer {
             &self.ui,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string());
+        self.creating.set(false);
+        let created = created?;
         self.ui.info(format!(
             "Cluster {} is up (API server {}); kubeconfig {}",
             self.args.cluster_name,

@@ -17,11 +17,13 @@ pub async fn control_plane(docker: &Docker, cluster: &str) -> Result<String, Clu
         .await?;
     // Sorted by name: `<cluster>-control-plane` precedes `...-control-plane2`.
     cps.sort_by(|a, b| a.name.len().cmp(&b.name.len()).then(a.name.cmp(&b.name)));
-    cps.into_iter().next().map(|c| c.name).ok_or_else(|| {
-        ClusterError::Msg(format!(
-            "no cluster named {cluster} (see `kindred get clusters`)"
-        ))
-    })
+    match cps.into_iter().next() {
+        Some(cp) => Ok(cp.name),
+        None => Err(ClusterError::NoSuchCluster {
+            name: cluster.to_string(),
+            known: super::clusters(docker).await?,
+        }),
+    }
 }
 
 /// The kubeconfig entry of a cluster, with the API server as seen from the host, or from
@@ -69,14 +71,14 @@ pub async fn schedulable_nodes(
     let cp = control_plane(docker, cluster).await?;
     let out = super::node_kubectl(docker, &cp, "get nodes -o json").await?;
     if out.code != 0 {
-        return Err(ClusterError::Step {
-            step: format!("listing the nodes of {cluster}"),
-            reason: out.stderr,
+        return Err(ClusterError::ListNodes {
+            cluster: cluster.to_string(),
+            stderr: out.stderr,
         });
     }
-    parse_schedulable(&out.stdout).map_err(|e| ClusterError::Step {
-        step: format!("reading the node list of {cluster}"),
-        reason: e,
+    parse_schedulable(&out.stdout).map_err(|reason| ClusterError::NodeList {
+        cluster: cluster.to_string(),
+        reason,
     })
 }
 

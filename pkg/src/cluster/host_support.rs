@@ -26,9 +26,7 @@ pub(super) async fn check_images(docker: &Docker, images: &[&str]) -> Result<(),
     }
     for image in images {
         let version = image_kube_version(docker, image).await?;
-        if let Err(reason) = runs_on_cgroup_v1(image, &version) {
-            return Err(ClusterError::Msg(reason));
-        }
+        runs_on_cgroup_v1(image, &version)?;
     }
     Ok(())
 }
@@ -41,7 +39,7 @@ async fn image_kube_version(docker: &Docker, image: &str) -> Result<String, Clus
     Ok(String::from_utf8_lossy(&bytes).trim().to_string())
 }
 
-fn runs_on_cgroup_v1(image: &str, version: &str) -> Result<(), String> {
+fn runs_on_cgroup_v1(image: &str, version: &str) -> Result<(), ClusterError> {
     // An unreadable version is left for kubeadm to judge, as before this check.
     let Ok(parsed) = KubeVersion::parse(version) else {
         return Ok(());
@@ -49,13 +47,10 @@ fn runs_on_cgroup_v1(image: &str, version: &str) -> Result<(), String> {
     if !parsed.at_least(FIRST_MINOR_WITHOUT_CGROUP_V1) {
         return Ok(());
     }
-    Err(format!(
-        "node image {image} runs Kubernetes {version}, whose kubelet refuses cgroup v1, and this \
-         Docker host runs containers on cgroup v1. Use a node image of Kubernetes 1.34 or older \
-         (`kindred build node-image --kube-version {}`), or a host with cgroup v2 (most Linux \
-         distributions since 2021, Docker Desktop)",
-        crate::defaults::KUBERNETES_VERSION
-    ))
+    Err(ClusterError::NeedsCgroupV2 {
+        image: image.to_string(),
+        version: version.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -67,7 +62,7 @@ mod tests {
         assert!(runs_on_cgroup_v1("kindred/node:v1.34.12", "v1.34.12").is_ok());
         assert!(runs_on_cgroup_v1("kindest/node:v1.30.0", "v1.30.0").is_ok());
         for v in ["v1.35.4", "v1.36.3", "v1.37.2", "v1.35.0-alpha.1"] {
-            let err = runs_on_cgroup_v1("img", v).unwrap_err();
+            let err = runs_on_cgroup_v1("img", v).unwrap_err().to_string();
             assert!(err.contains(v) && err.contains("cgroup v1"), "{err}");
             assert!(
                 err.contains("kindred build node-image --kube-version"),

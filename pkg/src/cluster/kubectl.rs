@@ -30,14 +30,16 @@ pub async fn cluster_kubectl(
         let bytes = docker
             .read_container_file(&node, "/usr/bin/kubectl")
             .await
-            .map_err(|e| {
-                ClusterError::Msg(format!(
-                    "the node image of {cluster} has no /usr/bin/kubectl ({e}); install kubectl \
-                     {version} on the host instead"
-                ))
+            .map_err(|source| ClusterError::NoKubectlInImage {
+                cluster: cluster.to_string(),
+                version: version.clone(),
+                source: Box::new(source),
             })?;
-        install_executable(&binary, &bytes)
-            .map_err(|e| ClusterError::Msg(format!("writing {}: {e}", binary.display())))?;
+        install_executable(&binary, &bytes).map_err(|source| ClusterError::Io {
+            action: "write",
+            path: binary.clone(),
+            source,
+        })?;
     }
     // Rewritten each time: the API port is fixed per cluster, but a cluster of the same
     // name may have been recreated since.

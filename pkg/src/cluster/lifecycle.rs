@@ -17,9 +17,10 @@ const STOP_TIMEOUT_SECS: i32 = 30;
 async fn cluster_nodes(docker: &Docker, name: &str) -> Result<Vec<NodeSummary>, ClusterError> {
     let nodes = nodes(docker, Some(name)).await?;
     if nodes.is_empty() {
-        return Err(ClusterError::Msg(format!(
-            "no cluster named {name}; `kindred get clusters` lists them"
-        )));
+        return Err(ClusterError::NoSuchCluster {
+            name: name.to_string(),
+            known: super::clusters(docker).await?,
+        });
     }
     Ok(nodes)
 }
@@ -65,7 +66,9 @@ pub async fn start(
         .iter()
         .filter(|n| n.role == "control-plane")
         .min_by(|a, b| a.name.len().cmp(&b.name.len()).then(a.name.cmp(&b.name)))
-        .ok_or_else(|| ClusterError::Msg(format!("cluster {name} has no control-plane node")))?;
+        .ok_or_else(|| ClusterError::NoControlPlane {
+            cluster: name.to_string(),
+        })?;
 
     // The shared registry, when this cluster uses it and it was stopped (`stop cluster` leaves
     // it running: other clusters may use it).
@@ -99,7 +102,7 @@ pub async fn start(
         control
             .iter()
             .filter(|n| n.role != LOAD_BALANCER_ROLE)
-            .map(|n| super::create::wait_for_systemd(docker, &n.name)),
+            .map(|n| super::node_shell::wait_for_systemd(docker, &n.name)),
     )
     .await?;
     step.done();
@@ -115,7 +118,7 @@ pub async fn start(
         try_join_all(
             workers
                 .iter()
-                .map(|n| super::create::wait_for_systemd(docker, &n.name)),
+                .map(|n| super::node_shell::wait_for_systemd(docker, &n.name)),
         )
         .await?;
         step.done();
@@ -164,15 +167,12 @@ async fn wait_recovered(
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(ClusterError::Step {
-                step: "waiting for the cluster to recover".into(),
-                reason: format!(
-                    "after {}s: {ready} of {count} nodes Ready since the start; system pods not ready: {}\n{}{}",
-                    wait.as_secs(),
-                    unready.join(", "),
-                    out.stdout,
-                    out.stderr
-                ),
+            return Err(ClusterError::NotRecovered {
+                waited_secs: wait.as_secs(),
+                ready,
+                total: count,
+                unready: unready.iter().map(|u| u.to_string()).collect(),
+                output: format!("{}{}", out.stdout, out.stderr),
             });
         }
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -105,16 +105,12 @@ pub fn select_nodes(
     all: &[NodeSummary],
     wanted: &[String],
     clusters: &[String],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ClusterError> {
     if all.is_empty() {
-        let known = if clusters.is_empty() {
-            "there are no clusters".to_string()
-        } else {
-            format!("clusters: {}", clusters.join(", "))
-        };
-        return Err(format!(
-            "no cluster named {cluster} ({known}); pass --name or create it with `kindred create cluster --name {cluster}`"
-        ));
+        return Err(ClusterError::NoSuchCluster {
+            name: cluster.to_string(),
+            known: clusters.to_vec(),
+        });
     }
     let names: Vec<String> = all.iter().map(|n| n.name.clone()).collect();
     if wanted.is_empty() {
@@ -122,12 +118,11 @@ pub fn select_nodes(
     }
     let unknown: Vec<&String> = wanted.iter().filter(|w| !names.contains(w)).collect();
     if !unknown.is_empty() {
-        let unknown: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-        return Err(format!(
-            "cluster {cluster} has no node named {}; its nodes are: {}",
-            unknown.join(", "),
-            names.join(", ")
-        ));
+        return Err(ClusterError::NoSuchNode {
+            cluster: cluster.to_string(),
+            unknown: unknown.into_iter().cloned().collect(),
+            nodes: names,
+        });
     }
     let mut selected: Vec<String> = names.into_iter().filter(|n| wanted.contains(n)).collect();
     selected.dedup();
@@ -136,7 +131,7 @@ pub fn select_nodes(
 
 /// Renders nodes for `get nodes -o ...` (not [`NodeFormat::Names`], which needs no details).
 pub fn render_nodes(nodes: &[NodeDetails], format: NodeFormat) -> Result<String, ClusterError> {
-    let fail = |e: String| ClusterError::Msg(format!("cannot render the node list: {e}"));
+    let fail = ClusterError::Render;
     match format {
         NodeFormat::Names => Ok(nodes
             .iter()
@@ -255,13 +250,17 @@ mod tests {
         );
         let err = select_nodes("c", &all, &["c-worker9".into()], &clusters).unwrap_err();
         assert!(
-            err.contains("no node named c-worker9; its nodes are: c-control-plane, c-worker"),
+            err.to_string()
+                .contains("no node named c-worker9; its nodes are: c-control-plane, c-worker"),
             "{err}"
         );
         let err = select_nodes("x", &[], &[], &clusters).unwrap_err();
-        assert!(err.contains("no cluster named x (clusters: c)"), "{err}");
+        assert!(
+            err.to_string().contains("no cluster named x (clusters: c)"),
+            "{err}"
+        );
         let err = select_nodes("x", &[], &[], &[]).unwrap_err();
-        assert!(err.contains("there are no clusters"), "{err}");
+        assert!(err.to_string().contains("there are no clusters"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! names only get the missing names.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -12,8 +13,56 @@ use futures_util::StreamExt;
 
 use super::images::{self, Need, NodeImages, Wanted};
 use super::{select_nodes, ClusterError};
-use crate::provider::{Docker, InputStream};
+use crate::provider::{Docker, InputStream, ProviderError};
 use crate::ui::Ui;
+
+/// Why one node did not get an image; shown in its [`LoadReport`]. Clone, since one failed
+/// stream fails every node it was sent to.
+#[derive(Debug, Clone, thiserror::Error)]
+enum NodeLoadError {
+    #[error(transparent)]
+    Provider(Arc<ProviderError>),
+    #[error("`crictl images` failed on {node} (is containerd running?): {stderr}")]
+    ListImages { node: String, stderr: String },
+    /// `crictl images -o json` printed something unexpected.
+    #[error("{0}")]
+    ImageList(String),
+    #[error("`{command}` failed on {node}: {stderr}")]
+    Tag {
+        node: String,
+        command: String,
+        stderr: String,
+    },
+    #[error("`{command}` failed on {node} (exit code {code}): {stdout}{stderr}")]
+    Import {
+        node: String,
+        command: String,
+        code: i64,
+        stdout: String,
+        stderr: String,
+    },
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// Reading the image stream (`docker save`, or the file) failed midway.
+    #[error("{0}")]
+    Source(String),
+    #[error(
+        "{image} is not in containerd on {node} after the import (an image for another \
+         platform? or, on Docker's containerd image store, an image loaded by ID: load it by \
+         name)"
+    )]
+    NotImported { image: String, node: String },
+}
+
+impl From<ProviderError> for NodeLoadError {
+    fn from(e: ProviderError) -> Self {
+        NodeLoadError::Provider(Arc::new(e))
+    }
+}
 
 /// Where the images come from.
 #[derive(Debug, Clone)]
@@ -76,8 +125,7 @@ pub async fn load(
     // Images go to Kubernetes nodes only, not an HA cluster's load balancer.
     let mut all = super::nodes(docker, Some(cluster)).await?;
     all.retain(|n| n.role != super::LOAD_BALANCER_ROLE);
-    let nodes = select_nodes(cluster, &all, node_names, &super::clusters(docker).await?)
-        .map_err(ClusterError::Msg)?;
+    let nodes = select_nodes(cluster, &all, node_names, &super::clusters(docker).await?)?;
     let units = resolve(docker, source).await?;
 
     let step = ui.step(format!("Checking the images on {} node(s)", nodes.len()));
@@ -121,11 +169,9 @@ async fn resolve(docker: &Docker, source: &ImageSource) -> Result<Vec<Unit>, Clu
                 }
             }
             if !missing.is_empty() {
-                return Err(ClusterError::Msg(format!(
-                    "image {} not found in the local Docker; `docker pull` or `docker build` it first \
-                     (kindred loads images from Docker, it does not pull them)",
-                    missing.join(", ")
-                )));
+                return Err(ClusterError::ImagesNotInDocker {
+                    images: missing.iter().map(|m| m.to_string()).collect(),
+                });
             }
             let mut seen = std::collections::HashSet::new();
             wanted.retain(|w| seen.insert(w.display.clone()));
@@ -139,9 +185,8 @@ async fn resolve(docker: &Docker, source: &ImageSource) -> Result<Vec<Unit>, Clu
             for path in paths {
                 let p = path.clone();
                 let found = tokio::task::spawn_blocking(move || images::read_archive(&p))
-                    .await
-                    .map_err(|e| ClusterError::Msg(e.to_string()))?
-                    .map_err(ClusterError::Msg)?;
+                    .await?
+                    .map_err(ClusterError::BadArchive)?;
                 let file = path
                     .file_name()
                     .map(|f| f.to_string_lossy().into_owned())
@@ -172,24 +217,23 @@ fn short(id: &str) -> &str {
 }
 
 /// A node's images as the CRI sees them.
-async fn node_images(docker: &Docker, node: &str) -> Result<NodeImages, String> {
+async fn node_images(docker: &Docker, node: &str) -> Result<NodeImages, NodeLoadError> {
     let out = docker
         .exec(node, &["crictl", "images", "-o", "json"])
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if out.code != 0 {
-        return Err(format!(
-            "`crictl images` failed on {node} (is containerd running?): {}",
-            out.stderr.trim()
-        ));
+        return Err(NodeLoadError::ListImages {
+            node: node.to_string(),
+            stderr: out.stderr.trim().to_string(),
+        });
     }
-    NodeImages::from_crictl_json(&out.stdout)
+    NodeImages::from_crictl_json(&out.stdout).map_err(NodeLoadError::ImageList)
 }
 
 async fn load_unit(
     docker: &Docker,
     nodes: &[String],
-    stores: &[Result<NodeImages, String>],
+    stores: &[Result<NodeImages, NodeLoadError>],
     unit: &Unit,
     ui: &Ui,
 ) -> Vec<LoadReport> {
@@ -200,7 +244,7 @@ async fn load_unit(
             Err(_) => false,
         })
         .collect();
-    let mut imported: Vec<Option<Result<(), String>>> = vec![None; nodes.len()];
+    let mut imported: Vec<Option<Result<(), NodeLoadError>>> = vec![None; nodes.len()];
     // The images in the stream (from Docker, only those some node lacks).
     let mut streamed: Vec<String> = Vec::new();
     if !importers.is_empty() {
@@ -249,7 +293,7 @@ async fn load_unit(
                 for (&i, r) in importers.iter().zip(results) {
                     // A broken source explains a failed import better than ctr does.
                     let r = match (&pumped, r) {
-                        (Err(why), Err(_)) => Err(why.clone()),
+                        (Err(why), Err(_)) => Err(NodeLoadError::Source(why.clone())),
                         (_, r) => r,
                     };
                     imported[i] = Some(r);
@@ -281,8 +325,8 @@ async fn load_unit(
 async fn finish_node(
     docker: &Docker,
     node: &str,
-    before: Result<NodeImages, String>,
-    import: Option<Result<(), String>>,
+    before: Result<NodeImages, NodeLoadError>,
+    import: Option<Result<(), NodeLoadError>>,
     wanted: &[Wanted],
     streamed: &[String],
 ) -> Vec<LoadReport> {
@@ -296,7 +340,7 @@ async fn finish_node(
         Err(why) => {
             return wanted
                 .iter()
-                .map(|w| report(w, Outcome::Failed(why.clone())))
+                .map(|w| report(w, Outcome::Failed(why.to_string())))
                 .collect()
         }
     };
@@ -305,7 +349,7 @@ async fn finish_node(
             .iter()
             .map(|w| match before.need(w) {
                 Need::Nothing => report(w, Outcome::AlreadyPresent),
-                _ => report(w, Outcome::Failed(why.clone())),
+                _ => report(w, Outcome::Failed(why.to_string())),
             })
             .collect();
     }
@@ -320,7 +364,7 @@ async fn finish_node(
                 Err(why) => {
                     return wanted
                         .iter()
-                        .map(|w| report(w, Outcome::Failed(why.clone())))
+                        .map(|w| report(w, Outcome::Failed(why.to_string())))
                         .collect()
                 }
             }
@@ -332,12 +376,13 @@ async fn finish_node(
         let outcome = match (before.need(w), after.need(w)) {
             // Docker's containerd image store: recognised by its names (see `resolve`).
             (_, Need::Import) if after.received(w) => Outcome::Loaded,
-            (_, Need::Import) => Outcome::Failed(format!(
-                "{} is not in containerd on {node} after the import (an image for another \
-                 platform? or, on Docker's containerd image store, an image loaded by ID: load \
-                 it by name)",
-                w.display
-            )),
+            (_, Need::Import) => Outcome::Failed(
+                NodeLoadError::NotImported {
+                    image: w.display.clone(),
+                    node: node.to_string(),
+                }
+                .to_string(),
+            ),
             (Need::Import, Need::Nothing) => Outcome::Loaded,
             // The import brought the missing names along.
             (Need::Tags(tags), Need::Nothing) => Outcome::Retagged(tags),
@@ -346,7 +391,7 @@ async fn finish_node(
                 match tag(docker, node, &after.source_ref(id), &tags).await {
                     Ok(()) if before.need(w) == Need::Import => Outcome::Loaded,
                     Ok(()) => Outcome::Retagged(tags),
-                    Err(why) => Outcome::Failed(why),
+                    Err(why) => Outcome::Failed(why.to_string()),
                 }
             }
             (_, Need::Nothing) => Outcome::AlreadyPresent,
@@ -358,7 +403,11 @@ async fn finish_node(
 
 /// The CRI learns about imported images from containerd's events, a moment later: wait until
 /// every imported image shows up with its names (or a few seconds pass).
-async fn settled(docker: &Docker, node: &str, wanted: &[&Wanted]) -> Result<NodeImages, String> {
+async fn settled(
+    docker: &Docker,
+    node: &str,
+    wanted: &[&Wanted],
+) -> Result<NodeImages, NodeLoadError> {
     let mut last = node_images(docker, node).await?;
     for _ in 0..20 {
         if wanted.iter().all(|w| last.received(w)) {
@@ -370,16 +419,21 @@ async fn settled(docker: &Docker, node: &str, wanted: &[&Wanted]) -> Result<Node
     Ok(last)
 }
 
-async fn tag(docker: &Docker, node: &str, source: &str, tags: &[String]) -> Result<(), String> {
+async fn tag(
+    docker: &Docker,
+    node: &str,
+    source: &str,
+    tags: &[String],
+) -> Result<(), NodeLoadError> {
     for t in tags {
         let cmd = ["ctr", "-n", "k8s.io", "images", "tag", "--force", source, t];
-        let out = docker.exec(node, &cmd).await.map_err(|e| e.to_string())?;
+        let out = docker.exec(node, &cmd).await?;
         if out.code != 0 {
-            return Err(format!(
-                "`{}` failed on {node}: {}",
-                cmd.join(" "),
-                out.stderr.trim()
-            ));
+            return Err(NodeLoadError::Tag {
+                node: node.to_string(),
+                command: cmd.join(" "),
+                stderr: out.stderr.trim().to_string(),
+            });
         }
     }
     Ok(())
@@ -392,11 +446,8 @@ async fn import(
     node: &str,
     input: InputStream,
     by_digest: bool,
-) -> Result<(), String> {
-    let dump = docker
-        .exec(node, &["containerd", "config", "dump"])
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), NodeLoadError> {
+    let dump = docker.exec(node, &["containerd", "config", "dump"]).await?;
     let snapshotter = images::cri_snapshotter(&dump.stdout).map(|s| format!("--snapshotter={s}"));
     let mut cmd = vec!["ctr", "-n", "k8s.io", "images", "import", "--all-platforms"];
     cmd.extend(snapshotter.as_deref());
@@ -404,39 +455,27 @@ async fn import(
         cmd.push("--digests");
     }
     cmd.push("-");
-    let out = docker
-        .exec_with_input(node, &cmd, input)
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = docker.exec_with_input(node, &cmd, input).await?;
     if out.code != 0 {
-        return Err(format!(
-            "`{}` failed on {node} (exit code {}): {}{}",
-            cmd.join(" "),
-            out.code,
-            out.stdout.trim(),
-            out.stderr.trim()
-        ));
+        return Err(NodeLoadError::Import {
+            node: node.to_string(),
+            command: cmd.join(" "),
+            code: out.code,
+            stdout: out.stdout.trim().to_string(),
+            stderr: out.stderr.trim().to_string(),
+        });
     }
     Ok(())
 }
 
-async fn file_stream(path: &std::path::Path) -> Result<InputStream, String> {
+async fn file_stream(path: &std::path::Path) -> Result<InputStream, NodeLoadError> {
     let file = tokio::fs::File::open(path)
         .await
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    Ok(futures_util::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    })
-    .boxed())
+        .map_err(|source| NodeLoadError::Open {
+            path: path.to_path_buf(),
+            source: Arc::new(source),
+        })?;
+    Ok(crate::provider::file_stream(file).boxed())
 }
 
 /// Copies one stream to `n` consumers. The returned future drives it (run it alongside the

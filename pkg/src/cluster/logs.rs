@@ -23,7 +23,46 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{select_nodes, ClusterError};
-use crate::provider::Docker;
+use crate::provider::{Docker, ProviderError};
+
+/// Why one file (or tree) could not be collected; noted in `errors.txt`, the rest goes on.
+#[derive(Debug, thiserror::Error)]
+enum CollectError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// `create` or `write`.
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` exited with {code}: {stderr}")]
+    Command {
+        command: String,
+        code: i64,
+        stderr: String,
+    },
+    /// Reading the copied archive (or the copy stream) failed.
+    #[error("{0}")]
+    Archive(#[source] std::io::Error),
+    #[error("some entries were not copied: {}", .0.join("; "))]
+    NotCopied(Vec<String>),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("unpacking stopped: {0}")]
+    Unpack(#[from] tokio::task::JoinError),
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CollectError {
+    let path = path.to_path_buf();
+    move |source| CollectError::Io {
+        action,
+        path,
+        source,
+    }
+}
 
 /// With no directory given, logs go under `$KINDRED_ARTIFACTS/kindred-logs-<cluster>` (CI
 /// systems collect such a directory), else into a new temporary directory.
@@ -56,7 +95,7 @@ fn logs_dir(cluster: &str, artifacts: Option<&str>) -> Result<PathBuf, ClusterEr
     let dir = tempfile::Builder::new()
         .prefix(&format!("kindred-logs-{cluster}-"))
         .tempdir()
-        .map_err(|e| ClusterError::Msg(format!("cannot create a temporary directory: {e}")))?;
+        .map_err(ClusterError::TempDir)?;
     Ok(dir.keep())
 }
 
@@ -67,11 +106,14 @@ pub async fn export_logs(
     dir: &Path,
 ) -> Result<ExportedLogs, ClusterError> {
     let all = super::nodes(docker, Some(cluster)).await?;
-    let nodes = select_nodes(cluster, &all, &[], &super::clusters(docker).await?)
-        .map_err(ClusterError::Msg)?;
+    let nodes = select_nodes(cluster, &all, &[], &super::clusters(docker).await?)?;
     tokio::fs::create_dir_all(dir)
         .await
-        .map_err(|e| ClusterError::Msg(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|source| ClusterError::Io {
+            action: "create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
 
     let mut jobs: Vec<Job> = vec![
         Box::pin(async move {
@@ -89,7 +131,7 @@ pub async fn export_logs(
             let file = "docker-info.json";
             let result = match docker.info_json().await {
                 Ok(info) => write_json(&dir.join(file), &info).await,
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             };
             (file.into(), result)
         }),
@@ -120,7 +162,7 @@ pub async fn export_logs(
 }
 
 /// One file (or tree) to collect: its name for `errors.txt`, and the outcome.
-type Job<'a> = Pin<Box<dyn Future<Output = (String, Result<(), String>)> + Send + 'a>>;
+type Job<'a> = Pin<Box<dyn Future<Output = (String, Result<(), CollectError>)> + Send + 'a>>;
 
 fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path, kube_node: bool) -> Vec<Job<'a>> {
     let ndir = dir.join(node);
@@ -162,7 +204,7 @@ fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path, kube_node: bool)
         jobs.push(Box::pin(async move {
             let result = match docker.read_container_file(node, source).await {
                 Ok(bytes) => write(&path, &bytes).await,
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             };
             (label(file), result)
         }));
@@ -171,7 +213,7 @@ fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path, kube_node: bool)
     jobs.push(Box::pin(async move {
         let result = match docker.inspect_container_json(node).await {
             Ok(v) => write_json(&path, &v).await,
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         };
         (label("inspect.json"), result)
     }));
@@ -179,7 +221,7 @@ fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path, kube_node: bool)
     jobs.push(Box::pin(async move {
         let result = match docker.logs(node).await {
             Ok(text) => write(&path, text.as_bytes()).await,
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         };
         (label("container.log"), result)
     }));
@@ -203,23 +245,22 @@ async fn command_to_file(
     node: &str,
     cmd: &[&str],
     path: &Path,
-) -> Result<(), String> {
+) -> Result<(), CollectError> {
     mkdir_parent(path).await?;
     let out = match docker.exec_to_file(node, cmd, path).await {
         Ok(out) => out,
         Err(e) => {
             remove_if_empty(path).await;
-            return Err(e.to_string());
+            return Err(e.into());
         }
     };
     if out.code != 0 {
         remove_if_empty(path).await;
-        return Err(format!(
-            "`{}` exited with {}: {}",
-            cmd.join(" "),
-            out.code,
-            out.stderr.trim()
-        ));
+        return Err(CollectError::Command {
+            command: cmd.join(" "),
+            code: out.code,
+            stderr: out.stderr.trim().to_string(),
+        });
     }
     Ok(())
 }
@@ -227,26 +268,31 @@ async fn command_to_file(
 /// Copies a directory out of the container through the archive API and unpacks it under
 /// `dest` (so `/var/log` lands in `dest/log`). Entries that cannot be unpacked are skipped and
 /// reported; the rest is kept.
-async fn copy_tree(docker: &Docker, node: &str, source: &str, dest: &Path) -> Result<(), String> {
+async fn copy_tree(
+    docker: &Docker,
+    node: &str,
+    source: &str,
+    dest: &Path,
+) -> Result<(), CollectError> {
     tokio::fs::create_dir_all(dest)
         .await
-        .map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
+        .map_err(io_error("create", dest))?;
     let tar_path = dest.join(".copy.tar");
     let mut stream = docker.copy_out(node, source);
     let mut file = tokio::fs::File::create(&tar_path)
         .await
-        .map_err(|e| format!("cannot create {}: {e}", tar_path.display()))?;
+        .map_err(io_error("create", &tar_path))?;
     let mut copied = Ok(());
     while let Some(chunk) = stream.next().await {
         match chunk {
             Ok(bytes) => {
                 if let Err(e) = file.write_all(&bytes).await {
-                    copied = Err(format!("cannot write {}: {e}", tar_path.display()));
+                    copied = Err(io_error("write", &tar_path)(e));
                     break;
                 }
             }
             Err(e) => {
-                copied = Err(e.to_string());
+                copied = Err(CollectError::Archive(e));
                 break;
             }
         }
@@ -257,17 +303,17 @@ async fn copy_tree(docker: &Docker, node: &str, source: &str, dest: &Path) -> Re
     let (t, d) = (tar_path.clone(), dest.to_path_buf());
     let unpacked = tokio::task::spawn_blocking(move || unpack(&t, &d))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(CollectError::from)
         .and_then(|r| r);
     let _ = tokio::fs::remove_file(&tar_path).await;
     copied.and(unpacked)
 }
 
-fn unpack(tar_path: &Path, dest: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(tar_path).map_err(|e| e.to_string())?;
+fn unpack(tar_path: &Path, dest: &Path) -> Result<(), CollectError> {
+    let file = std::fs::File::open(tar_path).map_err(CollectError::Archive)?;
     let mut archive = tar::Archive::new(file);
     let mut failed = Vec::new();
-    for entry in archive.entries().map_err(|e| e.to_string())? {
+    for entry in archive.entries().map_err(CollectError::Archive)? {
         let mut entry = match entry {
             Ok(e) => e,
             // A truncated archive: keep what came before.
@@ -287,10 +333,7 @@ fn unpack(tar_path: &Path, dest: &Path) -> Result<(), String> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "some entries were not copied: {}",
-            failed.join("; ")
-        ))
+        Err(CollectError::NotCopied(failed))
     }
 }
 
@@ -301,24 +344,24 @@ async fn remove_if_empty(path: &Path) {
     }
 }
 
-async fn mkdir_parent(path: &Path) -> Result<(), String> {
+async fn mkdir_parent(path: &Path) -> Result<(), CollectError> {
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent)
             .await
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            .map_err(io_error("create", parent))?;
     }
     Ok(())
 }
 
-async fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+async fn write(path: &Path, bytes: &[u8]) -> Result<(), CollectError> {
     mkdir_parent(path).await?;
     tokio::fs::write(path, bytes)
         .await
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(io_error("write", path))
 }
 
-async fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
+async fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), CollectError> {
+    let text = serde_json::to_string_pretty(value)? + "\n";
     write(path, text.as_bytes()).await
 }
 
@@ -361,7 +404,7 @@ mod tests {
         let bytes = std::fs::read(&tar_path).unwrap();
         std::fs::write(&tar_path, &bytes[..600]).unwrap();
         let err = unpack(&tar_path, &dir.path().join("out2")).unwrap_err();
-        assert!(err.contains("not copied"), "{err}");
+        assert!(err.to_string().contains("not copied"), "{err}");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 mod access;
 mod bounded;
 mod capacity;
+mod containers;
 mod create;
 mod delete;
+mod error;
 mod host_support;
 mod images;
 mod kubectl;
@@ -16,6 +18,7 @@ mod load;
 mod logs;
 mod node_options;
 mod node_setup;
+mod node_shell;
 mod offline;
 mod ownership;
 mod plan;
@@ -23,8 +26,9 @@ mod registry;
 
 pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
 pub use capacity::{estimated_memory_mib, CONTROL_PLANE_MIB, WORKER_MIB};
-pub use create::{create, create_owned, CreateOptions, Created, PAUSE_ENV};
+pub use create::{create, resolve_config, ConfigOverrides, CreateOptions, Created, PAUSE_ENV};
 pub use delete::{delete, Deleted};
+pub use error::ClusterError;
 pub use host_support::host_default;
 pub use kubectl::{cluster_kubectl, ClusterKubectl};
 pub use lifecycle::{start, stop};
@@ -98,44 +102,6 @@ fn say_waiting(message: &str) {
 
 /// Environment variable that names the default cluster.
 pub const CLUSTER_NAME_ENV: &str = "KINDRED_CLUSTER_NAME";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    #[error(transparent)]
-    Provider(#[from] crate::provider::ProviderError),
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Kubeadm(#[from] crate::kubeadm::KubeadmError),
-    #[error(transparent)]
-    Kubeconfig(#[from] crate::kubeconfig::KubeconfigError),
-    #[error("{step} failed: {reason}")]
-    Step { step: String, reason: String },
-    #[error(
-        "the name {name} is taken: a cluster named {name} already exists; delete it with \
-         `kindred delete cluster --name {name}` or pick another --name"
-    )]
-    NameTaken { name: String },
-    #[error(
-        "the name {cluster} is taken: a container named {container} already exists and is not \
-         a node of a kindred cluster; remove or rename it, or pick another --name"
-    )]
-    ContainerNameTaken { container: String, cluster: String },
-    #[error(
-        "{nodes} nodes need about {needed_mib} MiB of memory ({CONTROL_PLANE_MIB} MiB per control \
-         plane, {WORKER_MIB} MiB per worker), more than the {total_mib} MiB the Docker host has; \
-         use fewer nodes, or a host with more memory"
-    )]
-    NotEnoughMemory {
-        nodes: usize,
-        needed_mib: u64,
-        total_mib: u64,
-    },
-    #[error(transparent)]
-    Cleanup(#[from] ownership::CleanupError),
-    #[error("{0}")]
-    Msg(String),
-}
 
 /// The cluster name to use: the flag, else $KINDRED_CLUSTER_NAME, else `kindred`.
 pub fn default_name(flag: Option<&str>) -> String {

@@ -101,10 +101,7 @@ impl NodeOptions {
             nodes.insert(node.name.clone(), extras);
         }
         if !problems.is_empty() {
-            return Err(ClusterError::Msg(format!(
-                "the cluster config does not fit this host (nothing was created):\n  {}",
-                problems.join("\n  ")
-            )));
+            return Err(ClusterError::DoesNotFitHost { problems });
         }
         let dns_search = plan.config.networking.dns_search.as_ref().map(|domains| {
             if domains.is_empty() {
@@ -164,7 +161,10 @@ pub async fn network_subnets(docker: &Docker, network: &str) -> Result<Vec<Strin
         .client()
         .inspect_network(network, None)
         .await
-        .map_err(|e| ClusterError::Msg(format!("cannot inspect network {network}: {e}")))?;
+        .map_err(|source| ClusterError::Inspect {
+            what: format!("network {network}"),
+            source,
+        })?;
     Ok(inspected
         .ipam
         .and_then(|ipam| ipam.config)
@@ -364,23 +364,20 @@ async fn check_ip_family(docker: &Docker, family: IpFamily) -> Result<(), Cluste
         return Ok(());
     }
     if let Some(lack) = host_ipv6_lack() {
-        return Err(ClusterError::Msg(format!(
-            "networking.ipFamily {family} needs IPv6, and this host has it turned off: {lack}"
-        )));
+        return Err(ClusterError::HostWithoutIpv6 {
+            family: family.to_string(),
+            lack,
+        });
     }
-    if let Err(e) = probe_docker_ipv6(docker).await {
-        return Err(ClusterError::Msg(format!(
-            "networking.ipFamily {family} needs IPv6 container networks, and Docker cannot \
-             create one here ({e}); enable IPv6 in Docker: add \"ipv6\": true and \
-             \"fixed-cidr-v6\": \"fd00:dead:beef::/48\" to /etc/docker/daemon.json, restart \
-             dockerd, and try again"
-        )));
+    if let Err(reason) = probe_docker_ipv6(docker).await {
+        return Err(ClusterError::DockerWithoutIpv6 {
+            family: family.to_string(),
+            reason,
+        });
     }
-    Err(ClusterError::Msg(format!(
-        "networking.ipFamily {family} is not supported by kindred yet (this host and Docker \
-         can do IPv6, but kindred's node network and pod network are IPv4-only); use ipFamily \
-         ipv4 (the default)"
-    )))
+    Err(ClusterError::Ipv6NotSupported {
+        family: family.to_string(),
+    })
 }
 
 /// Why the kernel gives this host no IPv6, if it does not.

@@ -76,9 +76,10 @@ async fn configure_node(
             &config.containerd_config_patches,
             &config.containerd_config_patches_json6902,
         )
-        .map_err(|e| ClusterError::Step {
-            step: format!("patching containerd's config on {node}"),
-            reason: e.to_string(),
+        .map_err(|source| ClusterError::ContainerdConfig {
+            node: node.to_string(),
+            what: "patching containerd's config",
+            source,
         })?;
         for note in &patched.notes {
             step.detail(format!("[{node}] {note}"));
@@ -97,11 +98,13 @@ async fn configure_node(
                     .await?
             }
         };
-        let (dir, changed) =
-            containerd::registry_config_dir(&current).map_err(|e| ClusterError::Step {
-                step: format!("reading containerd's registry config_path on {node}"),
-                reason: e.to_string(),
-            })?;
+        let (dir, changed) = containerd::registry_config_dir(&current).map_err(|source| {
+            ClusterError::ContainerdConfig {
+                node: node.to_string(),
+                what: "reading containerd's registry config_path",
+                source,
+            }
+        })?;
         if let Some(changed) = changed {
             // A node image from before kindred's config set config_path.
             write_file(docker, node, containerd::CONFIG_PATH, &changed).await?;
@@ -150,21 +153,11 @@ pub(super) async fn restart_containerd(docker: &Docker, node: &str) -> Result<()
         }
         if restart.code != 0 || Instant::now() > deadline {
             let log = super::unit_log_tail(docker, node, "containerd").await;
-            return Err(ClusterError::Step {
-                step: format!("restarting containerd on {node} with the patched config"),
-                reason: format!(
-                    "containerd did not come back{}; check containerdConfigPatches and \
-                     containerdConfigPatchesJSON6902. Its last log lines:\n  {}",
-                    if restart.code != 0 {
-                        format!(
-                            " (`systemctl restart containerd`: {})",
-                            restart.stderr.trim()
-                        )
-                    } else {
-                        format!(" within {}s", limit.as_secs())
-                    },
-                    log.trim_end().replace('\n', "\n  ")
-                ),
+            return Err(ClusterError::ContainerdRestart {
+                node: node.to_string(),
+                restart_error: (restart.code != 0).then(|| restart.stderr.trim().to_string()),
+                waited_secs: limit.as_secs(),
+                log,
             });
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -203,9 +196,11 @@ pub(super) async fn write_file(
         .exec_with_input(node, &["sh", "-c", &script], input)
         .await?;
     if out.code != 0 {
-        return Err(ClusterError::Step {
-            step: format!("writing {path} on {node}"),
-            reason: format!("exit code {}: {}", out.code, out.stderr.trim()),
+        return Err(ClusterError::NodeWriteFile {
+            node: node.to_string(),
+            path: path.to_string(),
+            code: out.code,
+            stderr: out.stderr.trim().to_string(),
         });
     }
     Ok(())

@@ -71,7 +71,7 @@ impl Ownership {
     /// A new invocation creating `cluster`, whose kubeconfig entry goes to `kubeconfig`.
     pub fn new(cluster: &str, kubeconfig: &Path) -> Result<Ownership, ClusterError> {
         Ok(Ownership {
-            token: super::create::random_hex(8)?,
+            token: crate::random::hex(8)?,
             cluster: cluster.to_string(),
             kubeconfig: kubeconfig.to_path_buf(),
             wrote_kubeconfig: AtomicBool::new(false),

@@ -62,11 +62,11 @@ pub async fn find(docker: &Docker) -> Result<Option<RegistryState>, ClusterError
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => return Ok(None),
-        Err(e) => {
-            return Err(ClusterError::Msg(format!(
-                "cannot inspect container {}: {e}",
-                registry::CONTAINER
-            )))
+        Err(source) => {
+            return Err(ClusterError::Inspect {
+                what: format!("container {}", registry::CONTAINER),
+                source,
+            })
         }
     };
     let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
@@ -112,19 +112,12 @@ pub(super) async fn check(docker: &Docker, request: RegistryRequest) -> Result<(
             None => Ok(()),
         },
         None => {
-            if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-                return Err(ClusterError::Msg(format!(
-                    "registry port {port}: 127.0.0.1:{port} is already in use on this host \
-                     ({e}); stop what uses it, or pick another port with `--registry-port` or \
-                     `registry.port` (nothing was created)"
-                )));
+            if let Err(source) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                return Err(ClusterError::RegistryPortTaken { port, source });
             }
             let image = registry::image();
             if !docker.image_exists(&image).await? {
-                return Err(ClusterError::Msg(format!(
-                    "the registry image {image} is not in Docker; build it with `kindred build \
-                     registry-image` (nothing was created)"
-                )));
+                return Err(ClusterError::RegistryImageMissing { image });
             }
             Ok(())
         }
@@ -139,11 +132,9 @@ async fn conflict(
     port: u16,
 ) -> Result<Option<ClusterError>, ClusterError> {
     if !found.ours {
-        return Ok(Some(ClusterError::Msg(format!(
-            "a container named {} exists and was not made by kindred; remove or rename it to \
-             use kindred's registry (nothing was created)",
-            registry::CONTAINER
-        ))));
+        return Ok(Some(ClusterError::RegistryNotOurs {
+            container: registry::CONTAINER.to_string(),
+        }));
     }
     if found.port == Some(port) {
         return Ok(None);
@@ -152,18 +143,12 @@ async fn conflict(
         .port
         .map(|p| p.to_string())
         .unwrap_or_else(|| "an unknown port".into());
-    let used_by = users(docker).await?;
-    let by = if used_by.is_empty() {
-        " (no cluster uses it now; `kindred delete registry` removes it)".to_string()
-    } else {
-        format!(" for the clusters {}", used_by.join(", "))
-    };
-    Ok(Some(ClusterError::Msg(format!(
-        "the local registry {} already runs on 127.0.0.1:{on}{by}; every cluster shares it, so \
-         ask for port {on} (`--registry-port {on}` or `registry.port: {on}`), or delete it \
-         first to move it to port {port} (nothing was created)",
-        registry::CONTAINER
-    ))))
+    Ok(Some(ClusterError::RegistryOnOtherPort {
+        container: registry::CONTAINER.to_string(),
+        on,
+        port,
+        used_by: users(docker).await?,
+    }))
 }
 
 /// Makes the registry run as asked. The caller holds the network lock (so two creates cannot
@@ -291,13 +276,11 @@ async fn wait_ready(docker: &Docker, port: u16) -> Result<(), ClusterError> {
         if Instant::now() > deadline {
             let logs = docker.logs(registry::CONTAINER).await.unwrap_or_default();
             let tail: Vec<&str> = logs.lines().collect();
-            let tail = tail[tail.len().saturating_sub(15)..].join("\n  ");
-            return Err(ClusterError::Step {
-                step: format!("starting the registry {}", registry::CONTAINER),
-                reason: format!(
-                    "http://127.0.0.1:{port}/v2/ did not answer within 30s ({last}); its last \
-                     log lines:\n  {tail}"
-                ),
+            return Err(ClusterError::RegistryNotAnswering {
+                container: registry::CONTAINER.to_string(),
+                port,
+                last,
+                log_tail: tail[tail.len().saturating_sub(15)..].join("\n"),
             });
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -349,18 +332,13 @@ pub async fn delete_registry(docker: &Docker) -> Result<bool, ClusterError> {
     let found = find(docker).await?;
     if let Some(state) = &found {
         if !state.ours {
-            return Err(ClusterError::Msg(format!(
-                "the container {} was not made by kindred; kindred leaves it alone",
-                registry::CONTAINER
-            )));
+            return Err(ClusterError::RegistryNotOursToDelete {
+                container: registry::CONTAINER.to_string(),
+            });
         }
         let used_by = users(docker).await?;
         if !used_by.is_empty() {
-            return Err(ClusterError::Msg(format!(
-                "the registry is used by the clusters {0}; delete them first (`kindred delete \
-                 clusters {0}`), and the registry goes with the last one unless it is kept",
-                used_by.join(" ")
-            )));
+            return Err(ClusterError::RegistryInUse { clusters: used_by });
         }
     }
     let volume = our_volume(docker).await?;

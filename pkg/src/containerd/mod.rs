@@ -97,7 +97,7 @@ pub fn patch(
         let operations = parse_operations(text).map_err(fail)?;
         let mut document = serde_yaml::to_value(&table)
             .map_err(|e| fail(format!("cannot read the config as a tree: {e}")))?;
-        crate::kubeadm::json_patch::apply(&mut document, &operations).map_err(fail)?;
+        crate::json_patch::apply(&mut document, &operations).map_err(fail)?;
         table = from_tree(document).map_err(fail)?;
     }
     let config = toml::to_string(&table).map_err(|e| PatchError {

@@ -196,7 +196,7 @@ fn bad_json6902_patches_name_the_patch_and_operation() {
         ("[", "containerdConfigPatchesJSON6902[0]: is not valid YAML or JSON"),
         (
             r#"[{"op": "replace", "path": "/plugins/nope/x", "value": 1}]"#,
-            "containerdConfigPatchesJSON6902[0]: operation 0 (replace /plugins/nope/x): path /plugins/nope does not exist",
+            "containerdConfigPatchesJSON6902[0]: operation 0 (replace /plugins/nope/x): path /plugins/nope/x does not exist",
         ),
         (
             r#"[{"op": "add", "path": "/version", "value": null}]"#,

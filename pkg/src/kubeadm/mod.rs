@@ -10,7 +10,6 @@ mod component_documents;
 mod documents;
 mod error;
 mod input;
-pub(crate) mod json_patch;
 mod kubeadm_documents;
 mod merge_patch;
 mod patches;

@@ -11,9 +11,10 @@ use serde_yaml::Value;
 
 use super::error::KubeadmError;
 use super::input::RenderInput;
+use super::merge_patch;
 use super::version::KubeadmApi;
-use super::{json_patch, merge_patch};
 use crate::config::PatchJson6902;
+use crate::json_patch;
 
 const KUBEADM_GROUP: &str = "kubeadm.k8s.io";
 const KUBELET_KIND: &str = "KubeletConfiguration";

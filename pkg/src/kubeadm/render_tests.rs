@@ -679,7 +679,8 @@ fn bad_patches_are_errors_naming_the_patch() {
     assert_eq!(
         err,
         "node \"kindred-worker\" kubeadmConfigPatchesJSON6902[1]: cannot apply to JoinConfiguration: \
-         operation 0 (remove /nodeRegistration/taints): no \"taints\" to remove"
+         operation 0 (remove /nodeRegistration/taints): path /nodeRegistration/taints does not \
+         exist (or a list index is out of range)"
     );
     let err = failure(&|n| n.cluster_patches_json6902 = vec![json("op: add")]);
     assert_eq!(

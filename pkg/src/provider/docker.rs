@@ -212,7 +212,7 @@ impl Docker {
                 path: path.display().to_string(),
                 source,
             })?;
-        let body = tokio_util_stream(file);
+        let body = file_stream(file);
         let mut progress = self.client.import_image(
             ImportImageOptions {
                 quiet: true,
@@ -804,22 +804,11 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-/// A file as a stream of byte chunks, for request bodies too large to hold in memory.
-fn tokio_util_stream(
+/// A file as a stream of 1 MiB byte chunks, for bodies too large to hold in memory.
+pub fn file_stream(
     file: tokio::fs::File,
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
-    futures_util::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(bytes::Bytes::from(buf)), file))
-            }
-            Err(e) => Some((Err(e), file)),
-        }
-    })
+    tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
 }
 
 /// A stream of byte chunks fed to a command's stdin.

@@ -7,8 +7,9 @@ mod network;
 mod security;
 
 pub use docker::{
-    ContainerInfo, ContainerSpec, Docker, ExecOutput, InputStream, ProviderError, PublishedPort,
+    file_stream, ContainerInfo, ContainerSpec, Docker, ExecOutput, InputStream, ProviderError,
+    PublishedPort,
 };
 pub use lock::lock_dir;
 pub use network::{block_addresses, NetworkAddressing, LB_POOL_LABEL};
-pub use security::{host_bounding_caps, NodeSecurity};
+pub use security::{host_bounding_caps, NodeSecurity, UnknownNodeSecurity};

@@ -7,6 +7,16 @@
 
 use bollard::models::{HostConfig, HostConfigCgroupnsModeEnum};
 
+/// `KINDRED_NODE_SECURITY` holds a value kindred does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "KINDRED_NODE_SECURITY={value} is not understood; use `privileged` (the default, falls back \
+     to restricted when refused) or `restricted`"
+)]
+pub struct UnknownNodeSecurity {
+    pub value: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeSecurity {
     /// `--privileged`.
@@ -27,17 +37,16 @@ impl NodeSecurity {
     /// The profile to start nodes with: `--privileged` (falling back to restricted where the
     /// daemon refuses it) unless `KINDRED_NODE_SECURITY=restricted` asks for the restricted
     /// profile outright, e.g. to test it on a host where --privileged works.
-    pub fn from_env() -> Result<NodeSecurity, String> {
+    pub fn from_env() -> Result<NodeSecurity, UnknownNodeSecurity> {
         match std::env::var("KINDRED_NODE_SECURITY")
             .unwrap_or_default()
             .as_str()
         {
             "" | "auto" | "privileged" => Ok(NodeSecurity::Privileged),
             "restricted" => Ok(NodeSecurity::Restricted),
-            other => Err(format!(
-                "KINDRED_NODE_SECURITY={other} is not understood; use `privileged` (the default, \
-                 falls back to restricted when refused) or `restricted`"
-            )),
+            other => Err(UnknownNodeSecurity {
+                value: other.to_string(),
+            }),
         }
     }
 
@@ -173,6 +182,7 @@ mod tests {
         std::env::set_var("KINDRED_NODE_SECURITY", "bogus");
         assert!(NodeSecurity::from_env()
             .unwrap_err()
+            .to_string()
             .contains("`restricted`"));
         std::env::remove_var("KINDRED_NODE_SECURITY");
         assert_eq!(NodeSecurity::from_env(), Ok(NodeSecurity::Privileged));

@@ -1,0 +1,110 @@
+//! The container specs of a cluster: a Kubernetes node (systemd, its own /var, the kernel
+//! modules) and an HA cluster's API load balancer. Every container carries the cluster and
+//! create-token labels, so that cleanup finds what one create made.
+
+use std::collections::HashMap;
+
+use super::ownership::Ownership;
+use super::plan::{ClusterPlan, NodePlan};
+use super::registry::RegistryRequest;
+use super::{NETWORK, ROLE_LABEL};
+use crate::provider::{ContainerSpec, NodeSecurity, PublishedPort};
+
+/// Node restart policy: nodes come back with the Docker daemon (and after a host reboot)
+/// unless the user stopped them.
+const RESTART_POLICY: &str = "unless-stopped";
+
+/// Where the load balancer reads its backends (written by create's load-balancer step).
+pub(super) const LB_BACKENDS: &str = "/kindred/lb-backends";
+
+/// What every container of one create shares.
+pub(super) struct ClusterContainers<'a> {
+    pub plan: &'a ClusterPlan,
+    pub owner: &'a Ownership,
+    pub registry: Option<RegistryRequest>,
+    pub security: NodeSecurity,
+    /// The host has /lib/modules to share (not so when nested in a CI container: nodes then
+    /// use the modules the host kernel already has loaded).
+    pub lib_modules: bool,
+    /// The API server's host port, on the node (or load balancer) that is the endpoint.
+    pub api_port: PublishedPort,
+    /// The cluster's block for LoadBalancer Services, recorded on its nodes so other kindred
+    /// processes leave it alone (provider::network).
+    pub lb_pool: Option<crate::config::Cidr>,
+}
+
+impl ClusterContainers<'_> {
+    /// A node container; `ip` pins its address on the network (None: Docker picks).
+    pub fn node(&self, node: &NodePlan, ip: Option<String>) -> ContainerSpec {
+        let role = (ROLE_LABEL.to_string(), node.role.as_str().to_string());
+        // Marks the cluster as a user of the registry (see cluster::registry).
+        let registry_user = self
+            .registry
+            .map(|r| (crate::registry::USER_LABEL.to_string(), r.port.to_string()));
+        let pool = self
+            .lb_pool
+            .as_ref()
+            .map(|b| (crate::provider::LB_POOL_LABEL.to_string(), b.to_string()));
+        ContainerSpec {
+            name: node.name.clone(),
+            image: node.config.image.clone(),
+            hostname: Some(node.name.clone()),
+            labels: HashMap::from_iter(
+                self.owner
+                    .labels()
+                    .into_iter()
+                    .chain([role])
+                    .chain(registry_user)
+                    .chain(pool),
+            ),
+            tmpfs: vec!["/run".into(), "/tmp".into()],
+            // Kept out of the overlay root: containerd's snapshots need a real filesystem.
+            volumes: vec!["/var".into()],
+            volume_labels: HashMap::from(self.owner.labels()),
+            binds: if self.lib_modules {
+                vec!["/lib/modules:/lib/modules:ro".into()]
+            } else {
+                vec![]
+            },
+            network: Some(NETWORK.into()),
+            ip,
+            restart_policy: Some(RESTART_POLICY.into()),
+            security: Some(self.security),
+            ports: if node.name == self.plan.api_endpoint_host() {
+                vec![self.api_port.clone()]
+            } else {
+                vec![]
+            },
+            ..Default::default()
+        }
+    }
+
+    /// An HA cluster's API load balancer: `kindred agent loadbalancer` from the node image
+    /// (which carries the kindred binary), an ordinary unprivileged container.
+    pub fn load_balancer(&self, name: &str, ip: Option<String>) -> ContainerSpec {
+        ContainerSpec {
+            name: name.to_string(),
+            image: self.plan.first_control_plane().config.image.clone(),
+            hostname: Some(name.to_string()),
+            labels: HashMap::from_iter(self.owner.labels().into_iter().chain([(
+                ROLE_LABEL.to_string(),
+                super::LOAD_BALANCER_ROLE.to_string(),
+            )])),
+            entrypoint: Some(vec!["/usr/local/bin/kindred".into()]),
+            cmd: Some(vec![
+                "agent".into(),
+                "loadbalancer".into(),
+                "--backends".into(),
+                LB_BACKENDS.into(),
+            ]),
+            env: vec!["KINDRED_LOG=kindred=info".into()],
+            network: Some(NETWORK.into()),
+            ip,
+            restart_policy: Some(RESTART_POLICY.into()),
+            // The image's stop signal is systemd's; the balancer exits on SIGTERM.
+            stop_signal: Some("SIGTERM".into()),
+            ports: vec![self.api_port.clone()],
+            ..Default::default()
+        }
+    }
+}

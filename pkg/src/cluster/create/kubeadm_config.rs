@@ -1,0 +1,108 @@
+//! Action 4: what every node's kubeadm config shares, decided once before `kubeadm init`: the
+//! Kubernetes version in the image, the control-plane endpoint, the bootstrap token, the HA
+//! certificate key, the cgroup version, the node addresses. Init and the joins render each
+//! node's config from it.
+
+use std::collections::HashMap;
+
+use super::Ctx;
+use crate::cluster::plan::NodePlan;
+use crate::cluster::{node_shell, ClusterError, NETWORK};
+use crate::kubeadm::{self, NodeBootstrap, NodeConfig, RenderInput};
+use crate::provider::Docker;
+use crate::ui::Step;
+
+/// Where kubeadm's config is written on each node (kind uses the same directory).
+pub(super) const KUBEADM_CONFIG: &str = "/kind/kubeadm.conf";
+
+/// The cluster's kubeadm settings, passed to init and the joins.
+pub(super) struct Bootstrap {
+    /// The Kubernetes version the node image carries (`/kind/version`).
+    pub kube_version: String,
+    /// `host:port` of the API server as nodes reach it (the load balancer in HA).
+    pub endpoint: String,
+    /// The token joining nodes authenticate with.
+    pub token: String,
+    /// HA: `kubeadm init --upload-certs` stores the control-plane certificates in the
+    /// cluster, encrypted with this key; joining control planes fetch them with it.
+    pub certificate_key: Option<String>,
+    cgroup_v1: bool,
+    node_ips: HashMap<String, String>,
+}
+
+pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Bootstrap, ClusterError> {
+    let (docker, plan) = (ctx.docker, ctx.plan);
+    let cp = plan.first_control_plane();
+    let kube_version = node_shell::sh(docker, &cp.name, "cat /kind/version", step)
+        .await?
+        .trim()
+        .to_string();
+    let cgroup_v1 = docker.cgroup_version().await? == "1";
+    tracing::debug!(
+        "Docker runs containers on cgroup v{}; kubelet is configured to match",
+        if cgroup_v1 { 1 } else { 2 }
+    );
+    let token = crate::random::bootstrap_token()?;
+    let endpoint = format!(
+        "{}:{}",
+        plan.api_endpoint_host(),
+        kubeadm::API_SERVER_BIND_PORT
+    );
+    let certificate_key = match plan.load_balancer {
+        Some(_) => Some(crate::random::hex(32)?),
+        None => None,
+    };
+    let mut node_ips = HashMap::new();
+    for n in &plan.nodes {
+        node_ips.insert(n.name.clone(), docker.container_ip(&n.name, NETWORK).await?);
+    }
+    Ok(Bootstrap {
+        kube_version,
+        endpoint,
+        token,
+        certificate_key,
+        cgroup_v1,
+        node_ips,
+    })
+}
+
+impl Bootstrap {
+    /// `node`'s kubeadm config (and the kubelet patches it refers to).
+    pub fn render(
+        &self,
+        ctx: &Ctx<'_>,
+        node: &NodePlan,
+        bootstrap: NodeBootstrap,
+    ) -> Result<NodeConfig, ClusterError> {
+        let config = &ctx.plan.config;
+        let mut input = RenderInput::from_cluster(config, &node.config);
+        input.kubernetes_version = self.kube_version.clone();
+        input.node_name = node.name.clone();
+        input.node_ips = vec![self.node_ips[&node.name].clone()];
+        input.bootstrap = bootstrap;
+        input.control_plane_endpoint = self.endpoint.clone();
+        input.api_server_cert_sans = vec![
+            "127.0.0.1".into(),
+            "localhost".into(),
+            config.networking.api_server_address.clone(),
+        ];
+        input.bootstrap_token = self.token.clone();
+        input.certificate_key = self.certificate_key.clone();
+        input.cgroup_v1 = self.cgroup_v1;
+        input.timeout_scale = crate::patience::scale();
+        Ok(kubeadm::render_node(&input)?)
+    }
+}
+
+/// Writes the node's kubeadm config and the files it refers to (the node's kubelet patches).
+pub(super) async fn write(
+    docker: &Docker,
+    node: &str,
+    config: &NodeConfig,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    for (path, content) in &config.files {
+        node_shell::write_file(docker, node, path, content, step).await?;
+    }
+    node_shell::write_file(docker, node, KUBEADM_CONFIG, &config.kubeadm_config, step).await
+}
