@@ -230,7 +230,7 @@ async fn run(a: Args, cwd: &Path) -> Result<(), String> {
     tokio::pin!(steps);
     let result = tokio::select! {
         r = &mut steps => r,
-        signal = shutdown_signal() => {
+        signal = cluster::shutdown_signal() => {
             eprintln!("Captured {signal}, gracefully attempting to clean up resources..");
             if d.creating.get() {
                 // The create saw the signal too: let it remove what it made (it waits for
@@ -490,21 +490,6 @@ fn kindred_binary() -> Result<PathBuf, String> {
 
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM (a CI job being stopped).
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
 }
 
 #[cfg(test)]

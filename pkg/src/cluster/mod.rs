@@ -26,7 +26,9 @@ mod registry;
 
 pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
 pub use capacity::{estimated_memory_mib, CONTROL_PLANE_MIB, WORKER_MIB};
-pub use create::{create, resolve_config, ConfigOverrides, CreateOptions, Created, PAUSE_ENV};
+pub use create::{
+    create, resolve_config, shutdown_signal, ConfigOverrides, CreateOptions, Created, PAUSE_ENV,
+};
 pub use delete::{delete, Deleted};
 pub use error::ClusterError;
 pub use host_support::host_default;

@@ -35,17 +35,7 @@ pub(super) async fn run(
                 path: path.to_string(),
             });
         }
-        let manifest = manifests::render(
-            &out.stdout,
-            &plan.config.networking.pod_subnet,
-            &guarded_service_subnet(&plan.config.networking),
-            endpoint,
-        )
-        .map_err(|source| ClusterError::AddonInvalid {
-            path: path.to_string(),
-            source,
-        })?;
-        rendered.push(manifest);
+        rendered.push(render(ctx, &out.stdout, path, endpoint)?);
     }
     if let Some(pool) = lb_pool {
         rendered.extend(service_lb_manifest(ctx, endpoint, pool, &rendered, step).await?);
@@ -86,19 +76,31 @@ async fn service_lb_manifest(
         ));
         return Ok(None);
     };
-    let path = "the LoadBalancer agent manifest";
-    let manifest = manifests::render(
-        &manifests::service_lb(&image, &pool.to_string()),
-        &plan.config.networking.pod_subnet,
-        &guarded_service_subnet(&plan.config.networking),
+    let template = manifests::service_lb(&image, &pool.to_string());
+    let manifest = render(ctx, &template, "the LoadBalancer agent manifest", endpoint)?;
+    step.detail(format!("LoadBalancer Services: addresses from {pool}"));
+    Ok(Some(manifest))
+}
+
+/// An add-on manifest (`name`: where it came from, for errors) with the cluster's subnets and
+/// API endpoint filled in.
+fn render(
+    ctx: &Ctx<'_>,
+    template: &str,
+    name: &str,
+    endpoint: &str,
+) -> Result<String, ClusterError> {
+    let net = &ctx.plan.config.networking;
+    manifests::render(
+        template,
+        &net.pod_subnet,
+        &guarded_service_subnet(net),
         endpoint,
     )
     .map_err(|source| ClusterError::AddonInvalid {
-        path: path.to_string(),
+        path: name.to_string(),
         source,
-    })?;
-    step.detail(format!("LoadBalancer Services: addresses from {pool}"));
-    Ok(Some(manifest))
+    })
 }
 
 /// The service subnet the network agent guards (see `agent::network`): with kube-proxy in

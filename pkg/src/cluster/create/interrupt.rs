@@ -6,7 +6,7 @@ use crate::provider::Docker;
 use crate::ui::Ui;
 
 /// Waits for SIGINT or SIGTERM and names it; never returns if the handlers cannot be set.
-pub(super) async fn signal() -> &'static str {
+pub async fn signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

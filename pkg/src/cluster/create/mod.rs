@@ -47,6 +47,7 @@ use super::ClusterError;
 use crate::config::Cluster;
 use crate::provider::Docker;
 use crate::ui::Ui;
+pub use interrupt::signal as shutdown_signal;
 use kubeadm_config::Bootstrap;
 use pause::pause_point;
 pub use pause::PAUSE_ENV;
