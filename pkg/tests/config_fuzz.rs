@@ -7,8 +7,8 @@
 //! input in `config_fuzz.proptest-regressions` (proptest's corpus of past findings, checked in);
 //! `hack/fuzz-config.sh MINUTES` runs it for a long time with fresh random seeds.
 
-use std::path::{Path, PathBuf};
 use std::cell::Cell;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -36,21 +36,112 @@ thread_local! {
 /// (anchors, aliases, merge keys, tags, block scalars, flow collections, documents), numbers at
 /// the edges of their types, addresses and paths.
 const TOKENS: &[&str] = &[
-    "kind: ", "Cluster", "apiVersion: ", "kind.x-k8s.io/v1alpha4", "kindred.dev/v1alpha4",
-    "name: ", "nodes:", "role: ", "control-plane", "worker", "image: ", "labels:",
-    "networking:", "ipFamily: ", "dual", "ipv6", "podSubnet: ", "serviceSubnet: ",
-    "apiServerAddress: ", "apiServerPort: ", "kubeProxyMode: ", "dnsSearch: ", "extraMounts:",
-    "hostPath: ", "containerPath: ", "propagation: ", "extraPortMappings:", "containerPort: ",
-    "hostPort: ", "listenAddress: ", "protocol: ", "registry:", "port: ", "enabled: ",
-    "featureGates:", "runtimeConfig:", "kubeadmConfigPatches:", "kubeadmConfigPatchesJSON6902:",
-    "containerdConfigPatches:", "containerdConfigPatchesJSON6902:", "patch: ", "op: ", "path: ",
-    "- ", "\n", "  ", "    ", "\t", ": ", ":", ",", "{", "}", "[", "]", "&a ", "*a", "<<: ",
-    "!!str ", "!!int ", "!!binary ", "!!map ", "!custom ", "|", "|-", ">", "'", "\"", "\\",
-    "# c", "---\n", "...\n", "~", "null", "true", "no", "-1", "0", "65535", "65536",
-    "4294967296", "99999999999999999999", "-9223372036854775809", "1e309", ".nan", ".inf",
-    "0x1F", "0o17", "::1", "0.0.0.0", "127.0.0.1", "10.0.0.0/8", "10.244.0.0/33",
-    "fd00::/200", "fd00:10:244::/56", "/", "/var", "../..", "./data", "[{\"op\":\"add\"}]",
-    "[plugins]", "\u{feff}", "\0", "\u{85}", "é", "🦀",
+    "kind: ",
+    "Cluster",
+    "apiVersion: ",
+    "kind.x-k8s.io/v1alpha4",
+    "kindred.dev/v1alpha4",
+    "name: ",
+    "nodes:",
+    "role: ",
+    "control-plane",
+    "worker",
+    "image: ",
+    "labels:",
+    "networking:",
+    "ipFamily: ",
+    "dual",
+    "ipv6",
+    "podSubnet: ",
+    "serviceSubnet: ",
+    "apiServerAddress: ",
+    "apiServerPort: ",
+    "kubeProxyMode: ",
+    "dnsSearch: ",
+    "extraMounts:",
+    "hostPath: ",
+    "containerPath: ",
+    "propagation: ",
+    "extraPortMappings:",
+    "containerPort: ",
+    "hostPort: ",
+    "listenAddress: ",
+    "protocol: ",
+    "registry:",
+    "port: ",
+    "enabled: ",
+    "featureGates:",
+    "runtimeConfig:",
+    "kubeadmConfigPatches:",
+    "kubeadmConfigPatchesJSON6902:",
+    "containerdConfigPatches:",
+    "containerdConfigPatchesJSON6902:",
+    "patch: ",
+    "op: ",
+    "path: ",
+    "- ",
+    "\n",
+    "  ",
+    "    ",
+    "\t",
+    ": ",
+    ":",
+    ",",
+    "{",
+    "}",
+    "[",
+    "]",
+    "&a ",
+    "*a",
+    "<<: ",
+    "!!str ",
+    "!!int ",
+    "!!binary ",
+    "!!map ",
+    "!custom ",
+    "|",
+    "|-",
+    ">",
+    "'",
+    "\"",
+    "\\",
+    "# c",
+    "---\n",
+    "...\n",
+    "~",
+    "null",
+    "true",
+    "no",
+    "-1",
+    "0",
+    "65535",
+    "65536",
+    "4294967296",
+    "99999999999999999999",
+    "-9223372036854775809",
+    "1e309",
+    ".nan",
+    ".inf",
+    "0x1F",
+    "0o17",
+    "::1",
+    "0.0.0.0",
+    "127.0.0.1",
+    "10.0.0.0/8",
+    "10.244.0.0/33",
+    "fd00::/200",
+    "fd00:10:244::/56",
+    "/",
+    "/var",
+    "../..",
+    "./data",
+    "[{\"op\":\"add\"}]",
+    "[plugins]",
+    "\u{feff}",
+    "\0",
+    "\u{85}",
+    "é",
+    "🦀",
 ];
 
 fn cases() -> u32 {
@@ -262,7 +353,10 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
-        (any::<Index>(), token_soup().prop_map(|s| s.chars().take(12).collect()))
+        (
+            any::<Index>(),
+            token_soup().prop_map(|s| s.chars().take(12).collect())
+        )
             .prop_map(|(at, s)| Edit::Insert(at, s)),
         (any::<Index>(), 1..40usize).prop_map(|(at, n)| Edit::Delete(at, n)),
         any::<Index>().prop_map(Edit::DuplicateLine),
@@ -328,10 +422,7 @@ fn arbitrary_bytes_and_text_never_panic_or_hang() {
 #[test]
 fn mutated_seed_values_never_panic_or_hang() {
     let seeds = seeds();
-    let strategy = (
-        any::<Index>(),
-        prop::collection::vec(mutation(), 1..6),
-    );
+    let strategy = (any::<Index>(), prop::collection::vec(mutation(), 1..6));
     runner()
         .run(&strategy, |(seed, mutations)| {
             let (path, text) = &seeds[seed.index(seeds.len())];
