@@ -32,8 +32,11 @@ const ADDONS_MANIFEST: &str = "/kind/addons.yaml";
 /// Node containers created at once: Docker (and the disk behind it) slows down for everyone
 /// with many concurrent creates, and a failure should not leave hundreds in flight.
 const CREATE_CONCURRENCY: usize = 4;
-/// Test hook (read by the e2e tests only): `<point>[:<milliseconds>]` makes `create` stop at
-/// that named point for a while (default 60 s), after printing `paused at <point>` on stderr.
+/// Test hook (read by the e2e tests and hack/fault-inject.sh only): `<point>[:<milliseconds>]`
+/// makes `create` stop at that named point for a while (default 60 s), after printing
+/// `paused at <point>` on stderr. The points, in order: name-check, name-checked, locked,
+/// nodes-created, nodes-configured, initialized, addons-installed, joined, ready,
+/// kubeconfig-written.
 pub const PAUSE_ENV: &str = "KINDRED_TEST_PAUSE_AT";
 
 pub struct CreateOptions {
@@ -212,6 +215,7 @@ async fn run(
     }
     node_setup::configure_nodes(docker, plan, options, &step).await?;
     step.done_with(security.name());
+    pause_point("nodes-configured").await;
 
     let step = ui.step("Starting the control plane (kubeadm init)");
     let kube_version = node_sh(docker, &cp.name, "cat /kind/version", &step)
@@ -276,6 +280,7 @@ async fn run(
         return Err(with_kubelet_log(docker, &cp.name, e).await);
     }
     step.done_with(kube_version.clone());
+    pause_point("initialized").await;
 
     let step = ui.step("Installing the pod network and storage");
     if plan.config.networking.disable_default_cni {
@@ -285,6 +290,7 @@ async fn run(
     }
     install_addons(docker, plan, &endpoint, &step).await?;
     step.done();
+    pause_point("addons-installed").await;
 
     let joining = plan.other_control_planes().count() + plan.workers().count();
     if joining > 0 {
@@ -315,6 +321,7 @@ async fn run(
         futures_util::future::try_join(control_planes, workers).await?;
         step.done();
     }
+    pause_point("joined").await;
     if plan.workers().count() == 0 {
         // No workers: let workloads schedule on the control plane(s).
         let step = ui.step("Allowing workloads on the control plane");
@@ -336,6 +343,7 @@ async fn run(
         wait_ready(docker, plan, opts.wait, &step).await?;
         step.done();
     }
+    pause_point("ready").await;
 
     let step = ui.step("Writing kubeconfig");
     let entry = super::kubeconfig_entry(docker, plan.name(), false).await?;
@@ -343,6 +351,7 @@ async fn run(
     kubeconfig::merge(&opts.kubeconfig, &entry)?;
     owner.wrote_kubeconfig();
     step.done_with(opts.kubeconfig.display().to_string());
+    pause_point("kubeconfig-written").await;
     ui.detail(format!(
         "cluster {} created in {:.1}s",
         plan.name(),
