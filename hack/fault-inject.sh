@@ -100,19 +100,22 @@ audit() {
 }
 regex_of() { printf '%s' "$1"; }
 
+# Run in the background (`create ... &`): exec makes $! kindred itself, not a subshell, so
+# that signals reach it.
 create() { # name log [extra args...]
   local name=$1 log=$2
   shift 2
-  "$KINDRED" create cluster --name "$name" --kubeconfig "$kubeconfig" "$@" >"$log" 2>&1
+  exec "$KINDRED" create cluster --name "$name" --kubeconfig "$kubeconfig" "$@" >"$log" 2>&1
 }
 delete() {
   "$KINDRED" delete cluster --name "$1" --kubeconfig "$kubeconfig" >>"$work/delete.log" 2>&1
 }
-# Waits up to $3 s for $2 to appear in file $1.
+# Waits up to $3 s for $2 to appear in file $1, written by process $4 (given up if it ends).
 wait_for_text() {
   local deadline=$((SECONDS + $3))
   until grep -q -- "$2" "$1" 2>/dev/null; do
     ((SECONDS < deadline)) || return 1
+    kill -0 "$4" 2>/dev/null || return 1
     sleep 0.1
   done
 }
@@ -136,7 +139,7 @@ step_fault() {
   local start left
   KINDRED_TEST_PAUSE_AT=$point:120000 create "$name" "$log" &
   local pid=$!
-  if ! wait_for_text "$log" "paused at $point" 300; then
+  if ! wait_for_text "$log" "paused at $point" 300 "$pid"; then
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     delete "$name" || true
@@ -181,7 +184,7 @@ join_fault() {
   start=$(now)
   create "$name" "$log" --config "$config" --wait 3m &
   local pid=$!
-  if ! wait_for_text "$log" "Joining 1 node" 400; then
+  if ! wait_for_text "$log" "Joining 1 node" 400 "$pid"; then
     wait_exit "$pid" 1
     delete "$name" || true
     record "worker killed during join" "FAIL: join never started: $(tail -1 "$log")" "$(since "$start")" 0
@@ -237,7 +240,7 @@ cycle() {
     TERM@*)
       KINDRED_TEST_PAUSE_AT=${fault#TERM@}:120000 create "$name" "$log" &
       pid=$!
-      wait_for_text "$log" "paused at" 300 || true
+      wait_for_text "$log" "paused at" 300 "$pid" || true
       kill -TERM "$pid" 2>/dev/null || true
       ;;
     none)
@@ -254,7 +257,10 @@ cycle() {
   if [[ -n $left || $dstatus != 0 || $cstatus == timeout ]]; then
     record "cycle $i ($fault)" "FAIL: create $cstatus, delete $dstatus, left: $left" "$(since "$start")" 0
   else
-    record "cycle $i ($fault)" "ok: create exit $cstatus, delete exit 0, nothing left" "$(since "$start")" 1
+    # A create that failed on its own (not by the injected fault) says why.
+    local why
+    why=$(tail -1 "$log" | grep '^error:' | grep -v 'interrupted by' | cut -c8-70 || true)
+    record "cycle $i ($fault)" "ok: create exit $cstatus${why:+ ($why)}, delete exit 0, nothing left" "$(since "$start")" 1
   fi
 }
 
@@ -264,7 +270,7 @@ daemon_restart_fault() {
   start=$(now)
   create "$name" "$log" --wait 5m &
   local pid=$!
-  wait_for_text "$log" "kubeadm init" 300 || true
+  wait_for_text "$log" "kubeadm init" 300 "$pid" || true
   "$repo/hack/restart-docker.sh"
   wait_exit "$pid" 600
   local cstatus=$status
@@ -282,7 +288,7 @@ daemon_restart_fault() {
 
 disk_full_fault() {
   local name="${prefix}disk" log=$work/disk.log start root filler free image
-  create "$name" "$log" --wait 3m || true
+  (create "$name" "$log" --wait 3m) || true
   root=$(docker info -f '{{.DockerRootDir}}')
   filler=$root/kindred-fault-filler
   free=$(df -B1 --output=avail "$root" | tail -1)
