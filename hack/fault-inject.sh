@@ -163,6 +163,7 @@ step_fault() {
     fi
     delete "$name" || true
   else
+    settle
     local start_delete dstatus=0
     start_delete=$(now)
     delete "$name" || dstatus=$?
@@ -219,6 +220,11 @@ join_fault() {
   fi
 }
 
+# After a SIGKILL: Docker finishes the requests the killed command had in flight (a container
+# created ~0.5 s after the kill was seen), so a delete right away can miss what they make. A
+# user deleting seconds later does not; wait as long.
+settle() { sleep 3; }
+
 # One create/delete cycle with a random fault.
 cycle() {
   local i=$1 name="${prefix}cycle-$1" log=$work/cycle-$1.log fault pid start
@@ -250,6 +256,7 @@ cycle() {
   esac
   wait_exit "$pid" 400
   [[ $status == timeout ]] && kill -KILL "$pid" 2>/dev/null
+  [[ $fault == KILL@* ]] && settle
   local cstatus=$status dstatus=0
   delete "$name" || dstatus=$?
   local left
