@@ -338,7 +338,10 @@ fn exercise(c: &Cluster, config: &Path) {
     // The Docker daemon stopped and started: the restart policy brings the nodes back.
     // KINDRED_E2E_SHARED_DAEMON=1 leaves this leg out, on a daemon that others' clusters use.
     if std::env::var_os("KINDRED_E2E_SHARED_DAEMON").is_some() {
-        eprintln!("{}: Docker daemon restart left out (KINDRED_E2E_SHARED_DAEMON)", c.name);
+        eprintln!(
+            "{}: Docker daemon restart left out (KINDRED_E2E_SHARED_DAEMON)",
+            c.name
+        );
         return;
     }
     let since = now_utc();
