@@ -11,8 +11,14 @@ use super::{node_kubectl, ClusterError, LOAD_BALANCER_ROLE};
 use crate::provider::Docker;
 use crate::ui::{Step, Ui};
 
-/// systemd halts a node in a few seconds; a workload ignoring SIGTERM must not hold it longer.
+/// Docker's last resort: SIGKILL to the whole node if systemd has not halted by then.
 const STOP_TIMEOUT_SECS: i32 = 30;
+/// How long the pods of a stopping node get to exit on SIGTERM. systemd stops each pod
+/// container's scope with SIGTERM and then waits its default stop timeout (90 s) for what is
+/// left, so one process that ignores SIGTERM (any `sleep` running as a container's PID 1) held
+/// every node until Docker's SIGKILL at 30 s (issue 13). etcd and the other control-plane
+/// components exit within a second of SIGTERM; CoreDNS's lameduck is cut short, harmlessly.
+const POD_GRACE: Duration = Duration::from_secs(3);
 
 async fn cluster_nodes(docker: &Docker, name: &str) -> Result<Vec<NodeSummary>, ClusterError> {
     let nodes = nodes(docker, Some(name)).await?;
@@ -39,15 +45,38 @@ pub async fn stop(docker: &Docker, name: &str, ui: &Ui) -> Result<(), ClusterErr
             continue;
         }
         let step = ui.step(format!("Stopping {} {what} container(s)", group.len()));
-        try_join_all(
-            group
-                .iter()
-                .map(|n| docker.stop_container(&n.name, STOP_TIMEOUT_SECS)),
-        )
-        .await?;
+        try_join_all(group.iter().map(|n| stop_node(docker, n))).await?;
         step.done();
     }
     Ok(())
+}
+
+/// Stops one node container: Docker sends the image's stop signal (systemd's SIGRTMIN+3, a
+/// clean halt); pods still running after [`POD_GRACE`] are killed, so that systemd's halt
+/// goes on instead of waiting for them, and the node exits by itself (status 130) rather than
+/// by Docker's SIGKILL (137), its journal and volume in order.
+async fn stop_node(docker: &Docker, node: &NodeSummary) -> Result<(), ClusterError> {
+    let stop = docker.stop_container(&node.name, STOP_TIMEOUT_SECS);
+    if node.role == LOAD_BALANCER_ROLE {
+        // A plain process that exits on SIGTERM, without systemd or pods.
+        return Ok(stop.await?);
+    }
+    let hurry = async {
+        tokio::time::sleep(POD_GRACE).await;
+        // Fails harmlessly once the node has stopped.
+        let killed = docker
+            .exec(
+                &node.name,
+                &["systemctl", "kill", "--signal=SIGKILL", "kubepods.slice"],
+            )
+            .await;
+        tracing::debug!("{}: pods killed after the grace: {killed:?}", node.name);
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        stopped = stop => Ok(stopped?),
+        () = hurry => unreachable!("pending() never completes"),
+    }
 }
 
 /// Control plane first (every control-plane node and the load balancer at once, so etcd

@@ -15,6 +15,14 @@ pub fn parse(yaml: &str, source: &str) -> Result<Cluster, ConfigError> {
     // A first, lenient look at apiVersion and kind, so that a file of another kind or version
     // is reported as such rather than as a pile of unknown fields.
     let document: Value = serde_yaml::from_str(yaml).map_err(|e| decode_error(&file, e))?;
+    // YAML merge keys (`<<: *anchor`), which kind accepts: expanded before decoding.
+    let merged = if has_merge_key(&document) {
+        let mut merged = document.clone();
+        merged.apply_merge().map_err(|e| decode_error(&file, e))?;
+        Some(merged)
+    } else {
+        None
+    };
     let map = match document {
         Value::Null => return Err(ConfigError::Empty { file }),
         Value::Mapping(map) => map,
@@ -71,8 +79,24 @@ pub fn parse(yaml: &str, source: &str) -> Result<Cluster, ConfigError> {
             ),
         });
     }
-    // Decoding from the text (not from `document`) keeps line numbers in the messages.
-    serde_yaml::from_str(yaml).map_err(|e| decode_error(&file, e))
+    // Decoding from the text (not from `document`) keeps line numbers in the messages; a
+    // document with merge keys has to be decoded from its expanded form, without them.
+    match merged {
+        Some(merged) => serde_yaml::from_value(merged).map_err(|e| decode_error(&file, e)),
+        None => serde_yaml::from_str(yaml).map_err(|e| decode_error(&file, e)),
+    }
+}
+
+/// Whether a `<<` key appears anywhere in `value`.
+fn has_merge_key(value: &Value) -> bool {
+    match value {
+        Value::Mapping(map) => map
+            .iter()
+            .any(|(k, v)| k.as_str() == Some("<<") || has_merge_key(v)),
+        Value::Sequence(items) => items.iter().any(has_merge_key),
+        Value::Tagged(tagged) => has_merge_key(&tagged.value),
+        _ => false,
+    }
 }
 
 /// Reads and decodes a cluster config from a file, or from stdin when `path` is "-".
@@ -622,6 +646,38 @@ nodes:
         let msg =
             parse_err("apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\n---\nkind: Cluster\n");
         assert!(msg.contains("more than one YAML document"), "{msg}");
+    }
+
+    #[test]
+    fn merge_keys_are_expanded_as_kind_does() {
+        let merged = parse_ok(
+            "apiVersion: kind.x-k8s.io/v1alpha4
+kind: Cluster
+nodes:
+- &worker
+  role: worker
+  labels: {tier: a}
+- <<: *worker
+  image: kindred/node:v1.34.12
+- <<: *worker
+  labels: {tier: b}
+",
+        );
+        let expanded = parse_ok(
+            "apiVersion: kind.x-k8s.io/v1alpha4
+kind: Cluster
+nodes:
+- {role: worker, labels: {tier: a}}
+- {role: worker, labels: {tier: a}, image: kindred/node:v1.34.12}
+- {role: worker, labels: {tier: b}}
+",
+        );
+        assert_eq!(merged, expanded);
+        // Still strict: an unknown field merged in is reported.
+        let msg = parse_err(
+            "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnodes:\n- <<: {rol: worker}\n",
+        );
+        assert!(msg.contains("unknown field `rol`"), "{msg}");
     }
 
     #[test]

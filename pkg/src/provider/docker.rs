@@ -672,6 +672,12 @@ impl Docker {
             if net.containers.map(|c| !c.is_empty()).unwrap_or(false) {
                 continue;
             }
+            // The network's own list holds running containers only: a stopped cluster (or a
+            // create between its container create and start) would lose its network, and
+            // could never start again ("network ... not found").
+            if !self.containers_on_network(name, &id).await?.is_empty() {
+                continue;
+            }
             // Docker 20.10 may still count the endpoints of containers removed a moment ago,
             // and another create may attach one meanwhile: retry briefly, then leave the
             // network for the next delete rather than fail this one.
@@ -692,6 +698,37 @@ impl Docker {
             }
         }
         Ok(removed)
+    }
+
+    /// The names of the containers attached to the network `name` with ID `id`, running or
+    /// not. Both are asked for: a container created but never started knows its network by
+    /// name only, one that ran by ID too.
+    pub async fn containers_on_network(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<Vec<String>, ProviderError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "network".to_string(),
+                vec![name.to_string(), id.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let list = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                c.names?
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+            })
+            .collect())
     }
 
     /// The names of all containers, running or not, kindred's or not.

@@ -150,11 +150,13 @@ async fn run(ctx: &Ctx<'_>) -> Result<Created, ClusterError> {
     load_balancer::run(ctx, &step).await?;
     configure::run(ctx, &step).await?;
     step.done_with(provisioned.security.name());
+    pause_point("nodes-configured").await;
 
     let step = ui.step("Starting the control plane (kubeadm init)");
     let bootstrap: Bootstrap = kubeadm_config::run(ctx, &step).await?;
     kubeadm_init::run(ctx, &bootstrap, &step).await?;
     step.done_with(bootstrap.kube_version.clone());
+    pause_point("initialized").await;
 
     let step = ui.step("Installing the pod network, storage and LoadBalancer agents");
     if plan.config.networking.disable_default_cni {
@@ -164,6 +166,7 @@ async fn run(ctx: &Ctx<'_>) -> Result<Created, ClusterError> {
     }
     addons::run(ctx, &bootstrap.endpoint, provisioned.lb_pool, &step).await?;
     step.done();
+    pause_point("addons-installed").await;
 
     let joining = join::joining(ctx);
     if joining > 0 {
@@ -171,6 +174,7 @@ async fn run(ctx: &Ctx<'_>) -> Result<Created, ClusterError> {
         join::run(ctx, &bootstrap, &step).await?;
         step.done();
     }
+    pause_point("joined").await;
 
     if untaint::needed(ctx) {
         let step = ui.step("Allowing workloads on the control plane");
@@ -187,10 +191,12 @@ async fn run(ctx: &Ctx<'_>) -> Result<Created, ClusterError> {
         wait_ready::run(ctx, wait, &step).await?;
         step.done();
     }
+    pause_point("ready").await;
 
     let step = ui.step("Writing kubeconfig");
     let created = kubeconfig::run(ctx).await?;
     step.done_with(ctx.opts.kubeconfig.display().to_string());
+    pause_point("kubeconfig-written").await;
     ui.detail(format!(
         "cluster {} created in {:.1}s",
         plan.name(),
