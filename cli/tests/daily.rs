@@ -123,11 +123,7 @@ fn run_subtests(ctx: &Ctx) {
         build_hello_image(&binary, HELLO_ARCHIVE, "archive").await;
     });
     let created = create.join().unwrap();
-    assert!(
-        created.status.success(),
-        "create {CLUSTER} failed:\n{}",
-        text(&created)
-    );
+    stdout_ok(&created, format_args!("create {CLUSTER}"));
     eprintln!("setup took {:.0?}", started.elapsed());
 
     let subtests: [kindred_e2e::Subtest<Ctx>; 7] = [
@@ -278,15 +274,19 @@ fn load_docker_image(ctx: &Ctx) {
 }
 
 fn load_into_one_node(ctx: &Ctx) {
-    let out = ctx.ok(&[
-        "load",
-        "docker-image",
-        HELLO_ONE,
-        "--name",
-        CLUSTER,
-        "--nodes",
-        WORKER,
-    ]);
+    let load_into_worker = || {
+        let args = [
+            "load",
+            "docker-image",
+            HELLO_ONE,
+            "--name",
+            CLUSTER,
+            "--nodes",
+            WORKER,
+        ];
+        ctx.ok(&args)
+    };
+    let out = load_into_worker();
     assert_eq!(out, format!("{WORKER}: {HELLO_ONE} loaded\n"));
     assert!(node_images(WORKER).contains("daily-e2e/hello-one"));
     assert!(
@@ -304,15 +304,7 @@ fn load_into_one_node(ctx: &Ctx) {
     ));
     let new_id = image_id(ctx, HELLO_ONE);
     assert_ne!(old_id, new_id);
-    let out = ctx.ok(&[
-        "load",
-        "docker-image",
-        HELLO_ONE,
-        "--name",
-        CLUSTER,
-        "--nodes",
-        WORKER,
-    ]);
+    let out = load_into_worker();
     assert_eq!(out, format!("{WORKER}: {HELLO_ONE} loaded\n"));
     let inspected = Command::new("docker")
         .args([

@@ -211,11 +211,7 @@ fn run_subtests(ctx: &Ctx) {
     ctx.rt
         .block_on(build_hello_image(&binary, &ctx.image(), "registry-e2e"));
     let created = create.join().unwrap();
-    assert!(
-        created.status.success(),
-        "create {CLUSTER} failed:\n{}",
-        text(&created)
-    );
+    stdout_ok(&created, format_args!("create {CLUSTER}"));
     eprintln!("setup took {:.0?}", started.elapsed());
 
     run_subtests_into(
