@@ -80,13 +80,7 @@ impl Kubectl {
     }
 }
 
-const MULTI_CONFIG: &str = "kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-nodes:
-- role: control-plane
-- role: worker
-- role: worker
-";
+const MULTI_CONFIG: &str = kindred_e2e::cluster::ONE_PLUS_TWO;
 
 #[tokio::test]
 async fn clusters_are_created_used_and_deleted() {

@@ -19,13 +19,7 @@ const PARALLEL: &str = "8";
 /// The budget for the subset on this 2-core machine.
 const BUDGET: Duration = Duration::from_secs(15 * 60);
 
-const CONFIG: &str = "kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-nodes:
-- role: control-plane
-- role: worker
-- role: worker
-";
+const CONFIG: &str = kindred_e2e::cluster::ONE_PLUS_TWO;
 
 fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
     let exe = env!("CARGO_BIN_EXE_kindred");

@@ -24,12 +24,7 @@ const HELLO_ONE: &str = "daily-e2e/hello-one:v1";
 /// Another variant, loaded from an archive.
 const HELLO_ARCHIVE: &str = "daily-e2e/hello-archive:v1";
 
-const CONFIG: &str = "kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-nodes:
-- role: control-plane
-- role: worker
-";
+const CONFIG: &str = kindred_e2e::cluster::ONE_PLUS_ONE;
 
 struct Ctx {
     dir: tempfile::TempDir,

@@ -161,11 +161,7 @@ fn load_balancer_services_answer_change_ports_and_release_their_address() {
     let kubeconfig = dir.path().join("kubeconfig");
     let kubeconfig = kubeconfig.to_str().unwrap();
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n",
-    )
-    .unwrap();
+    std::fs::write(&config, kindred_e2e::cluster::ONE_PLUS_ONE).unwrap();
     let delete = || {
         let args = [
             "delete",

@@ -187,7 +187,7 @@ fn run_subtests(ctx: &Ctx) {
     let port = ctx.port.to_string();
     let kubeconfig = ctx.kubeconfig.clone();
     let create = std::thread::spawn(move || {
-        let config = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n";
+        let config = kindred_e2e::cluster::ONE_PLUS_ONE;
         let args = [
             "create",
             "cluster",

@@ -6,6 +6,24 @@ use std::path::PathBuf;
 
 use crate::{containers_of, kindred};
 
+/// A kind config for 1 control plane + 1 worker.
+pub const ONE_PLUS_ONE: &str = "kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+";
+
+/// A kind config for 1 control plane + 2 workers (the topology upstream's conformance runs
+/// use).
+pub const ONE_PLUS_TWO: &str = "kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+- role: worker
+";
+
 /// Deletes the named clusters (with `kindred delete cluster`) when dropped, also when the
 /// test panics.
 pub struct DeleteOnDrop {
