@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo run --locked --bin kindred -- build node-image
-exec cargo test --locked -p kindred-cli --test restart -- --ignored --nocapture --test-threads=1
+exec cargo test --locked -p kindred-cli --features e2e --test restart -- --ignored --nocapture --test-threads=1

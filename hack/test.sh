@@ -16,5 +16,6 @@ cargo run --locked --bin kindred -- build ci-image
 # here (cached by Kubernetes version) keeps that build out of the test's 15-minute budget.
 cargo run --locked --bin kindred -- test conformance --build-only
 # e2e tests share the Docker daemon and node images; one test thread keeps them from fighting
-# over the 2 cores CI has, and keeps their output readable.
-cargo test --locked --workspace -- --test-threads=1
+# over the 2 cores CI has, and keeps their output readable. A plain `cargo test` runs the unit
+# tests only: the e2e crate is not a default member, and cli/tests need the `e2e` feature.
+cargo test --locked --workspace --features kindred-cli/e2e -- --test-threads=1

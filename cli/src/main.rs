@@ -1,6 +1,8 @@
 //! The `kindred` command line: argument parsing only; the work is done by the library crates.
 
 mod commands;
+#[cfg(test)]
+mod e2e_gate;
 
 use std::process::ExitCode;
 

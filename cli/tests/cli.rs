@@ -3,17 +3,11 @@
 
 use std::process::{Command, Output};
 
+use kindred_e2e::stderr_of;
+
 fn kindred(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
-    cmd.args(args);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run kindred")
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    kindred_e2e::output(cmd.args(args).envs(envs.iter().copied()), None)
 }
 
 #[test]
@@ -33,39 +27,24 @@ fn version_names_the_default_kubernetes() {
 
 #[test]
 fn malformed_kube_version_is_rejected_with_a_hint() {
-    let cache = tempfile::tempdir().unwrap();
-    let out = kindred(
-        &[
-            "build",
-            "node-image",
-            "--kube-version",
-            "latest",
-            "--cache-dir",
-            cache.path().to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(!out.status.success());
-    let err = stderr_of(&out);
-    assert!(
-        err.contains("`latest` is not a Kubernetes release version"),
-        "{err}"
-    );
-    assert!(
-        err.contains("go list -m -versions k8s.io/kubernetes"),
-        "{err}"
-    );
+    bad_kube_version_fails_with("latest", "`latest` is not a Kubernetes release version");
 }
 
 #[test]
 fn unknown_kube_version_names_the_version_and_how_to_list_versions() {
+    bad_kube_version_fails_with("v1.34.999", "k8s.io/kubernetes@v1.34.999 is not available");
+}
+
+/// `build node-image --kube-version <version>` fails naming the problem and how to list the
+/// versions there are.
+fn bad_kube_version_fails_with(version: &str, problem: &str) {
     let cache = tempfile::tempdir().unwrap();
     let out = kindred(
         &[
             "build",
             "node-image",
             "--kube-version",
-            "v1.34.999",
+            version,
             "--cache-dir",
             cache.path().to_str().unwrap(),
         ],
@@ -73,10 +52,7 @@ fn unknown_kube_version_names_the_version_and_how_to_list_versions() {
     );
     assert!(!out.status.success());
     let err = stderr_of(&out);
-    assert!(
-        err.contains("k8s.io/kubernetes@v1.34.999 is not available"),
-        "{err}"
-    );
+    assert!(err.contains(problem), "{err}");
     assert!(
         err.contains("go list -m -versions k8s.io/kubernetes"),
         "{err}"

@@ -11,27 +11,13 @@ use std::time::{Duration, Instant};
 const MULTI: &str = "kindred-e2e-multi";
 const SINGLE: &str = "kindred-e2e-single";
 
-fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
-    cmd.args(args).env("KUBECONFIG", kubeconfig);
-    if stdin.is_some() {
-        cmd.stdin(std::process::Stdio::piped());
-    }
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("run kindred");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().expect("kindred output")
-}
+use kindred_e2e::image::host_kubectl;
+use kindred_e2e::{docker_out, output, stdout_ok, text};
 
-use kindred_e2e::text;
+fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
+    let exe = env!("CARGO_BIN_EXE_kindred");
+    output(&mut kindred_e2e::kindred(exe, args, kubeconfig), stdin)
+}
 
 struct Kubectl {
     bin: PathBuf,
@@ -57,32 +43,11 @@ impl Kubectl {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(&self.run(args), format_args!("kubectl {}", args.join(" ")))
     }
 
     fn apply(&self, yaml: &str) {
-        let mut child = self
-            .command()
-            .args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = output(self.command().args(["apply", "-f", "-"]), Some(yaml));
         assert!(
             out.status.success(),
             "kubectl apply failed:\n{}\n{yaml}",
@@ -115,29 +80,7 @@ impl Kubectl {
     }
 }
 
-/// The kubectl of the node image, copied out so the host needs none installed.
-async fn host_kubectl(dir: &Path) -> PathBuf {
-    let docker = kindred_e2e::docker().await;
-    let image = kindred_e2e::node_image();
-    kindred_e2e::require_image(&docker, &image).await;
-    let bytes = docker
-        .read_image_file(&image, "/usr/bin/kubectl")
-        .await
-        .expect("kubectl from the node image");
-    let path = dir.join("kubectl");
-    std::fs::write(&path, bytes).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
-}
-
-const MULTI_CONFIG: &str = "kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-nodes:
-- role: control-plane
-- role: worker
-- role: worker
-";
+const MULTI_CONFIG: &str = kindred_e2e::cluster::ONE_PLUS_TWO;
 
 #[tokio::test]
 async fn clusters_are_created_used_and_deleted() {
@@ -149,16 +92,14 @@ async fn clusters_are_created_used_and_deleted() {
             let _ = kindred(&["delete", "cluster", "--name", name], &kubeconfig, None);
         }
     };
-    cleanup();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        exercise(&kubeconfig, &kubectl_bin);
-    }));
-    if result.is_err() {
-        cleanup();
-    }
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    kindred_e2e::cluster::cleaned_up(
+        &[MULTI, SINGLE],
+        cleanup,
+        || {},
+        || {
+            exercise(&kubeconfig, &kubectl_bin);
+        },
+    );
 }
 
 fn exercise(kubeconfig: &Path, kubectl_bin: &Path) {
@@ -585,12 +526,6 @@ fn docker_exec(container: &str, cmd: &[&str]) -> String {
     let mut args = vec!["exec", container];
     args.extend(cmd);
     docker_out(&args)
-}
-
-fn docker_out(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn echo_pod(node: &str, image: &str) -> String {

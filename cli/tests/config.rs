@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const CLUSTER: &str = "config-e2e";
@@ -31,27 +31,14 @@ struct Ctx {
 
 impl Ctx {
     fn kindred(&self, args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
-        cmd.args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let exe = env!("CARGO_BIN_EXE_kindred");
+        let mut cmd = kindred_e2e::kindred(exe, args, &self.kubeconfig);
+        cmd.current_dir(self.dir.path());
         // The test's own environment must not decide what the nodes get.
         for name in ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"] {
             cmd.env_remove(name).env_remove(name.to_lowercase());
         }
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("run kindred");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        drop(input);
-        child.wait_with_output().unwrap()
+        output(cmd.envs(envs.iter().copied()), stdin)
     }
 
     fn cleanup(&self) {
@@ -64,64 +51,22 @@ impl Ctx {
     }
 }
 
-use kindred_e2e::text;
+use kindred_e2e::{free_port, node_sh, output, stdout_ok, text};
 
 fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program).args(args).output().unwrap()
-}
-
-/// Runs a command on a node and returns its stdout; it must succeed.
-fn node_sh(node: &str, script: &str) -> String {
-    let out = run("docker", &["exec", node, "bash", "-c", script]);
-    assert!(
-        out.status.success(),
-        "`{script}` on {node} failed:\n{}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    kindred_e2e::run(program, args, None)
 }
 
 /// kubectl on the control plane (the host has none).
 fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new("docker")
-        .args([
-            "exec",
-            "-i",
-            CP,
-            "kubectl",
-            "--kubeconfig=/etc/kubernetes/admin.conf",
-        ])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("docker exec kubectl");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
+    kindred_e2e::node_kubectl(CP, args, stdin)
 }
 
 fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
-    let out = kubectl(args, stdin);
-    assert!(
-        out.status.success(),
-        "kubectl {} failed:\n{}",
-        args.join(" "),
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    stdout_ok(
+        &kubectl(args, stdin),
+        format_args!("kubectl {}", args.join(" ")),
+    )
 }
 
 /// Every feature at once. Host paths: `./shared` and `./readonly` relative to the config file.

@@ -4,12 +4,11 @@
 //! the test images built by kindred (hack/test.sh builds them first; cached) and nothing
 //! pulled from a registry. It must pass, within 15 minutes.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kindred_e2e::{containers_of, text};
+use kindred_e2e::text;
 
 const CLUSTER: &str = "conf-e2e-subset";
 
@@ -20,33 +19,11 @@ const PARALLEL: &str = "8";
 /// The budget for the subset on this 2-core machine.
 const BUDGET: Duration = Duration::from_secs(15 * 60);
 
-const CONFIG: &str = "kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-nodes:
-- role: control-plane
-- role: worker
-- role: worker
-";
+const CONFIG: &str = kindred_e2e::cluster::ONE_PLUS_TWO;
 
 fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
-    cmd.args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if stdin.is_some() {
-        cmd.stdin(Stdio::piped());
-    }
-    let mut child = cmd.spawn().expect("run kindred");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().expect("kindred output")
+    let exe = env!("CARGO_BIN_EXE_kindred");
+    kindred_e2e::output(&mut kindred_e2e::kindred(exe, args, kubeconfig), stdin)
 }
 
 #[test]
@@ -73,15 +50,14 @@ fn the_ci_subset_passes_on_a_one_plus_two_cluster() {
     let cleanup = || {
         let _ = kindred(&["delete", "cluster", "--name", CLUSTER], &kubeconfig, None);
     };
-    cleanup();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        exercise(dir.path(), &kubeconfig);
-    }));
-    cleanup();
-    assert_eq!(containers_of(CLUSTER), "", "containers left behind");
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    kindred_e2e::cluster::cleaned_up(
+        &[CLUSTER],
+        cleanup,
+        || {},
+        || {
+            exercise(dir.path(), &kubeconfig);
+        },
+    );
 }
 
 fn exercise(dir: &Path, kubeconfig: &Path) {

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
@@ -24,12 +24,7 @@ const HELLO_ONE: &str = "daily-e2e/hello-one:v1";
 /// Another variant, loaded from an archive.
 const HELLO_ARCHIVE: &str = "daily-e2e/hello-archive:v1";
 
-const CONFIG: &str = "kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-nodes:
-- role: control-plane
-- role: worker
-";
+const CONFIG: &str = kindred_e2e::cluster::ONE_PLUS_ONE;
 
 struct Ctx {
     dir: tempfile::TempDir,
@@ -43,24 +38,17 @@ impl Ctx {
     }
 
     fn kindred_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
-        cmd.args(args).env("KUBECONFIG", &self.kubeconfig);
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("run kindred")
+        let exe = env!("CARGO_BIN_EXE_kindred");
+        let mut cmd = kindred_e2e::kindred(exe, args, &self.kubeconfig);
+        output(cmd.envs(envs.iter().copied()), None)
     }
 
     /// Runs kindred, asserts success, returns stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.kindred(args);
-        assert!(
-            out.status.success(),
-            "kindred {} failed:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(
+            &self.kindred(args),
+            format_args!("kindred {}", args.join(" ")),
+        )
     }
 
     fn cleanup(&self) {
@@ -74,123 +62,17 @@ impl Ctx {
     }
 }
 
-use kindred_e2e::text;
+use kindred_e2e::image::{build_go_binary, build_hello_image, build_image, hello_go, hello_pod};
+use kindred_e2e::{docker_out, output, stdout_ok, text};
 
 /// kubectl on the control plane (the host has none).
 fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new("docker");
-    cmd.args([
-        "exec",
-        "-i",
-        CP,
-        "kubectl",
-        "--kubeconfig=/etc/kubernetes/admin.conf",
-    ])
-    .args(args)
-    .stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("docker exec kubectl");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    child.wait_with_output().unwrap()
+    kindred_e2e::node_kubectl(CP, args, stdin)
 }
 
 /// `crictl images` on a node.
 fn node_images(node: &str) -> String {
-    let out = Command::new("docker")
-        .args(["exec", node, "crictl", "images"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A static HTTP server that says hello on its log at start.
-const HELLO_GO: &str = r#"package main
-
-import (
-	"fmt"
-	"net/http"
-)
-
-func main() {
-	fmt.Println("daily hello listening on :8080")
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
-	if err := http.ListenAndServe(":8080", nil); err != nil {
-		panic(err)
-	}
-}
-"#;
-
-fn build_hello_binary(dir: &Path) -> Vec<u8> {
-    let src = dir.join("hello-src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("main.go"), HELLO_GO).unwrap();
-    std::fs::write(src.join("go.mod"), "module hello\n\ngo 1.21\n").unwrap();
-    let go = if Path::new("/usr/local/go/bin/go").exists() {
-        "/usr/local/go/bin/go"
-    } else {
-        "go"
-    };
-    let out = Command::new(go)
-        .args(["build", "-trimpath", "-ldflags=-s -w", "-o", "hello", "."])
-        .current_dir(&src)
-        .env("CGO_ENABLED", "0")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=mod")
-        .output()
-        .expect("the test image needs Go (go build)");
-    assert!(out.status.success(), "go build failed:\n{}", text(&out));
-    std::fs::read(src.join("hello")).unwrap()
-}
-
-/// Builds `FROM scratch` + the binary with Docker's build API; `label` makes variants with
-/// distinct image IDs.
-async fn build_image(binary: &[u8], tag: &str, label: &str) {
-    let dockerfile = "FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n";
-    build(tag, dockerfile, &[("hello", binary)], label).await;
-}
-
-async fn build(tag: &str, dockerfile: &str, files: &[(&str, &[u8])], label: &str) {
-    let mut context = tar::Builder::new(Vec::new());
-    for (name, data) in std::iter::once(&("Dockerfile", dockerfile.as_bytes())).chain(files) {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o755);
-        header.set_cksum();
-        context.append_data(&mut header, name, *data).unwrap();
-    }
-    let context = context.into_inner().unwrap();
-    let docker = kindred_e2e::docker().await;
-    let opts = bollard::query_parameters::BuildImageOptions {
-        t: Some(tag.to_string()),
-        rm: true,
-        labels: Some([("io.kindred.e2e.variant".to_string(), label.to_string())].into()),
-        ..Default::default()
-    };
-    let mut progress =
-        docker
-            .client()
-            .build_image(opts, None, Some(bollard::body_full(context.into())));
-    let mut log = String::new();
-    while let Some(msg) = progress.next().await {
-        let msg = msg.unwrap_or_else(|e| panic!("building {tag} failed: {e}\n{log}"));
-        if let Some(err) = msg.error_detail.and_then(|d| d.message) {
-            panic!("building {tag} failed: {err}\n{log}");
-        }
-        log.push_str(msg.stream.as_deref().unwrap_or_default());
-    }
+    docker_out(&["exec", node, "crictl", "images"])
 }
 
 #[test]
@@ -201,19 +83,18 @@ fn the_daily_loop() {
         dir,
         rt: tokio::runtime::Runtime::new().unwrap(),
     };
-    ctx.cleanup();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_subtests(&ctx)));
-    if result.is_err() {
+    let on_failure = || {
         // Logs of the failed run, when a CI job keeps $KINDRED_ARTIFACTS.
         if std::env::var_os("KINDRED_ARTIFACTS").is_some() {
             let _ = ctx.kindred(&["export", "logs", "--name", CLUSTER]);
         }
-    }
-    ctx.cleanup();
-    assert_eq!(kindred_e2e::containers_of(CLUSTER), "", "nodes remain");
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    };
+    kindred_e2e::cluster::cleaned_up(
+        &[CLUSTER],
+        || ctx.cleanup(),
+        on_failure,
+        || run_subtests(&ctx),
+    );
 }
 
 fn run_subtests(ctx: &Ctx) {
@@ -221,36 +102,23 @@ fn run_subtests(ctx: &Ctx) {
     // The cluster comes up while the image builds.
     let kubeconfig = ctx.kubeconfig.clone();
     let create = std::thread::spawn(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kindred"))
-            .args([
-                "create", "cluster", "--name", CLUSTER, "--config", "-", "--wait", "3m",
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(CONFIG.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let args = [
+            "create", "cluster", "--name", CLUSTER, "--config", "-", "--wait", "3m",
+        ];
+        let exe = env!("CARGO_BIN_EXE_kindred");
+        output(
+            &mut kindred_e2e::kindred(exe, &args, &kubeconfig),
+            Some(CONFIG),
+        )
     });
-    let binary = build_hello_binary(ctx.dir.path());
+    let binary = build_go_binary(ctx.dir.path(), &hello_go("daily"));
     ctx.rt.block_on(async {
-        build_image(&binary, HELLO, "hello").await;
-        build_image(&binary, HELLO_ONE, "one").await;
-        build_image(&binary, HELLO_ARCHIVE, "archive").await;
+        build_hello_image(&binary, HELLO, "hello").await;
+        build_hello_image(&binary, HELLO_ONE, "one").await;
+        build_hello_image(&binary, HELLO_ARCHIVE, "archive").await;
     });
     let created = create.join().unwrap();
-    assert!(
-        created.status.success(),
-        "create {CLUSTER} failed:\n{}",
-        text(&created)
-    );
+    stdout_ok(&created, format_args!("create {CLUSTER}"));
     eprintln!("setup took {:.0?}", started.elapsed());
 
     let subtests: [kindred_e2e::Subtest<Ctx>; 7] = [
@@ -341,22 +209,6 @@ fn docker_ip(node: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn hello_pod(name: &str, node: &str, image: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  nodeName: {node}
-  containers:
-  - name: hello
-    image: {image}
-    imagePullPolicy: Never
-"
-    )
-}
-
 fn wait_running(pod: &str) {
     let start = Instant::now();
     loop {
@@ -380,7 +232,10 @@ fn load_docker_image(ctx: &Ctx) {
     );
     // Pods on both nodes from the loaded image, never pulled.
     for (pod, node) in [("hello-cp", CP), ("hello-worker", WORKER)] {
-        let applied = kubectl(&["apply", "-f", "-"], Some(&hello_pod(pod, node, HELLO)));
+        let applied = kubectl(
+            &["apply", "-f", "-"],
+            Some(&hello_pod(pod, node, HELLO, "Never")),
+        );
         assert!(applied.status.success(), "{}", text(&applied));
     }
     wait_running("hello-cp");
@@ -394,11 +249,7 @@ fn load_docker_image(ctx: &Ctx) {
     );
 
     // A new name for the same image is only a tag on the nodes.
-    let tagged = Command::new("docker")
-        .args(["tag", HELLO, HELLO_V2])
-        .output()
-        .unwrap();
-    assert!(tagged.status.success(), "{}", text(&tagged));
+    docker_out(&["tag", HELLO, HELLO_V2]);
     let out = ctx.ok(&["load", "docker-image", HELLO_V2, "--name", CLUSTER]);
     let full = format!("docker.io/{HELLO_V2}");
     assert_eq!(
@@ -418,15 +269,19 @@ fn load_docker_image(ctx: &Ctx) {
 }
 
 fn load_into_one_node(ctx: &Ctx) {
-    let out = ctx.ok(&[
-        "load",
-        "docker-image",
-        HELLO_ONE,
-        "--name",
-        CLUSTER,
-        "--nodes",
-        WORKER,
-    ]);
+    let load_into_worker = || {
+        let args = [
+            "load",
+            "docker-image",
+            HELLO_ONE,
+            "--name",
+            CLUSTER,
+            "--nodes",
+            WORKER,
+        ];
+        ctx.ok(&args)
+    };
+    let out = load_into_worker();
     assert_eq!(out, format!("{WORKER}: {HELLO_ONE} loaded\n"));
     assert!(node_images(WORKER).contains("daily-e2e/hello-one"));
     assert!(
@@ -436,7 +291,7 @@ fn load_into_one_node(ctx: &Ctx) {
 
     // Rebuilt under the same name (the daily loop): the new image replaces the old one.
     let old_id = image_id(ctx, HELLO_ONE);
-    ctx.rt.block_on(build(
+    ctx.rt.block_on(build_image(
         HELLO_ONE,
         &format!("FROM {HELLO_ONE}\nLABEL rebuilt=yes\n"),
         &[],
@@ -444,15 +299,7 @@ fn load_into_one_node(ctx: &Ctx) {
     ));
     let new_id = image_id(ctx, HELLO_ONE);
     assert_ne!(old_id, new_id);
-    let out = ctx.ok(&[
-        "load",
-        "docker-image",
-        HELLO_ONE,
-        "--name",
-        CLUSTER,
-        "--nodes",
-        WORKER,
-    ]);
+    let out = load_into_worker();
     assert_eq!(out, format!("{WORKER}: {HELLO_ONE} loaded\n"));
     let inspected = Command::new("docker")
         .args([
@@ -475,11 +322,7 @@ fn load_into_one_node(ctx: &Ctx) {
         CP,
     ]);
     assert_eq!(out, format!("{CP}: {short} loaded\n"));
-    let found = Command::new("docker")
-        .args(["exec", CP, "crictl", "inspecti", &new_id])
-        .output()
-        .unwrap();
-    assert!(found.status.success(), "{}", text(&found));
+    docker_out(&["exec", CP, "crictl", "inspecti", &new_id]);
     let out = ctx.ok(&["load", "docker-image", short, "--name", CLUSTER]);
     assert_eq!(
         out,
@@ -678,11 +521,7 @@ fn export_logs(ctx: &Ctx) {
 /// A half-broken cluster is when logs matter most: with the worker stopped, everything that can
 /// be collected still is, and errors.txt says what could not.
 fn export_logs_from_a_stopped_node(ctx: &Ctx) {
-    let stopped = Command::new("docker")
-        .args(["stop", "-t", "5", WORKER])
-        .output()
-        .unwrap();
-    assert!(stopped.status.success(), "{}", text(&stopped));
+    docker_out(&["stop", "-t", "5", WORKER]);
     let dir = ctx.dir.path().join("logs-broken");
     ctx.ok(&["export", "logs", dir.to_str().unwrap(), "--name", CLUSTER]);
     non_empty(&dir.join(CP).join("journal.log"));

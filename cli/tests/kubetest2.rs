@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kindred_e2e::{containers_of, text};
+use kindred_e2e::{containers_of, text, write_executable};
 
 const CLUSTER: &str = "conf-e2e-kubetest2";
 
@@ -57,24 +57,6 @@ impl Ctx {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The node image's kubectl, for the fake tester.
-async fn install_kubectl(bin: &Path) {
-    let docker = kindred_e2e::docker().await;
-    let image = kindred_e2e::node_image();
-    kindred_e2e::require_image(&docker, &image).await;
-    let bytes = docker
-        .read_image_file(&image, "/usr/bin/kubectl")
-        .await
-        .expect("kubectl from the node image");
-    write_executable(&bin.join("kubectl"), &bytes);
-}
-
-fn write_executable(path: &Path, bytes: &[u8]) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, bytes).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 fn delete_cluster() {
@@ -136,18 +118,13 @@ fn up_test_down_with_a_fake_tester() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
+    // The node image's kubectl, for the fake tester.
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(install_kubectl(&bin));
+        .block_on(kindred_e2e::image::host_kubectl(&bin));
     write_executable(&bin.join("kubetest2-tester-fake"), FAKE_TESTER.as_bytes());
     let ctx = Ctx { dir, bin };
-    delete_cluster();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exercise(&ctx)));
-    delete_cluster();
-    assert_eq!(containers_of(CLUSTER), "", "containers left behind");
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    kindred_e2e::cluster::cleaned_up(&[CLUSTER], delete_cluster, || {}, || exercise(&ctx));
 }
 
 fn exercise(ctx: &Ctx) {

@@ -7,10 +7,9 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
-use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use kindred_e2e::{node_kubectl, run, text};
+use kindred_e2e::{node_kubectl, run, stdout_ok, text};
 
 const NAME: &str = "lb-e2e";
 
@@ -59,9 +58,10 @@ fn cp() -> String {
 }
 
 fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    let out = node_kubectl(&cp(), args, stdin);
-    assert!(out.status.success(), "kubectl {args:?}:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    stdout_ok(
+        &node_kubectl(&cp(), args, stdin),
+        format_args!("kubectl {args:?}"),
+    )
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
@@ -161,11 +161,7 @@ fn load_balancer_services_answer_change_ports_and_release_their_address() {
     let kubeconfig = dir.path().join("kubeconfig");
     let kubeconfig = kubeconfig.to_str().unwrap();
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n",
-    )
-    .unwrap();
+    std::fs::write(&config, kindred_e2e::cluster::ONE_PLUS_ONE).unwrap();
     let delete = || {
         let args = [
             "delete",
@@ -175,9 +171,8 @@ fn load_balancer_services_answer_change_ports_and_release_their_address() {
             "--kubeconfig",
             kubeconfig,
         ];
-        run(env!("CARGO_BIN_EXE_kindred"), &args, None)
+        let _ = run(env!("CARGO_BIN_EXE_kindred"), &args, None);
     };
-    delete();
     let image = kindred_e2e::node_image();
     let create = [
         "create",
@@ -193,12 +188,7 @@ fn load_balancer_services_answer_change_ports_and_release_their_address() {
         "--wait",
         "3m",
     ];
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        let out = run(env!("CARGO_BIN_EXE_kindred"), &create, None);
-        assert!(out.status.success(), "create:\n{}", text(&out));
-        exercise();
-    }));
-    if result.is_err() {
+    let on_failure = || {
         let logs = node_kubectl(
             &cp(),
             &[
@@ -213,12 +203,12 @@ fn load_balancer_services_answer_change_ports_and_release_their_address() {
             None,
         );
         eprintln!("--- LoadBalancer agent logs ---\n{}", text(&logs));
-    }
-    delete();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-    assert_eq!(kindred_e2e::containers_of(NAME), "");
+    };
+    kindred_e2e::cluster::cleaned_up(&[NAME], delete, on_failure, || {
+        let out = run(env!("CARGO_BIN_EXE_kindred"), &create, None);
+        assert!(out.status.success(), "create:\n{}", text(&out));
+        exercise();
+    });
 }
 
 fn exercise() {

@@ -14,16 +14,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kindred_e2e::{containers_of, text};
+use kindred_e2e::cluster::DeleteOnDrop;
+use kindred_e2e::{containers_of, output, text};
 
 /// `kindred` with this kubeconfig and extra environment, run to completion.
 fn kindred(args: &[&str], kubeconfig: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
-    cmd.args(args).env("KUBECONFIG", kubeconfig);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run kindred")
+    let exe = env!("CARGO_BIN_EXE_kindred");
+    output(
+        kindred_e2e::kindred(exe, args, kubeconfig).envs(env.iter().copied()),
+        None,
+    )
 }
 
 /// A running `kindred` whose stderr is collected as it comes, so a test can wait for a line.
@@ -35,14 +35,10 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str], kubeconfig: &Path, env: &[(&str, &str)]) -> Running {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kindred"));
-        cmd.args(args)
-            .env("KUBECONFIG", kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let mut cmd = kindred_e2e::kindred(env!("CARGO_BIN_EXE_kindred"), args, kubeconfig);
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .envs(env.iter().copied());
         let mut child = cmd.spawn().expect("run kindred");
         let stderr = Arc::new(Mutex::new(String::new()));
         let pipe = child.stderr.take().expect("stderr is piped");
@@ -111,21 +107,19 @@ impl Running {
     }
 }
 
-/// Deletes the named clusters when dropped, also when the test panics.
-struct DeleteOnDrop(Vec<String>, PathBuf);
-
-impl Drop for DeleteOnDrop {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = kindred(&["delete", "cluster", "--name", name], &self.1, &[]);
-        }
-    }
+/// `docker <args>`, which must succeed; its stdout, trimmed.
+fn docker_out(args: &[&str]) -> String {
+    kindred_e2e::docker_out(args).trim().to_string()
 }
 
-fn docker_out(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker");
-    assert!(out.status.success(), "docker {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+/// Deletes the named clusters when dropped, also when the test panics.
+fn delete_on_drop(names: Vec<String>, kubeconfig: PathBuf) -> DeleteOnDrop {
+    let exe = env!("CARGO_BIN_EXE_kindred");
+    DeleteOnDrop {
+        exe,
+        names,
+        kubeconfig,
+    }
 }
 
 /// What must survive any create of the same name: the cluster's container IDs, their volumes,
@@ -206,7 +200,7 @@ async fn a_create_waiting_for_the_lock_names_the_holder_and_stops_on_sigterm() {
     let runtime = dir.path().join("runtime");
     std::fs::create_dir(&runtime).unwrap();
     let runtime = runtime.to_str().unwrap();
-    let _cleanup = DeleteOnDrop(
+    let _cleanup = delete_on_drop(
         vec!["races-lock-a".into(), "races-lock-b".into()],
         kubeconfig.clone(),
     );
@@ -264,7 +258,7 @@ async fn creates_of_a_taken_name_never_touch_the_cluster_that_has_it() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let _ = kindred(&["delete", "cluster", "--name", NAME], &kubeconfig, &[]);
-    let _cleanup = DeleteOnDrop(vec![NAME.into()], kubeconfig.clone());
+    let _cleanup = delete_on_drop(vec![NAME.into()], kubeconfig.clone());
 
     // Both pass the early name check, pause, then race for the network lock.
     let pause = [("KINDRED_TEST_PAUSE_AT", "name-checked:3000")];

@@ -11,14 +11,10 @@
 //! deleted at the end whatever happens, and a failing subtest does not hide the others. The
 //! registry port is picked free at the start, so the test does not depend on 5001 being free.
 
-use std::io::Write;
 use std::net::TcpListener;
-use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::{Duration, Instant};
-
-use futures_util::StreamExt;
 
 const CLUSTER: &str = "reg-e2e";
 const CP: &str = "reg-e2e-control-plane";
@@ -40,32 +36,16 @@ struct Ctx {
 
 impl Ctx {
     fn kindred(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kindred"))
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kindred");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-        drop(input);
-        child.wait_with_output().unwrap()
+        let exe = env!("CARGO_BIN_EXE_kindred");
+        let mut cmd = kindred_e2e::kindred(exe, args, &self.kubeconfig);
+        output(cmd.current_dir(self.dir.path()), stdin)
     }
 
+    /// Runs kindred, asserts success, returns stderr (what it reports).
     fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.kindred(args, stdin);
-        assert!(
-            out.status.success(),
-            "kindred {} failed:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        stdout_ok(&out, format_args!("kindred {}", args.join(" ")));
+        stderr_of(&out)
     }
 
     fn image(&self) -> String {
@@ -84,20 +64,11 @@ impl Ctx {
     }
 }
 
-fn text(out: &Output) -> String {
-    kindred_e2e::text(out)
-}
+use kindred_e2e::image::{build_go_binary, build_hello_image, hello_go, hello_pod};
+use kindred_e2e::{free_port, node_sh, output, run_subtests_into, stderr_of, stdout_ok, text};
 
 fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program).args(args).output().unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    kindred_e2e::run(program, args, None)
 }
 
 /// `docker inspect -f <format> kindred-registry`, empty if there is no registry.
@@ -124,104 +95,10 @@ fn kubectl(node: &str, args: &[&str], stdin: Option<&str>) -> Output {
     kindred_e2e::node_kubectl(node, args, stdin)
 }
 
-fn node_sh(node: &str, script: &str) -> String {
-    let out = run("docker", &["exec", node, "bash", "-c", script]);
-    assert!(
-        out.status.success(),
-        "`{script}` on {node} failed:\n{}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A static HTTP server that says hello on its log at start.
-const HELLO_GO: &str = r#"package main
-
-import (
-	"fmt"
-	"net/http"
-)
-
-func main() {
-	fmt.Println("registry hello listening on :8080")
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
-	if err := http.ListenAndServe(":8080", nil); err != nil {
-		panic(err)
-	}
-}
-"#;
-
-fn build_hello_binary(dir: &Path) -> Vec<u8> {
-    let src = dir.join("hello-src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("main.go"), HELLO_GO).unwrap();
-    std::fs::write(src.join("go.mod"), "module hello\n\ngo 1.21\n").unwrap();
-    let out = Command::new("go")
-        .args(["build", "-trimpath", "-ldflags=-s -w", "-o", "hello", "."])
-        .current_dir(&src)
-        .env("CGO_ENABLED", "0")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=mod")
-        .output()
-        .expect("the test image needs Go (go build)");
-    assert!(out.status.success(), "go build failed:\n{}", text(&out));
-    std::fs::read(src.join("hello")).unwrap()
-}
-
-/// `FROM scratch` + the binary, through Docker's build API; `variant` (a label) makes images
-/// with distinct IDs from the same binary.
-async fn build_image(binary: &[u8], tag: &str, variant: &str) {
-    let dockerfile = "FROM scratch\nCOPY hello /hello\nENTRYPOINT [\"/hello\"]\n";
-    let mut context = tar::Builder::new(Vec::new());
-    for (name, data) in [("Dockerfile", dockerfile.as_bytes()), ("hello", binary)] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o755);
-        header.set_cksum();
-        context.append_data(&mut header, name, data).unwrap();
-    }
-    let context = context.into_inner().unwrap();
-    let docker = kindred_e2e::docker().await;
-    let opts = bollard::query_parameters::BuildImageOptions {
-        t: Some(tag.to_string()),
-        rm: true,
-        labels: Some([("io.kindred.e2e.variant".to_string(), variant.to_string())].into()),
-        ..Default::default()
-    };
-    let mut progress =
-        docker
-            .client()
-            .build_image(opts, None, Some(bollard::body_full(context.into())));
-    let mut log = String::new();
-    while let Some(msg) = progress.next().await {
-        let msg = msg.unwrap_or_else(|e| panic!("building {tag} failed: {e}\n{log}"));
-        if let Some(err) = msg.error_detail.and_then(|d| d.message) {
-            panic!("building {tag} failed: {err}\n{log}");
-        }
-        log.push_str(msg.stream.as_deref().unwrap_or_default());
-    }
-}
-
 /// `docker push` from the host: Docker treats localhost registries as plain HTTP.
 fn push(image: &str) {
     let out = run("docker", &["push", image]);
     assert!(out.status.success(), "docker push {image}:\n{}", text(&out));
-}
-
-fn pod(name: &str, node: &str, image: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  nodeName: {node}
-  containers:
-  - name: hello
-    image: {image}
-    imagePullPolicy: Always
-"
-    )
 }
 
 fn wait_running(cp: &str, pod: &str) {
@@ -281,47 +158,26 @@ fn the_local_registry() {
         rt: tokio::runtime::Runtime::new().unwrap(),
         port: free_port(),
     };
-    ctx.cleanup();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| run_subtests(&ctx)));
-    if result.is_err() && std::env::var_os("KINDRED_ARTIFACTS").is_some() {
-        for name in [CLUSTER, KEPT] {
-            let _ = ctx.kindred(&["export", "logs", "--name", name], None);
-        }
-    }
-    ctx.cleanup();
-    assert_eq!(kindred_e2e::containers_of(CLUSTER), "", "nodes remain");
-    assert_eq!(kindred_e2e::containers_of(KEPT), "", "nodes remain");
-    assert!(!registry_exists(), "the registry remains");
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-}
-
-type Subtest = fn(&Ctx);
-
-fn subtests(ctx: &Ctx, list: &[(&str, Subtest)], failed: &mut Vec<String>) {
-    for (name, subtest) in list {
-        let t = Instant::now();
-        eprintln!("=== subtest: {name}");
-        match std::panic::catch_unwind(AssertUnwindSafe(|| subtest(ctx))) {
-            Ok(()) => eprintln!("=== ok: {name} ({:.1?})", t.elapsed()),
-            Err(panic) => {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                eprintln!("=== FAILED: {name} ({:.1?})\n{why}", t.elapsed());
-                failed.push(format!("{name}: {why}"));
+    let on_failure = || {
+        if std::env::var_os("KINDRED_ARTIFACTS").is_some() {
+            for name in [CLUSTER, KEPT] {
+                let _ = ctx.kindred(&["export", "logs", "--name", name], None);
             }
         }
-    }
+    };
+    kindred_e2e::cluster::cleaned_up(
+        &[CLUSTER, KEPT],
+        || ctx.cleanup(),
+        on_failure,
+        || run_subtests(&ctx),
+    );
+    assert!(!registry_exists(), "the registry remains");
 }
 
 fn run_subtests(ctx: &Ctx) {
     let started = Instant::now();
     let mut failed = Vec::new();
-    subtests(
+    run_subtests_into(
         ctx,
         &[("bad requests fail before anything is created", bad_requests)],
         &mut failed,
@@ -331,47 +187,34 @@ fn run_subtests(ctx: &Ctx) {
     let port = ctx.port.to_string();
     let kubeconfig = ctx.kubeconfig.clone();
     let create = std::thread::spawn(move || {
-        let config = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n";
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kindred"))
-            .args([
-                "create",
-                "cluster",
-                "--name",
-                CLUSTER,
-                "--config",
-                "-",
-                "--registry",
-                "--registry-port",
-                &port,
-                "--wait",
-                "3m",
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(config.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let config = kindred_e2e::cluster::ONE_PLUS_ONE;
+        let args = [
+            "create",
+            "cluster",
+            "--name",
+            CLUSTER,
+            "--config",
+            "-",
+            "--registry",
+            "--registry-port",
+            &port,
+            "--wait",
+            "3m",
+        ];
+        let exe = env!("CARGO_BIN_EXE_kindred");
+        output(
+            &mut kindred_e2e::kindred(exe, &args, &kubeconfig),
+            Some(config),
+        )
     });
-    let binary = build_hello_binary(ctx.dir.path());
+    let binary = build_go_binary(ctx.dir.path(), &hello_go("registry"));
     ctx.rt
-        .block_on(build_image(&binary, &ctx.image(), "registry-e2e"));
+        .block_on(build_hello_image(&binary, &ctx.image(), "registry-e2e"));
     let created = create.join().unwrap();
-    assert!(
-        created.status.success(),
-        "create {CLUSTER} failed:\n{}",
-        text(&created)
-    );
+    stdout_ok(&created, format_args!("create {CLUSTER}"));
     eprintln!("setup took {:.0?}", started.elapsed());
 
-    subtests(
+    run_subtests_into(
         ctx,
         &[
             ("the registry container", registry_container),
@@ -548,7 +391,7 @@ fn push_and_run(ctx: &Ctx) {
         let out = kubectl(
             CP,
             &["apply", "-f", "-"],
-            Some(&pod(name, node, &ctx.image())),
+            Some(&hello_pod(name, node, &ctx.image(), "Always")),
         );
         assert!(out.status.success(), "{}", text(&out));
     }
@@ -674,7 +517,7 @@ fn kept_registry_outlives_its_cluster(ctx: &Ctx) {
     let out = kubectl(
         KEPT_CP,
         &["apply", "-f", "-"],
-        Some(&pod("hello-kept", KEPT_CP, &ctx.image())),
+        Some(&hello_pod("hello-kept", KEPT_CP, &ctx.image(), "Always")),
     );
     assert!(out.status.success(), "{}", text(&out));
     wait_running(KEPT_CP, "hello-kept");

@@ -10,11 +10,10 @@
 //! One cluster per topology serves every case (creating it is the slow part); the time each
 //! recovery took is printed (`cargo test -- --nocapture` shows it).
 
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kindred_e2e::{node_kubectl, run, text};
+use kindred_e2e::{node_kubectl, run, stdout_ok, text};
 
 const SURVIVOR: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -66,14 +65,12 @@ impl Cluster {
 
     fn kindred(&self, args: &[&str]) -> String {
         let out = run(env!("CARGO_BIN_EXE_kindred"), args, None);
-        assert!(out.status.success(), "kindred {args:?}:\n{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(&out, format_args!("kindred {args:?}"))
     }
 
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = node_kubectl(self.cp(), args, stdin);
-        assert!(out.status.success(), "kubectl {args:?}:\n{}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(&out, format_args!("kubectl {args:?}"))
     }
 
     fn addresses(&self) -> Vec<String> {
@@ -177,9 +174,7 @@ impl Cluster {
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = run("docker", args, None);
-    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    kindred_e2e::docker_out(args)
 }
 
 /// Now, as RFC 3339 UTC (comparable as strings with Kubernetes timestamps). Containers share
@@ -236,15 +231,9 @@ fn survives_restarts(name: &str, control_planes: usize, workers: usize) {
             "--kubeconfig",
             &kubeconfig,
         ];
-        run(env!("CARGO_BIN_EXE_kindred"), &args, None)
+        let _ = run(env!("CARGO_BIN_EXE_kindred"), &args, None);
     };
-    delete();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| exercise(&cluster, &config_path)));
-    delete();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-    assert_eq!(kindred_e2e::containers_of(name), "");
+    kindred_e2e::cluster::cleaned_up(&[name], delete, || {}, || exercise(&cluster, &config_path));
 }
 
 fn exercise(c: &Cluster, config: &Path) {

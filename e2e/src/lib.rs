@@ -1,5 +1,8 @@
-//! Helpers for kindred's end-to-end tests. Everything here talks to the real Docker daemon;
-//! containers created by a test are removed when it ends, whether it passed or panicked.
+//! Helpers for kindred's end-to-end tests (this crate's tests/ and cli/tests/), shared so no
+//! test file re-declares them. Everything here talks to the real Docker daemon; containers
+//! created by a test are removed when it ends, whether it passed or panicked. Modules:
+//! `cmd` (running kindred, docker and kubectl), `cluster` (deleting a test's clusters),
+//! `image` (test images, the node image's kubectl).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,6 +11,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use kindred::provider::{ContainerSpec, Docker, ExecOutput, NodeSecurity};
+
+pub mod cluster;
+mod cmd;
+pub mod image;
+
+pub use cmd::{
+    docker_out, free_port, kindred, node_kubectl, node_sh, output, run, stderr_of, stdout_ok, text,
+    write_executable,
+};
 
 /// Label on every container an e2e test creates, so leftovers can be found.
 pub const E2E_LABEL: &str = "io.kindred.e2e";
@@ -187,54 +199,6 @@ pub fn containers_of(cluster: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Runs a program with optional stdin and collects its output.
-pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    child.wait_with_output().expect("collect output")
-}
-
-/// stdout and stderr together, for assertion messages.
-pub fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// kubectl as cluster admin on a control-plane node (the host needs no kubectl).
-pub fn node_kubectl(node: &str, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    let mut all = vec![
-        "exec",
-        "-i",
-        node,
-        "kubectl",
-        "--kubeconfig=/etc/kubernetes/admin.conf",
-    ];
-    all.extend(args);
-    run("docker", &all, stdin)
-}
-
 /// A named check run against a shared fixture (a cluster) by [`run_subtests`].
 pub type Subtest<C> = (&'static str, fn(&C));
 
@@ -242,6 +206,18 @@ pub type Subtest<C> = (&'static str, fn(&C));
 /// with every failure's message: one broken subtest does not hide the others.
 pub fn run_subtests<C>(ctx: &C, subtests: &[Subtest<C>]) {
     let mut failed = Vec::new();
+    run_subtests_into(ctx, subtests, &mut failed);
+    assert!(
+        failed.is_empty(),
+        "{} subtest(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n\n")
+    );
+}
+
+/// Runs every subtest, in order, adding each failure's message to `failed`: for a test that
+/// runs subtests in several groups and fails once at the end.
+pub fn run_subtests_into<C>(ctx: &C, subtests: &[Subtest<C>], failed: &mut Vec<String>) {
     for (name, subtest) in subtests {
         let t = Instant::now();
         eprintln!("=== subtest: {name}");
@@ -253,15 +229,9 @@ pub fn run_subtests<C>(ctx: &C, subtests: &[Subtest<C>]) {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                eprintln!("=== FAILED: {name} ({:.1?})", t.elapsed());
+                eprintln!("=== FAILED: {name} ({:.1?})\n{why}", t.elapsed());
                 failed.push(format!("{name}: {why}"));
             }
         }
     }
-    assert!(
-        failed.is_empty(),
-        "{} subtest(s) failed:\n{}",
-        failed.len(),
-        failed.join("\n\n")
-    );
 }
