@@ -1,0 +1,165 @@
+//! `kindred create node`, `restart node` and `delete node` end to end, on a real cluster: a
+//! one-node cluster gets a worker that becomes Ready and runs a pod pinned to it; the worker
+//! is restarted and Ready again; deleted, its Node, container and volume are gone; deleting
+//! the control plane, an unknown node or adding a control plane is refused with the reason.
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use kindred_e2e::{node_kubectl, run, text};
+
+const NAME: &str = "node-e2e";
+
+fn cp() -> String {
+    format!("{NAME}-control-plane")
+}
+
+fn worker() -> String {
+    format!("{NAME}-worker")
+}
+
+fn kindred(args: &[&str]) -> std::process::Output {
+    run(env!("CARGO_BIN_EXE_kindred"), args, None)
+}
+
+fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    let out = node_kubectl(&cp(), args, stdin);
+    assert!(out.status.success(), "kubectl {args:?}:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for(what: &str, timeout: Duration, check: impl Fn() -> Result<(), String>) {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) => assert!(
+                start.elapsed() < timeout,
+                "{what}: not done after {timeout:?}; last: {last}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn ready(node: &str) -> String {
+    kubectl(
+        &[
+            "get",
+            "node",
+            node,
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+        ],
+        None,
+    )
+}
+
+#[test]
+fn nodes_are_added_restarted_and_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let delete = || kindred(&["delete", "cluster", "--name", NAME, "--kubeconfig", kubeconfig]);
+    delete();
+    let image = kindred_e2e::node_image();
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let out = kindred(&[
+            "create",
+            "cluster",
+            "--name",
+            NAME,
+            "--image",
+            &image,
+            "--kubeconfig",
+            kubeconfig,
+            "--wait",
+            "3m",
+        ]);
+        assert!(out.status.success(), "create cluster:\n{}", text(&out));
+        exercise();
+    }));
+    delete();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    assert_eq!(kindred_e2e::containers_of(NAME), "");
+}
+
+fn exercise() {
+    // Refusals first: nothing may be left behind by them.
+    let out = kindred(&["create", "node", "--name", NAME, "--role", "control-plane"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("only workers"), "{}", text(&out));
+    assert_eq!(kindred_e2e::containers_of(NAME), cp());
+
+    let started = Instant::now();
+    let out = kindred(&["create", "node", "--name", NAME]);
+    assert!(out.status.success(), "create node:\n{}", text(&out));
+    eprintln!("create node took {:.1}s", started.elapsed().as_secs_f64());
+    assert!(text(&out).contains(&worker()), "{}", text(&out));
+    assert_eq!(ready(&worker()), "True");
+
+    // A pod pinned to the new worker runs there (pause is preloaded in every node image).
+    let pod = format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: pinned}}
+spec:
+  nodeName: {}
+  containers:
+  - {{name: pause, image: registry.k8s.io/pause:3.10.1, imagePullPolicy: Never}}
+",
+        worker()
+    );
+    kubectl(&["apply", "-f", "-"], Some(&pod));
+    wait_for("the pinned pod runs", Duration::from_secs(120), || {
+        let phase = kubectl(&["get", "pod", "pinned", "-o", "jsonpath={.status.phase}"], None);
+        (phase == "Running").then_some(()).ok_or(phase)
+    });
+
+    let started = Instant::now();
+    let out = kindred(&["restart", "node", &worker(), "--name", NAME]);
+    assert!(out.status.success(), "restart node:\n{}", text(&out));
+    eprintln!("restart node took {:.1}s", started.elapsed().as_secs_f64());
+    assert_eq!(ready(&worker()), "True");
+
+    let mounts = run(
+        "docker",
+        &["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", &worker()],
+        None,
+    );
+    let volumes: Vec<String> = String::from_utf8_lossy(&mounts.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert!(!volumes.is_empty(), "the worker has its /var volume");
+
+    let started = Instant::now();
+    let out = kindred(&["delete", "node", &worker(), "--name", NAME]);
+    assert!(out.status.success(), "delete node:\n{}", text(&out));
+    eprintln!("delete node took {:.1}s", started.elapsed().as_secs_f64());
+    let gone = node_kubectl(&cp(), &["get", "node", &worker()], None);
+    assert!(
+        !gone.status.success() && text(&gone).contains("NotFound"),
+        "{}",
+        text(&gone)
+    );
+    assert_eq!(kindred_e2e::containers_of(NAME), cp());
+    for volume in &volumes {
+        let out = run("docker", &["volume", "inspect", volume], None);
+        assert!(!out.status.success(), "volume {volume} is left");
+    }
+
+    let out = kindred(&["delete", "node", &cp(), "--name", NAME]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("kindred delete cluster --name node-e2e"),
+        "{}",
+        text(&out)
+    );
+    let out = kindred(&["delete", "node", "node-e2e-worker9", "--name", NAME]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains(&cp()), "{}", text(&out));
+    assert_eq!(ready(&cp()), "True");
+}
