@@ -60,7 +60,16 @@ fn nodes_are_added_restarted_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let kubeconfig = kubeconfig.to_str().unwrap();
-    let delete = || kindred(&["delete", "cluster", "--name", NAME, "--kubeconfig", kubeconfig]);
+    let delete = || {
+        kindred(&[
+            "delete",
+            "cluster",
+            "--name",
+            NAME,
+            "--kubeconfig",
+            kubeconfig,
+        ])
+    };
     delete();
     let image = kindred_e2e::node_image();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -114,19 +123,59 @@ spec:
     );
     kubectl(&["apply", "-f", "-"], Some(&pod));
     wait_for("the pinned pod runs", Duration::from_secs(120), || {
-        let phase = kubectl(&["get", "pod", "pinned", "-o", "jsonpath={.status.phase}"], None);
+        let phase = kubectl(
+            &["get", "pod", "pinned", "-o", "jsonpath={.status.phase}"],
+            None,
+        );
         (phase == "Running").then_some(()).ok_or(phase)
     });
 
+    let container_id = || {
+        kubectl(
+            &[
+                "get",
+                "pod",
+                "pinned",
+                "-o",
+                "jsonpath={.status.containerStatuses[0].containerID}",
+            ],
+            None,
+        )
+    };
+    let before = container_id();
     let started = Instant::now();
     let out = kindred(&["restart", "node", &worker(), "--name", NAME]);
     assert!(out.status.success(), "restart node:\n{}", text(&out));
     eprintln!("restart node took {:.1}s", started.elapsed().as_secs_f64());
     assert_eq!(ready(&worker()), "True");
+    // The rebooted node works: its kubelet runs the pinned pod again, in a new container.
+    wait_for(
+        "the pinned pod runs again",
+        Duration::from_secs(120),
+        || {
+            let now = container_id();
+            let phase = kubectl(
+                &["get", "pod", "pinned", "-o", "jsonpath={.status.phase}"],
+                None,
+            );
+            (phase == "Running" && !now.is_empty() && now != before)
+                .then_some(())
+                .ok_or(format!("{phase} {now}"))
+        },
+    );
+    eprintln!(
+        "the pinned pod ran again {:.1}s after the restart began",
+        started.elapsed().as_secs_f64()
+    );
 
     let mounts = run(
         "docker",
-        &["inspect", "-f", "{{range .Mounts}}{{.Name}} {{end}}", &worker()],
+        &[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Name}} {{end}}",
+            &worker(),
+        ],
         None,
     );
     let volumes: Vec<String> = String::from_utf8_lossy(&mounts.stdout)

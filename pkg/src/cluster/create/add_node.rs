@@ -9,13 +9,15 @@ use std::time::Duration;
 use super::interrupt;
 use super::kubeadm_config::{self, KUBEADM_CONFIG};
 use crate::cluster::containers::ClusterContainers;
+use crate::cluster::node_options::{network_subnets, NodeOptions};
 use crate::cluster::nodes::{next_worker_name, wait_node_ready, NodeRoleRequest};
 use crate::cluster::ownership::Ownership;
 use crate::cluster::plan::{ClusterPlan, NodePlan};
 use crate::cluster::{
-    access, node_shell, ClusterError, CLUSTER_LABEL, LOAD_BALANCER_ROLE, NETWORK, ROLE_LABEL,
+    access, node_setup, node_shell, ClusterError, CLUSTER_LABEL, LOAD_BALANCER_ROLE, NETWORK,
+    ROLE_LABEL,
 };
-use crate::config::{Cluster, Node, NodeRole};
+use crate::config::{Cluster, Node, NodeRole, Registry};
 use crate::kubeadm::{self, NodeBootstrap, RenderInput};
 use crate::provider::{Docker, NodeSecurity, PublishedPort, LB_POOL_LABEL};
 use crate::ui::{Step, Ui};
@@ -61,6 +63,33 @@ pub async fn add_node(
     result
 }
 
+/// The config `create` would have had for the new worker: a control plane (the plan names
+/// the API endpoint after it; it is never touched) and the worker, with the cluster's
+/// registry when its nodes use one.
+fn node_config(cluster: &str, image: &str, registry_port: Option<i32>) -> Cluster {
+    Cluster {
+        name: cluster.to_string(),
+        nodes: vec![
+            Node {
+                role: NodeRole::ControlPlane,
+                image: image.to_string(),
+                ..Node::default()
+            },
+            Node {
+                role: NodeRole::Worker,
+                image: image.to_string(),
+                ..Node::default()
+            },
+        ],
+        registry: registry_port.map(|port| Registry {
+            port: Some(port),
+            ..Registry::default()
+        }),
+        ..Cluster::default()
+    }
+    .with_defaults()
+}
+
 async fn add_owned(
     docker: &Docker,
     opts: &AddNodeOptions,
@@ -93,7 +122,11 @@ async fn add_owned(
         .collect();
 
     let step = ui.step("Preparing the new node");
-    let name = {
+    let registry_port = cp_info
+        .labels
+        .get(crate::registry::USER_LABEL)
+        .and_then(|p| p.parse::<i32>().ok());
+    let (name, config, options) = {
         // Held until the container exists: a concurrent create must not take its address.
         let _lock = docker
             .lock_network(NETWORK, &|waiting| step.note(waiting))
@@ -116,23 +149,8 @@ async fn add_owned(
         } else {
             None
         };
-        let mut config = Cluster {
-            name: cluster.clone(),
-            ..Cluster::default()
-        };
-        let node = Node {
-            role: NodeRole::Worker,
-            image: image.clone(),
-            ..Node::default()
-        };
-        // The plan needs a control plane to name the API endpoint (never this worker).
-        config.nodes = vec![
-            Node {
-                role: NodeRole::ControlPlane,
-                ..Node::default()
-            },
-            node.clone(),
-        ];
+        let config = node_config(cluster, &image, registry_port);
+        let node = config.nodes[1].clone();
         let plan = ClusterPlan::new(config);
         let shared = ClusterContainers {
             plan: &plan,
@@ -158,10 +176,24 @@ async fn add_owned(
             ip,
         );
         spec.labels.extend(inherited);
+        // The proxy variables and DNS search domains of this environment, as create applies.
+        let options = NodeOptions::prepare(docker, &plan, &|v| std::env::var(v).ok()).await?;
+        options.apply(&mut spec, &network_subnets(docker, NETWORK).await?);
         docker.run(&spec).await?;
-        name
+        (name, plan.config, options)
     };
     node_shell::wait_for_systemd(docker, &name).await?;
+    // containerd's proxy drop-ins and the local registry's hosts, on the new node alone.
+    let only_new = ClusterPlan {
+        nodes: vec![NodePlan {
+            name: name.clone(),
+            role: NodeRole::Worker,
+            config: config.nodes[1].clone(),
+        }],
+        config,
+        load_balancer: None,
+    };
+    node_setup::configure_nodes(docker, &only_new, &options, &step).await?;
     step.done_with(name.clone());
 
     let step = ui.step(format!("Joining {name} to {cluster}"));
