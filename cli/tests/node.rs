@@ -1,7 +1,8 @@
 //! `kindred create node`, `restart node` and `delete node` end to end, on a real cluster: a
 //! one-node cluster gets a worker that becomes Ready and runs a pod pinned to it; the worker
 //! is restarted and Ready again; deleted, its Node, container and volume are gone; deleting
-//! the control plane, an unknown node or adding a control plane is refused with the reason.
+//! the control plane, an unknown node or adding a control plane is refused with the reason; an
+//! add interrupted by SIGTERM removes the new container and volume and nothing else.
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -40,6 +41,60 @@ fn wait_for(what: &str, timeout: Duration, check: impl Fn() -> Result<(), String
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// The cluster's volumes, as the docker CLI lists them.
+fn volumes_of(cluster: &str) -> Vec<String> {
+    let out = run(
+        "docker",
+        &[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=io.kindred.cluster={cluster}"),
+        ],
+        None,
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// SIGTERM once the new container exists: it and its volume go, the cluster stays as it was.
+fn interrupted_add_removes_only_the_new_node() {
+    let volumes = volumes_of(NAME);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args(["create", "node", "--name", NAME])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the new container exists", Duration::from_secs(60), || {
+        let names = kindred_e2e::containers_of(NAME);
+        names.contains(&worker()).then_some(()).ok_or(names)
+    });
+    let kill = run("kill", &["-TERM", &child.id().to_string()], None);
+    assert!(kill.status.success(), "{}", text(&kill));
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "create node ignores SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("interrupted by SIGTERM"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(kindred_e2e::containers_of(NAME), cp());
+    assert_eq!(volumes_of(NAME), volumes);
+    assert_eq!(ready(&cp()), "True");
 }
 
 fn ready(node: &str) -> String {
@@ -101,6 +156,8 @@ fn exercise() {
     assert!(!out.status.success());
     assert!(text(&out).contains("only workers"), "{}", text(&out));
     assert_eq!(kindred_e2e::containers_of(NAME), cp());
+
+    interrupted_add_removes_only_the_new_node();
 
     let started = Instant::now();
     let out = kindred(&["create", "node", "--name", NAME]);

@@ -14,8 +14,8 @@ use crate::cluster::nodes::{next_worker_name, wait_node_ready, NodeRoleRequest};
 use crate::cluster::ownership::Ownership;
 use crate::cluster::plan::{ClusterPlan, NodePlan};
 use crate::cluster::{
-    access, node_setup, node_shell, ClusterError, CLUSTER_LABEL, LOAD_BALANCER_ROLE, NETWORK,
-    ROLE_LABEL,
+    access, node_kubectl, node_setup, node_shell, ClusterError, CLUSTER_LABEL, LOAD_BALANCER_ROLE,
+    NETWORK, ROLE_LABEL,
 };
 use crate::config::{Cluster, Node, NodeRole, Registry};
 use crate::kubeadm::{self, NodeBootstrap, RenderInput};
@@ -52,6 +52,7 @@ pub async fn add_node(
     if let Err(e) = &result {
         tracing::debug!("create node failed: {e}");
         let step = ui.step("Removing the node this command created");
+        forget_nodes(docker, &opts.cluster, &owner).await;
         match owner.clean_up(docker, true).await {
             Ok(_) => step.done(),
             Err(e) => {
@@ -61,6 +62,23 @@ pub async fn add_node(
         }
     }
     result
+}
+
+/// Deletes the Node objects of the containers `owner` made (a join may have registered one
+/// before the failure); best effort, the container removal that follows is what matters.
+async fn forget_nodes(docker: &Docker, cluster: &str, owner: &Ownership) {
+    let (Ok(made), Ok(cp)) = (
+        docker.list_by_labels(&[owner.filter()]).await,
+        access::control_plane(docker, cluster).await,
+    ) else {
+        return;
+    };
+    for node in made {
+        let delete = format!("delete node {} --ignore-not-found --wait=false", node.name);
+        if let Err(e) = node_kubectl(docker, &cp, &delete).await {
+            tracing::debug!("deleting the Node {}: {e}", node.name);
+        }
+    }
 }
 
 /// The config `create` would have had for the new worker: a control plane (the plan names
