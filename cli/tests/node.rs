@@ -1,8 +1,9 @@
 //! `kindred create node`, `restart node` and `delete node` end to end, on a real cluster: a
 //! one-node cluster gets a worker that becomes Ready and runs a pod pinned to it; the worker
-//! is restarted and Ready again; deleted, its Node, container and volume are gone; deleting
-//! the control plane, an unknown node or adding a control plane is refused with the reason; an
-//! add interrupted by SIGTERM removes the new container and volume and nothing else.
+//! is restarted, Ready again and runs the pod again; deleted, its Node, container and volume
+//! are gone; deleting the control plane, an unknown node or adding a control plane is refused
+//! with the reason; an add interrupted by SIGTERM removes the new container and volume and
+//! nothing else; the control plane is restarted and Ready again.
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -267,5 +268,18 @@ spec:
     let out = kindred(&["delete", "node", "node-e2e-worker9", "--name", NAME]);
     assert!(!out.status.success());
     assert!(text(&out).contains(&cp()), "{}", text(&out));
+
+    // The control plane reboots too: its API answers and it is Ready again.
+    let started = Instant::now();
+    let out = kindred(&["restart", "node", &cp(), "--name", NAME]);
+    assert!(
+        out.status.success(),
+        "restart node (control plane):\n{}",
+        text(&out)
+    );
+    eprintln!(
+        "restart node of the control plane took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(ready(&cp()), "True");
 }
