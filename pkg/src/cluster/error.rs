@@ -253,6 +253,11 @@ pub enum ClusterError {
     )]
     ControlPlaneNotAddable,
     #[error(
+        "{node} is the API load balancer of {cluster}, not a Kubernetes node; it comes and goes \
+         with the cluster (`kindred stop/start/delete cluster --name {cluster}`)"
+    )]
+    NotAKubernetesNode { node: String, cluster: String },
+    #[error(
         "{node} is a {role} node of {cluster} and is not removed by `delete node`: only workers \
          are (a control plane holds an etcd member and the API, and the last one is the \
          cluster); delete the whole cluster with `kindred delete cluster --name {cluster}`"

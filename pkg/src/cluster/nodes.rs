@@ -42,14 +42,22 @@ pub fn next_worker_name(cluster: &str, taken: &[String]) -> String {
         .expect("an unbounded range has a free name")
 }
 
-/// The cluster's node `node`, refused unless it is a worker: removing a control plane would
-/// need its etcd member removed first and (HA) the load balancer rewritten, and the last one
-/// takes the whole cluster with it (`delete cluster` does that).
+/// What is about to be done to one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Delete,
+    Restart,
+}
+
+/// The cluster's node `node`. The HA load balancer is not a node. Deleting is refused unless
+/// it is a worker: removing a control plane would need its etcd member removed first and
+/// (HA) the load balancer rewritten, and the last one takes the whole cluster with it
+/// (`delete cluster` does that).
 fn pick<'a>(
     cluster: &str,
     all: &'a [NodeSummary],
     node: &str,
-    action: &'static str,
+    action: Action,
 ) -> Result<&'a NodeSummary, ClusterError> {
     let found = all
         .iter()
@@ -59,14 +67,13 @@ fn pick<'a>(
             unknown: vec![node.to_string()],
             nodes: all.iter().map(|n| n.name.clone()).collect(),
         })?;
-    if action == "delete" && found.role != "worker" {
-        return Err(ClusterError::NodeNotDeletable {
+    if found.role == LOAD_BALANCER_ROLE {
+        return Err(ClusterError::NotAKubernetesNode {
             node: node.to_string(),
             cluster: cluster.to_string(),
-            role: found.role.clone(),
         });
     }
-    if found.role == LOAD_BALANCER_ROLE {
+    if action == Action::Delete && found.role != "worker" {
         return Err(ClusterError::NodeNotDeletable {
             node: node.to_string(),
             cluster: cluster.to_string(),
@@ -87,8 +94,8 @@ async fn cluster_nodes(docker: &Docker, cluster: &str) -> Result<Vec<NodeSummary
     Ok(all)
 }
 
-/// Drains the worker (within `drain_timeout`; a drain that does not finish is reported and
-/// the node removed anyway), deletes its Node object, removes its container and volume.
+/// Drains the worker if its container runs (within `drain_timeout`; a drain that does not
+/// finish is reported and the node removed anyway), deletes its Node object, removes its container and volume.
 pub async fn delete_node(
     docker: &Docker,
     cluster: &str,
@@ -97,18 +104,24 @@ pub async fn delete_node(
     ui: &Ui,
 ) -> Result<(), ClusterError> {
     let all = cluster_nodes(docker, cluster).await?;
-    pick(cluster, &all, node, "delete")?;
+    let found = pick(cluster, &all, node, Action::Delete)?;
     let cp = access::control_plane(docker, cluster).await?;
     let step = ui.step(format!("Draining {node}"));
-    let drain = format!(
-        "drain {node} --ignore-daemonsets --delete-emptydir-data --force --timeout={}s",
-        drain_timeout.as_secs()
-    );
-    match node_shell::kubectl(docker, &cp, &drain, &step).await {
-        Ok(_) => step.done(),
-        Err(e) => {
-            step.fail();
-            ui.warn(format!("{e}\nremoving {node} anyway"));
+    if found.state != "running" {
+        // No kubelet to stop the pods: a drain would only wait out its timeout. The Node's
+        // deletion below has the pod garbage collector remove its pods.
+        step.done_with(format!("skipped: the container is {}", found.state));
+    } else {
+        let drain = format!(
+            "drain {node} --ignore-daemonsets --delete-emptydir-data --force --timeout={}s",
+            drain_timeout.as_secs()
+        );
+        match node_shell::kubectl(docker, &cp, &drain, &step).await {
+            Ok(_) => step.done(),
+            Err(e) => {
+                step.fail();
+                ui.warn(format!("{e}\nremoving {node} anyway"));
+            }
         }
     }
     let step = ui.step(format!("Deleting the Node {node} and its container"));
@@ -134,7 +147,7 @@ pub async fn restart_node(
     ui: &Ui,
 ) -> Result<(), ClusterError> {
     let all = cluster_nodes(docker, cluster).await?;
-    pick(cluster, &all, node, "restart")?;
+    pick(cluster, &all, node, Action::Restart)?;
     let cp = access::control_plane(docker, cluster).await?;
     let step = ui.step(format!("Restarting {node}"));
     // Heartbeats newer than this come from the restarted kubelet (node clock, UTC).
@@ -245,16 +258,22 @@ mod tests {
             summary("dev-worker", "worker"),
             summary("dev-external-load-balancer", LOAD_BALANCER_ROLE),
         ];
-        assert!(pick("dev", &all, "dev-worker", "delete").is_ok());
-        let err = pick("dev", &all, "dev-control-plane", "delete").unwrap_err();
+        assert!(pick("dev", &all, "dev-worker", Action::Delete).is_ok());
+        let err = pick("dev", &all, "dev-control-plane", Action::Delete).unwrap_err();
         assert!(
             matches!(err, ClusterError::NodeNotDeletable { .. }),
             "{err}"
         );
         assert!(err.to_string().contains("delete cluster"), "{err}");
-        assert!(pick("dev", &all, "dev-external-load-balancer", "restart").is_err());
-        assert!(pick("dev", &all, "dev-control-plane", "restart").is_ok());
-        let err = pick("dev", &all, "dev-worker7", "delete").unwrap_err();
+        assert!(pick("dev", &all, "dev-control-plane", Action::Restart).is_ok());
+        for action in [Action::Delete, Action::Restart] {
+            let err = pick("dev", &all, "dev-external-load-balancer", action).unwrap_err();
+            assert!(
+                matches!(err, ClusterError::NotAKubernetesNode { .. }),
+                "{err}"
+            );
+        }
+        let err = pick("dev", &all, "dev-worker7", Action::Delete).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("dev-worker7") && text.contains("dev-control-plane, dev-worker"),
