@@ -3,7 +3,8 @@
 //! is restarted, Ready again and runs the pod again; deleted, its Node, container and volume
 //! are gone; deleting the control plane, an unknown node or adding a control plane is refused
 //! with the reason; an add interrupted by SIGTERM removes the new container and volume and
-//! nothing else; the control plane is restarted and Ready again.
+//! nothing else; a stopped worker is deleted without a drain; the control plane is restarted
+//! and Ready again.
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -268,6 +269,24 @@ spec:
     let out = kindred(&["delete", "node", "node-e2e-worker9", "--name", NAME]);
     assert!(!out.status.success());
     assert!(text(&out).contains(&cp()), "{}", text(&out));
+
+    // A worker whose container is stopped is removed without waiting on a drain, and the
+    // next add takes the freed name again.
+    let out = kindred(&["create", "node", "--name", NAME, "--wait", "0"]);
+    assert!(out.status.success(), "create node:\n{}", text(&out));
+    assert!(text(&out).contains(&worker()), "{}", text(&out));
+    let stop = run("docker", &["stop", &worker()], None);
+    assert!(stop.status.success(), "{}", text(&stop));
+    let started = Instant::now();
+    let out = kindred(&["delete", "node", &worker(), "--name", NAME]);
+    assert!(
+        out.status.success(),
+        "delete node (stopped):\n{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("skipped"), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(kindred_e2e::containers_of(NAME), cp());
 
     // The control plane reboots too: its API answers and it is Ready again.
     let started = Instant::now();
