@@ -51,6 +51,12 @@ pub async fn add_node(
     };
     if let Err(e) = &result {
         tracing::debug!("create node failed: {e}");
+        // A refusal before anything was made needs no cleanup; after a signal a creation
+        // already sent to Docker may still land, so that case is always cleaned up.
+        let interrupted = matches!(e, ClusterError::Interrupted { .. });
+        if !interrupted && !made_anything(docker, &owner).await {
+            return result;
+        }
         let step = ui.step("Removing the node this command created");
         forget_nodes(docker, &opts.cluster, &owner).await;
         match owner.clean_up(docker, true).await {
@@ -62,6 +68,13 @@ pub async fn add_node(
         }
     }
     result
+}
+
+/// Whether a container or volume carries `owner`'s token (if Docker cannot say: assume so).
+async fn made_anything(docker: &Docker, owner: &Ownership) -> bool {
+    let containers = docker.list_by_labels(&[owner.filter()]).await;
+    let volumes = docker.volumes_labelled(&owner.filter()).await;
+    !matches!((containers, volumes), (Ok(c), Ok(v)) if c.is_empty() && v.is_empty())
 }
 
 /// Deletes the Node objects of the containers `owner` made (a join may have registered one
