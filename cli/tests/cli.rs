@@ -325,3 +325,43 @@ fn a_kubernetes_1_35_image_on_a_cgroup_v1_host_is_refused_before_anything_is_cre
     assert_eq!(kindred_e2e::containers_of("kindred-e2e-v135"), "");
     assert!(!kubeconfig.exists());
 }
+
+#[test]
+fn node_commands_on_a_missing_cluster_name_it_and_make_nothing() {
+    let cluster = "node-no-such-cluster";
+    for args in [
+        vec!["create", "node", "--name", cluster],
+        vec![
+            "delete",
+            "node",
+            "node-no-such-cluster-worker",
+            "--name",
+            cluster,
+        ],
+        vec![
+            "restart",
+            "node",
+            "node-no-such-cluster-worker",
+            "--name",
+            cluster,
+        ],
+    ] {
+        let out = kindred(&args, &[]);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr_of(&out);
+        assert!(
+            err.contains(&format!("no cluster named {cluster}")) && err.contains("create cluster"),
+            "{args:?}: {err}"
+        );
+    }
+    let names = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.kindred.cluster={cluster}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(names.stdout.is_empty(), "create node made containers");
+}

@@ -18,6 +18,8 @@ use super::CmdResult;
 pub enum CreateCommand {
     /// Create a cluster (nodes, kubeadm, pod network, kubeconfig).
     Cluster(CreateClusterArgs),
+    /// Add a worker to a running cluster (joined with kubeadm, waited for until Ready).
+    Node(super::node::CreateNodeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +79,8 @@ pub enum DeleteCommand {
     /// Delete the local registry `kindred-registry` and its images (also a kept one); refused
     /// while clusters use it.
     Registry,
+    /// Remove one worker: drain it, delete its Node, remove its container and volume.
+    Node(super::node::DeleteNodeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,7 +145,10 @@ pub enum ExportCommand {
 }
 
 pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
-    let CreateCommand::Cluster(args) = cmd;
+    let args = match cmd {
+        CreateCommand::Cluster(args) => args,
+        CreateCommand::Node(args) => return super::node::create(args, ui).await,
+    };
     let (loaded, dir) = match &args.config {
         Some(path) => config::load(path)?,
         None => (Cluster::default(), None),
@@ -253,6 +260,7 @@ pub async fn delete(cmd: DeleteCommand, ui: &Ui) -> CmdResult {
         DeleteCommand::Cluster { name, kubeconfig } => {
             (vec![cluster::default_name(name.as_deref())], kubeconfig)
         }
+        DeleteCommand::Node(args) => return super::node::delete(args, ui).await,
         DeleteCommand::Registry => {
             let step = ui.step(format!(
                 "Deleting the registry {}",

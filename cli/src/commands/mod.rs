@@ -8,6 +8,7 @@ mod kubectl;
 mod lifecycle;
 mod load;
 mod logs;
+mod node;
 mod test;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -39,12 +40,12 @@ pub enum Command {
         #[command(subcommand)]
         what: build::BuildCommand,
     },
-    /// Create a cluster.
+    /// Create a cluster, or add a node to one.
     Create {
         #[command(subcommand)]
         what: cluster::CreateCommand,
     },
-    /// Delete clusters.
+    /// Delete clusters, or one node of a cluster.
     Delete {
         #[command(subcommand)]
         what: cluster::DeleteCommand,
@@ -58,6 +59,11 @@ pub enum Command {
     Start {
         #[command(subcommand)]
         what: lifecycle::StartCommand,
+    },
+    /// Restart one node of a cluster.
+    Restart {
+        #[command(subcommand)]
+        what: node::RestartCommand,
     },
     /// List clusters and nodes, print kubeconfigs.
     Get {
@@ -127,6 +133,7 @@ pub async fn run(cli: Cli) -> CmdResult {
         Command::Delete { what } => cluster::delete(what, &ui).await,
         Command::Stop { what } => lifecycle::stop(what, &ui).await,
         Command::Start { what } => lifecycle::start(what, &ui).await,
+        Command::Restart { what } => node::restart(what, &ui).await,
         Command::Get { what } => cluster::get(what).await,
         Command::Load { what } => load::run(what, &ui).await,
         Command::Export { what } => cluster::export(what, &ui).await,

@@ -246,6 +246,27 @@ pub enum ClusterError {
         unknown: Vec<String>,
         nodes: Vec<String>,
     },
+    #[error(
+        "only workers can be added to a running cluster: a new control plane needs the \
+         certificates kubeadm shares only during create, a new etcd member and an HA load \
+         balancer; create the cluster with the control planes you need instead"
+    )]
+    ControlPlaneNotAddable,
+    #[error(
+        "{node} is the API load balancer of {cluster}, not a Kubernetes node; it comes and goes \
+         with the cluster (`kindred stop/start/delete cluster --name {cluster}`)"
+    )]
+    NotAKubernetesNode { node: String, cluster: String },
+    #[error(
+        "{node} is a {role} node of {cluster} and is not removed by `delete node`: only workers \
+         are (a control plane holds an etcd member and the API, and the last one is the \
+         cluster); delete the whole cluster with `kindred delete cluster --name {cluster}`"
+    )]
+    NodeNotDeletable {
+        node: String,
+        cluster: String,
+        role: String,
+    },
     #[error("cluster {cluster} has no control-plane node; delete it with `kindred delete cluster --name {cluster}`")]
     NoControlPlane { cluster: String },
     #[error("listing the nodes of {cluster} failed: {stderr}")]

@@ -19,6 +19,7 @@ mod logs;
 mod node_options;
 mod node_setup;
 mod node_shell;
+mod nodes;
 mod offline;
 mod ownership;
 mod plan;
@@ -27,7 +28,8 @@ mod registry;
 pub use access::{control_plane, kubeconfig_entry, schedulable_nodes};
 pub use capacity::{estimated_memory_mib, CONTROL_PLANE_MIB, WORKER_MIB};
 pub use create::{
-    create, resolve_config, shutdown_signal, ConfigOverrides, CreateOptions, Created, PAUSE_ENV,
+    add_node, create, resolve_config, shutdown_signal, AddNodeOptions, ConfigOverrides,
+    CreateOptions, Created, PAUSE_ENV,
 };
 pub use delete::{delete, Deleted};
 pub use error::ClusterError;
@@ -40,6 +42,7 @@ pub use list::{
 pub use load::{load, ImageSource, LoadReport, Outcome};
 pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
 pub use node_options::{NodeExtras, NodeOptions, PROXY_VARIABLES};
+pub use nodes::{delete_node, next_worker_name, restart_node, NodeRoleRequest};
 pub use offline::{block_registry_pulls, unblock_registry_pulls, BlockedPulls};
 pub use ownership::{CleanedUp, CleanupError, Leftover, Ownership, TOKEN_LABEL};
 pub use plan::{ClusterPlan, NodePlan};

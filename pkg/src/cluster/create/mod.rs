@@ -20,8 +20,10 @@
 //! made carries the create's token (see `cluster::ownership`), so only that is removed.
 //! [`create`] is the entry point commands call; it also owns the cleanup on Ctrl-C/SIGTERM
 //! (interrupt.rs), and [`resolve_config`] (resolve.rs) applies the command's flags to the
-//! loaded config. `KINDRED_TEST_PAUSE_AT` (pause.rs) stops a create at named points for the race tests.
+//! loaded config. `create node` (add_node.rs) reuses the container spec, addressing and join
+//! config to add one worker to a running cluster. `KINDRED_TEST_PAUSE_AT` (pause.rs) stops a create at named points for the race tests.
 
+mod add_node;
 mod addons;
 mod configure;
 mod interrupt;
@@ -47,6 +49,7 @@ use super::ClusterError;
 use crate::config::Cluster;
 use crate::provider::Docker;
 use crate::ui::Ui;
+pub use add_node::{add_node, AddNodeOptions};
 pub use interrupt::signal as shutdown_signal;
 use kubeadm_config::Bootstrap;
 use pause::pause_point;
