@@ -294,9 +294,10 @@ daemon_restart_fault() {
 }
 
 disk_full_fault() {
-  local name="${prefix}disk" log=$work/disk.log start root filler free image
+  local name="${prefix}disk" log=$work/disk.log start root free image
   (create "$name" "$log" --wait 3m) || true
   root=$(docker info -f '{{.DockerRootDir}}')
+  # Global, so the EXIT trap frees the disk even when the script is stopped mid-load.
   filler=$root/kindred-fault-filler
   free=$(df -B1 --output=avail "$root" | tail -1)
   image=$(docker images --format '{{.Repository}}:{{.Tag}}' | grep -m1 '^kindred/base:' || true)
@@ -305,6 +306,7 @@ disk_full_fault() {
   local lstatus=0
   "$KINDRED" load docker-image "${image:-kindred/registry:v3.1.1}" --name "$name" >"$work/load.log" 2>&1 || lstatus=$?
   rm -f "$filler"
+  filler=""
   local ready
   ready=$(docker exec "$name-control-plane" kubectl --kubeconfig=/etc/kubernetes/admin.conf \
     get nodes --no-headers 2>&1 | awk '$2 == "Ready"' | wc -l)
@@ -319,6 +321,8 @@ disk_full_fault() {
   fi
 }
 
+filler=""
+trap '[[ -z $filler ]] || rm -f "$filler"' EXIT
 echo "fault-inject: prefix $prefix, seed $seed, $cycles cycles, binary $KINDRED, logs in $work" >&2
 before=$(audit "$prefix.*")
 if [[ -n $before ]]; then
