@@ -6,5 +6,6 @@
 # the Docker daemon: run it where nothing else uses Docker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo run --locked --bin kindred -- build node-image
+cargo test --locked --workspace --features kindred-cli/e2e --no-run
+"${CARGO_TARGET_DIR:-target}/debug/kindred" build node-image
 exec cargo test --locked -p kindred-cli --features e2e --test restart -- --ignored --nocapture --test-threads=1
