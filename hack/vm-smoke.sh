@@ -105,8 +105,15 @@ spread=\$(kindred kubectl -- get pods -l app=web -o jsonpath='{.items[*].spec.no
 [[ \$spread == \$replicas ]] || fail "web runs on \$spread nodes, not \$replicas"
 kindred kubectl -- run smoke --image=kindred.test/smoke:v1 --image-pull-policy=Never --restart=Never -- sleep 3600
 kindred kubectl -- wait --for=condition=Ready pod/smoke --timeout=10m || { kindred kubectl -- describe pod smoke; fail "the pod did not run"; }
-page=\$(kindred kubectl -- exec smoke -- /bin/busybox wget -qO- http://web.default.svc.cluster.local/)
-[[ \$page == kindred-smoke ]] || fail "the Service by DNS name answered '\$page'"
+# CoreDNS may still be starting under emulation when the pods are: wait for it, then give the
+# name a minute (kube-proxy programs the DNS Service's rules on its own schedule).
+kindred kubectl -- -n kube-system rollout status deploy/coredns --timeout=10m || { kindred kubectl -- -n kube-system describe pods; fail "CoreDNS did not become ready"; }
+page=""
+for try in \$(seq 12); do
+  page=\$(kindred kubectl -- exec smoke -- /bin/busybox wget -qO- http://web.default.svc.cluster.local/) && break
+  echo "vm-smoke: the Service by DNS name did not answer (try \$try of 12)"; sleep 5
+done
+[[ \$page == kindred-smoke ]] || { kindred kubectl -- -n kube-system get pods -o wide; fail "the Service by DNS name answered '\$page'"; }
 ip=\$(docker inspect -f '{{.NetworkSettings.Networks.kindred.IPAddress}}' \$node)
 page=\$(busybox wget -qO- http://\$ip:30080/)
 [[ \$page == kindred-smoke ]] || fail "the NodePort answered '\$page' from the VM"
