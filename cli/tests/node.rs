@@ -6,7 +6,6 @@
 //! nothing else; a stopped worker is deleted without a drain; the control plane is restarted
 //! and Ready again.
 
-use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use kindred_e2e::{node_kubectl, run, text};
@@ -117,7 +116,7 @@ fn nodes_are_added_restarted_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let kubeconfig = kubeconfig.to_str().unwrap();
-    let delete = || {
+    let cleanup = || {
         kindred(&[
             "delete",
             "cluster",
@@ -125,31 +124,30 @@ fn nodes_are_added_restarted_and_deleted() {
             NAME,
             "--kubeconfig",
             kubeconfig,
-        ])
-    };
-    delete();
-    let image = kindred_e2e::node_image();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        let out = kindred(&[
-            "create",
-            "cluster",
-            "--name",
-            NAME,
-            "--image",
-            &image,
-            "--kubeconfig",
-            kubeconfig,
-            "--wait",
-            "3m",
         ]);
-        assert!(out.status.success(), "create cluster:\n{}", text(&out));
-        exercise();
-    }));
-    delete();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-    assert_eq!(kindred_e2e::containers_of(NAME), "");
+    };
+    let image = kindred_e2e::node_image();
+    kindred_e2e::cluster::cleaned_up(
+        &[NAME],
+        cleanup,
+        || {},
+        || {
+            let out = kindred(&[
+                "create",
+                "cluster",
+                "--name",
+                NAME,
+                "--image",
+                &image,
+                "--kubeconfig",
+                kubeconfig,
+                "--wait",
+                "3m",
+            ]);
+            assert!(out.status.success(), "create cluster:\n{}", text(&out));
+            exercise();
+        },
+    );
 }
 
 fn exercise() {

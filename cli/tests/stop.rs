@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use kindred_e2e::{node_kubectl, run, text};
+use kindred_e2e::{docker_out, node_kubectl, run, text};
 
 const NAME: &str = "stop-e2e-stubborn";
 /// A clean stop takes ~5 s here (3 s of pod grace, then systemd's halt); Docker's own timeout,
@@ -20,12 +20,6 @@ const STOP_BOUND: Duration = Duration::from_secs(15);
 
 fn kindred(args: &[&str]) -> std::process::Output {
     run(env!("CARGO_BIN_EXE_kindred"), args, None)
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = run("docker", args, None);
-    assert!(out.status.success(), "docker {args:?}:\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
@@ -67,7 +61,7 @@ fn exercise(kubeconfig: &str) {
     ]);
     assert!(out.status.success(), "create:\n{}", text(&out));
 
-    docker(&[
+    docker_out(&[
         "exec",
         "-d",
         &node,
@@ -107,12 +101,13 @@ fn exercise(kubeconfig: &str) {
     let took = started.elapsed();
     assert!(out.status.success(), "stop:\n{}", text(&out));
     eprintln!("stop cluster took {took:?}");
-    let state = docker(&[
+    let state = docker_out(&[
         "inspect",
         "-f",
         "{{.State.Status}} {{.State.ExitCode}}",
         &node,
     ]);
+    let state = state.trim();
     // systemd halting in a container exits 130; 137 is Docker's SIGKILL after its timeout.
     assert_eq!(state, "exited 130", "the node did not halt by itself");
     assert!(took < STOP_BOUND, "stop cluster took {took:?}");
