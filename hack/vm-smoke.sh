@@ -32,7 +32,9 @@ while (($#)); do
 done
 if [[ -z $image ]]; then
   kindred="${CARGO_TARGET_DIR:-target}/release/kindred"
-  image="kindred/node:$("$kindred" version | head -1 | sed -E 's/.*default Kubernetes ([^)]+)\).*/\1/')"
+  # sed reads all of kindred's output: `head -1` may close the pipe before kindred's second
+  # line, and with pipefail kindred's broken-pipe exit would fail the script.
+  image="kindred/node:$("$kindred" version | sed -En '1s/.*default Kubernetes ([^)]+)\).*/\1/p')"
 fi
 docker image inspect "$image" >/dev/null 2>&1 ||
   { echo "vm-smoke: $image is not in Docker; build it with \`kindred build node-image\`" >&2; exit 1; }
