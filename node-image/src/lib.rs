@@ -65,9 +65,9 @@ pub enum Error {
     #[error(transparent)]
     Bom(#[from] bom::Error),
     #[error(
-        "{0} is neither a BOM file nor an image in Docker\n\
-         Give the path of a BOM file (`kindred bom IMAGE -o json > bom.json` writes one), \
-         or build the image with `kindred build node-image`"
+        "{0} does not exist: it is neither a BOM file nor an image in Docker\n\
+         Build the image with `kindred build node-image`, or give the path of a BOM file \
+         (`kindred bom IMAGE -o json > bom.json` writes one)"
     )]
     NoBom(String),
 }

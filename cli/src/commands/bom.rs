@@ -95,3 +95,36 @@ fn print_json(value: &impl serde::Serialize) -> CmdResult {
     print!("{json}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        bom: BomArgs,
+    }
+
+    #[test]
+    fn diff_is_a_subcommand_and_formats_parse() {
+        let t = T::parse_from(["t", "diff", "a.json", "kindred/node:v1.34.12", "-o", "json"]);
+        match t.bom.command {
+            Some(BomCommand::Diff(d)) => {
+                assert_eq!(
+                    (d.from.as_str(), d.to.as_str()),
+                    ("a.json", "kindred/node:v1.34.12")
+                );
+                assert!(matches!(d.output, DiffFormat::Json));
+            }
+            None => panic!("diff not parsed as a subcommand"),
+        }
+        let t = T::parse_from(["t", "kindred/node:v1.34.12", "-o", "cyclonedx"]);
+        assert!(t.bom.command.is_none());
+        assert_eq!(t.bom.image.as_deref(), Some("kindred/node:v1.34.12"));
+        assert!(matches!(t.bom.output, Format::Cyclonedx));
+        assert!(T::try_parse_from(["t", "-o", "spdx"]).is_ok());
+        assert!(T::try_parse_from(["t", "diff", "a", "b", "-o", "spdx"]).is_err());
+    }
+}
