@@ -354,6 +354,13 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn kind_names_are_the_json_names() {
+        for k in [Kind::Binary, Kind::Image, Kind::DebianPackage, Kind::File] {
+            assert_eq!(serde_json::to_value(&k).unwrap(), k.as_str());
+        }
+    }
+
+    #[test]
     fn utc_dates() {
         assert_eq!(utc(0), FIXED_CREATED);
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
