@@ -15,8 +15,8 @@ fi
 
 # docker.io: the engine; debootstrap: the node base rootfs; libseccomp-dev, gcc, pkg-config:
 # the static runc build (cgo); make, bzip2: busybox for the conformance test images; iptables:
-# Docker's networking; curl, bc, time: hack/bench-*.sh.
-packages=(docker.io debootstrap iptables libseccomp-dev gcc libc6-dev pkg-config make bzip2 ca-certificates git curl bc time)
+# Docker's networking; curl, bc, time: hack/bench-*.sh; python3-venv: hack/validate-bom.sh.
+packages=(docker.io debootstrap iptables libseccomp-dev gcc libc6-dev pkg-config make bzip2 ca-certificates git curl bc time python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

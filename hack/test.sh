@@ -13,6 +13,8 @@ cargo test --locked --workspace --features kindred-cli/e2e --no-run
 kindred=("${CARGO_TARGET_DIR:-target}/debug/kindred")
 # The e2e tests use this image; building it here shows progress in logs and fails early.
 "${kindred[@]}" build node-image
+# Its SPDX and CycloneDX documents pass validators kindred did not write (a cached Python venv).
+KINDRED="${kindred[0]}" hack/validate-bom.sh
 # The local registry's image (cli/tests/registry.rs), likewise: built once, then up to date.
 "${kindred[@]}" build registry-image
 # The CI image (cli/tests/nested.rs runs kindred inside it): the Debian base with Docker's

@@ -62,6 +62,14 @@ pub enum Error {
     Oci(#[from] oci::Error),
     #[error(transparent)]
     Dpkg(#[from] dpkg::Error),
+    #[error(transparent)]
+    Bom(#[from] bom::Error),
+    #[error(
+        "{0} does not exist: it is neither a BOM file nor an image in Docker\n\
+         Build the image with `kindred build node-image`, or give the path of a BOM file \
+         (`kindred bom IMAGE -o json > bom.json` writes one)"
+    )]
+    NoBom(String),
 }
 
 impl Error {
@@ -384,4 +392,41 @@ pub async fn read_bom(docker: &Docker, image: &str) -> Result<Bom, Error> {
             bom::BOM_PATH
         ))
     })
+}
+
+/// Where a BOM was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BomSource {
+    File(PathBuf),
+    Image(String),
+}
+
+impl BomSource {
+    /// The node image the BOM describes: the image read, or for a file the name kindred gives
+    /// an image of that Kubernetes version (a file does not say how its image was tagged).
+    pub fn image_name(&self, bom: &Bom) -> String {
+        match self {
+            BomSource::Image(image) => image.clone(),
+            BomSource::File(_) => kindred::defaults::node_image(&bom.kubernetes_version),
+        }
+    }
+}
+
+/// The BOM named by `what`: a BOM file when a file is there (kindred's JSON), else the node image
+/// of that name in Docker. Docker is only asked when it is not a file.
+pub async fn load_bom(what: &str) -> Result<(Bom, BomSource), Error> {
+    let path = Path::new(what);
+    // Image references never start with '/', '.' or '~': such an argument is meant as a file,
+    // and reading it says why it cannot be read.
+    if path.exists() || what.starts_with(['/', '.', '~']) {
+        return Ok((bom::read_file(path)?, BomSource::File(path.to_path_buf())));
+    }
+    let docker = Docker::connect().await?;
+    if !docker.image_exists(what).await? {
+        return Err(Error::NoBom(what.to_string()));
+    }
+    Ok((
+        read_bom(&docker, what).await?,
+        BomSource::Image(what.to_string()),
+    ))
 }

@@ -1,5 +1,8 @@
-use clap::{Args, ValueEnum};
-use kindred::provider::Docker;
+//! `kindred bom`: a node image's bill of materials as a table, kindred's JSON, SPDX or
+//! CycloneDX; `kindred bom diff`: what changed between two node images or BOM files.
+
+use clap::{Args, Subcommand, ValueEnum};
+use kindred_node_image::bom::{self, cyclonedx, diff, spdx};
 
 use super::CmdResult;
 
@@ -7,27 +10,121 @@ use super::CmdResult;
 pub enum Format {
     Table,
     Json,
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.5 JSON.
+    Cyclonedx,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DiffFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BomArgs {
-    /// Node image [default: the default node image of this host].
+    #[command(subcommand)]
+    command: Option<BomCommand>,
+    /// Node image, or the path of a BOM file [default: the default node image of this host].
     image: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     output: Format,
 }
 
+#[derive(Debug, Subcommand)]
+enum BomCommand {
+    /// Compare two BOMs: components added, removed, and changed (version or sha256).
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The old side: a BOM file if a file is at that path, else a node image.
+    from: String,
+    /// The new side: a BOM file if a file is at that path, else a node image.
+    to: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: DiffFormat,
+}
+
 pub async fn run(args: BomArgs) -> CmdResult {
-    let docker = Docker::connect().await?;
+    if let Some(BomCommand::Diff(d)) = args.command {
+        return run_diff(d).await;
+    }
     let image = match args.image {
         Some(image) => image,
-        None => kindred::cluster::host_default(&docker).await?.node_image(),
+        None => {
+            let docker = kindred::provider::Docker::connect().await?;
+            kindred::cluster::host_default(&docker).await?.node_image()
+        }
     };
-    let bom = kindred_node_image::read_bom(&docker, &image).await?;
+    let (bom, source) = kindred_node_image::load_bom(&image).await?;
+    let subject = source.image_name(&bom);
     match args.output {
         Format::Table => print!("{}", bom.table()),
         Format::Json => print!("{}", String::from_utf8_lossy(&bom.to_json().0)),
+        Format::Spdx => {
+            let created = bom::document_time()?.unwrap_or_else(|| bom::FIXED_CREATED.into());
+            print_json(&spdx::document(&bom, &subject, &created))?;
+        }
+        Format::Cyclonedx => {
+            print_json(&cyclonedx::document(&bom, &subject, bom::document_time()?))?;
+        }
     }
     Ok(())
+}
+
+async fn run_diff(args: DiffArgs) -> CmdResult {
+    let (from, _) = kindred_node_image::load_bom(&args.from).await?;
+    let (to, _) = kindred_node_image::load_bom(&args.to).await?;
+    let d = diff::diff(&from, &args.from, &to, &args.to);
+    match args.output {
+        DiffFormat::Table => print!("{}", d.table()),
+        DiffFormat::Json => print_json(&d)?,
+    }
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> CmdResult {
+    let mut json = serde_json::to_string_pretty(value)?;
+    json.push('\n');
+    print!("{json}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        bom: BomArgs,
+    }
+
+    #[test]
+    fn diff_is_a_subcommand_and_formats_parse() {
+        let t = T::parse_from(["t", "diff", "a.json", "kindred/node:v1.34.12", "-o", "json"]);
+        match t.bom.command {
+            Some(BomCommand::Diff(d)) => {
+                assert_eq!(
+                    (d.from.as_str(), d.to.as_str()),
+                    ("a.json", "kindred/node:v1.34.12")
+                );
+                assert!(matches!(d.output, DiffFormat::Json));
+            }
+            None => panic!("diff not parsed as a subcommand"),
+        }
+        let t = T::parse_from(["t", "kindred/node:v1.34.12", "-o", "cyclonedx"]);
+        assert!(t.bom.command.is_none());
+        assert_eq!(t.bom.image.as_deref(), Some("kindred/node:v1.34.12"));
+        assert!(matches!(t.bom.output, Format::Cyclonedx));
+        assert!(T::try_parse_from(["t", "-o", "spdx"]).is_ok());
+        assert!(T::try_parse_from(["t", "diff", "a", "b", "-o", "spdx"]).is_err());
+    }
 }
