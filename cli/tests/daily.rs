@@ -4,6 +4,7 @@
 //! run in order inside one test function so the cluster is deleted at the end whatever
 //! happens, and a failing subtest does not hide the others.
 
+use kindred::provider::Provider;
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};

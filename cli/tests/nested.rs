@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kindred::provider::{ContainerSpec, Docker, NodeSecurity};
+use kindred::provider::{ContainerSpec, Docker, NodeSecurity, Provider};
 use kindred_e2e::{docker, node_image, require_image, run, text, E2E_LABEL};
 
 const NETWORK: &str = "kindred-e2e-small-mtu";

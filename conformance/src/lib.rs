@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use kindred::cluster::{self, ImageSource, Outcome};
-use kindred::provider::Docker;
+use kindred::provider::{Docker, Provider};
 use kindred::ui::Ui;
 use kindred_node_image::base::BaseOptions;
 use kindred_node_image::gobuild::GoEnv;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use futures_util::StreamExt;
+use kindred::provider::Provider;
 
 use crate::text;
 

@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use kindred::provider::{ContainerSpec, Docker, ExecOutput, NodeSecurity};
+use kindred::provider::{ContainerSpec, Docker, ExecOutput, NodeSecurity, Provider};
 
 pub mod cluster;
 mod cmd;

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use kindred::provider::Provider;
 use kindred::ui::Ui;
 use kindred_node_image::base::{ensure_base, BaseOptions};
 use kindred_node_image::gobuild::GoEnv;

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use kindred::provider::Docker;
+use kindred::provider::{Docker, Provider};
 
 fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")

@@ -3,6 +3,7 @@
 //! every image kubeadm needs preloaded, and kubelet runs a static pod from a preloaded image
 //! without pulling anything.
 
+use kindred::provider::Provider;
 use std::time::Duration;
 
 use kindred_e2e::{docker, node_image, require_image, with_node, Node};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kindred::provider::Docker;
+use kindred::provider::{Docker, Provider};
 use kindred::ui::Step;
 use tempfile::TempDir;
 

@@ -22,7 +22,7 @@ pub mod registry_image;
 
 use std::path::{Path, PathBuf};
 
-use kindred::provider::Docker;
+use kindred::provider::{Docker, Provider};
 use kindred::ui::Ui;
 
 use crate::base::BaseOptions;

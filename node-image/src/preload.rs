@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use kindred::provider::{ContainerSpec, Docker};
+use kindred::provider::{ContainerSpec, Docker, Provider};
 use kindred::ui::Step;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

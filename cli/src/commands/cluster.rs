@@ -9,7 +9,7 @@ use kindred::cluster::{self, CreateOptions, NodeFormat};
 use kindred::config::{self, Cluster};
 use kindred::defaults::HostDefault;
 use kindred::kubeconfig;
-use kindred::provider::Docker;
+use kindred::provider::{Docker, Provider};
 use kindred::ui::Ui;
 
 use super::CmdResult;

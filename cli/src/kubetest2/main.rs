@@ -28,7 +28,7 @@ use std::time::Instant;
 use args::Args;
 use kindred::cluster::{self, CreateOptions};
 use kindred::config;
-use kindred::provider::Docker;
+use kindred::provider::{Docker, Provider};
 use kindred::ui::{Ui, Verbosity};
 
 /// The topology conformance runs use upstream, and `--up`'s default.

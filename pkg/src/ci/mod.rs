@@ -24,7 +24,7 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cluster;
-use crate::provider::Docker;
+use crate::provider::{Docker, Provider};
 use crate::ui::Ui;
 
 /// Archives (`docker save` output) in this directory are loaded into the daemon at start.

@@ -5,10 +5,10 @@
 use super::{ClusterError, ADMIN_CONF, CLUSTER_LABEL, LOAD_BALANCER_ROLE, ROLE_LABEL};
 use crate::kubeadm::API_SERVER_BIND_PORT;
 use crate::kubeconfig::{self, Entry};
-use crate::provider::Docker;
+use crate::provider::Provider;
 
 /// The first control-plane container of a cluster (the one that ran `kubeadm init`).
-pub async fn control_plane(docker: &Docker, cluster: &str) -> Result<String, ClusterError> {
+pub async fn control_plane(docker: &dyn Provider, cluster: &str) -> Result<String, ClusterError> {
     let mut cps = docker
         .list_by_labels(&[
             format!("{CLUSTER_LABEL}={cluster}"),
@@ -29,7 +29,7 @@ pub async fn control_plane(docker: &Docker, cluster: &str) -> Result<String, Clu
 /// The kubeconfig entry of a cluster, with the API server as seen from the host, or from
 /// containers on the kindred network with `internal`.
 pub async fn kubeconfig_entry(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
     internal: bool,
 ) -> Result<Entry, ClusterError> {
@@ -65,7 +65,7 @@ pub async fn kubeconfig_entry(
 /// `NoSchedule` or `NoExecute` taint (a multi-node cluster's control planes), as the API server
 /// sees them.
 pub async fn schedulable_nodes(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
 ) -> Result<Vec<String>, ClusterError> {
     let cp = control_plane(docker, cluster).await?;

@@ -9,7 +9,7 @@
 
 use super::ClusterError;
 use crate::config::{Cluster, NodeRole};
-use crate::provider::Docker;
+use crate::provider::Provider;
 
 /// Memory a running control-plane node uses (etcd, API server, controllers, kubelet).
 pub const CONTROL_PLANE_MIB: u64 = 512;
@@ -43,7 +43,7 @@ fn check_memory(config: &Cluster, total_mib: u64) -> Result<(), ClusterError> {
 
 /// Refuses a cluster the Docker host cannot hold. A daemon that does not report its memory is
 /// not refused.
-pub(super) async fn check(docker: &Docker, config: &Cluster) -> Result<(), ClusterError> {
+pub(super) async fn check(docker: &dyn Provider, config: &Cluster) -> Result<(), ClusterError> {
     let info = docker.info_json().await?;
     match info.get("MemTotal").and_then(|m| m.as_u64()) {
         Some(bytes) if bytes > 0 => check_memory(config, bytes / (1024 * 1024)),

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use super::ownership::{remove_network_if_idle, CleanedUp, CleanupError, Leftover};
 use super::{registry, ClusterError, CLUSTER_LABEL, NETWORK};
 use crate::kubeconfig;
-use crate::provider::Docker;
+use crate::provider::Provider;
 
 /// What `delete` removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct Deleted {
 }
 
 pub async fn delete(
-    docker: &Docker,
+    docker: &dyn Provider,
     name: &str,
     kubeconfig_path: &Path,
 ) -> Result<Deleted, ClusterError> {

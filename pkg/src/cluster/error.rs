@@ -158,12 +158,6 @@ pub enum ClusterError {
         /// `name=<Ready status>` per node, as kubectl printed them.
         nodes: String,
     },
-    #[error("cannot inspect {what}: {source}")]
-    Inspect {
-        what: String,
-        #[source]
-        source: bollard::errors::Error,
-    },
     #[error("the cluster config does not fit this host (nothing was created):\n  {}", problems.join("\n  "))]
     DoesNotFitHost { problems: Vec<String> },
     #[error("networking.ipFamily {family} needs IPv6, and this host has it turned off: {lack}")]

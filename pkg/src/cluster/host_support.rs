@@ -6,7 +6,7 @@
 use super::ClusterError;
 use crate::defaults::HostDefault;
 use crate::kubeadm::KubeVersion;
-use crate::provider::Docker;
+use crate::provider::Provider;
 
 /// Label node images carry with their Kubernetes version (kind's images do not; their
 /// `/kind/version` file is read instead).
@@ -15,12 +15,15 @@ const VERSION_LABEL: &str = "io.kindred.kubernetes-version";
 const FIRST_MINOR_WITHOUT_CGROUP_V1: u32 = 35;
 
 /// The default Kubernetes version for this Docker host: the newest that runs on it.
-pub async fn host_default(docker: &Docker) -> Result<HostDefault, ClusterError> {
+pub async fn host_default(docker: &dyn Provider) -> Result<HostDefault, ClusterError> {
     Ok(HostDefault::for_cgroup(&docker.cgroup_version().await?))
 }
 
 /// Refuses node images the Docker host cannot run.
-pub(super) async fn check_images(docker: &Docker, images: &[&str]) -> Result<(), ClusterError> {
+pub(super) async fn check_images(
+    docker: &dyn Provider,
+    images: &[&str],
+) -> Result<(), ClusterError> {
     if docker.cgroup_version().await? != "1" {
         return Ok(());
     }
@@ -31,7 +34,7 @@ pub(super) async fn check_images(docker: &Docker, images: &[&str]) -> Result<(),
     Ok(())
 }
 
-async fn image_kube_version(docker: &Docker, image: &str) -> Result<String, ClusterError> {
+async fn image_kube_version(docker: &dyn Provider, image: &str) -> Result<String, ClusterError> {
     if let Some(v) = docker.image_labels(image).await?.get(VERSION_LABEL) {
         return Ok(v.clone());
     }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{control_plane, kubeconfig_entry, ClusterError};
-use crate::provider::Docker;
+use crate::provider::Provider;
 
 /// What to run: the kubectl binary and a kubeconfig whose current context is the cluster.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub struct ClusterKubectl {
 /// Finds (or copies out) the cluster's kubectl and writes the cluster's kubeconfig under
 /// `cache`. Works on a stopped cluster too: files are read through Docker's archive API.
 pub async fn cluster_kubectl(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
     cache: &Path,
 ) -> Result<ClusterKubectl, ClusterError> {

@@ -8,7 +8,7 @@ use futures_util::future::try_join_all;
 
 use super::list::{nodes, NodeSummary};
 use super::{node_kubectl, ClusterError, LOAD_BALANCER_ROLE};
-use crate::provider::Docker;
+use crate::provider::Provider;
 use crate::ui::{Step, Ui};
 
 /// Docker's last resort: SIGKILL to the whole node if systemd has not halted by then.
@@ -20,7 +20,10 @@ const STOP_TIMEOUT_SECS: i32 = 30;
 /// components exit within a second of SIGTERM; CoreDNS's lameduck is cut short, harmlessly.
 const POD_GRACE: Duration = Duration::from_secs(3);
 
-async fn cluster_nodes(docker: &Docker, name: &str) -> Result<Vec<NodeSummary>, ClusterError> {
+async fn cluster_nodes(
+    docker: &dyn Provider,
+    name: &str,
+) -> Result<Vec<NodeSummary>, ClusterError> {
     let nodes = nodes(docker, Some(name)).await?;
     if nodes.is_empty() {
         return Err(ClusterError::NoSuchCluster {
@@ -37,7 +40,7 @@ fn is_control_plane(n: &NodeSummary) -> bool {
 
 /// Workers first, then the control plane, so no kubelet is left talking to a stopped API
 /// server longer than needed and etcd members stop together.
-pub async fn stop(docker: &Docker, name: &str, ui: &Ui) -> Result<(), ClusterError> {
+pub async fn stop(docker: &dyn Provider, name: &str, ui: &Ui) -> Result<(), ClusterError> {
     let nodes = cluster_nodes(docker, name).await?;
     let (control, workers): (Vec<_>, Vec<_>) = nodes.iter().partition(|n| is_control_plane(n));
     for (what, group) in [("worker", workers), ("control-plane", control)] {
@@ -55,7 +58,7 @@ pub async fn stop(docker: &Docker, name: &str, ui: &Ui) -> Result<(), ClusterErr
 /// clean halt); pods still running after [`POD_GRACE`] are killed, so that systemd's halt
 /// goes on instead of waiting for them, and the node exits by itself (status 130) rather than
 /// by Docker's SIGKILL (137), its journal and volume in order.
-async fn stop_node(docker: &Docker, node: &NodeSummary) -> Result<(), ClusterError> {
+async fn stop_node(docker: &dyn Provider, node: &NodeSummary) -> Result<(), ClusterError> {
     let stop = docker.stop_container(&node.name, STOP_TIMEOUT_SECS);
     if node.role == LOAD_BALANCER_ROLE {
         // A plain process that exits on SIGTERM, without systemd or pods.
@@ -83,7 +86,7 @@ async fn stop_node(docker: &Docker, node: &NodeSummary) -> Result<(), ClusterErr
 /// regains quorum), then the workers; with `wait`, until every node has reported Ready since
 /// the start and the system pods run again.
 pub async fn start(
-    docker: &Docker,
+    docker: &dyn Provider,
     name: &str,
     wait: Duration,
     ui: &Ui,
@@ -168,7 +171,7 @@ pub async fn start(
 }
 
 async fn wait_recovered(
-    docker: &Docker,
+    docker: &dyn Provider,
     cp: &str,
     count: usize,
     since: &str,

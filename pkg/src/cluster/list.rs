@@ -4,7 +4,7 @@
 use futures_util::future::join_all;
 
 use super::{ClusterError, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
-use crate::provider::Docker;
+use crate::provider::Provider;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,7 +41,7 @@ pub enum NodeFormat {
 }
 
 /// Names of every cluster with at least one node container, sorted.
-pub async fn clusters(docker: &Docker) -> Result<Vec<String>, ClusterError> {
+pub async fn clusters(docker: &dyn Provider) -> Result<Vec<String>, ClusterError> {
     let mut names: Vec<String> = docker
         .list_by_labels(&[CLUSTER_LABEL.to_string()])
         .await?
@@ -55,7 +55,7 @@ pub async fn clusters(docker: &Docker) -> Result<Vec<String>, ClusterError> {
 
 /// Node containers of one cluster, or of all clusters with `None`.
 pub async fn nodes(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: Option<&str>,
 ) -> Result<Vec<NodeSummary>, ClusterError> {
     let filter = match cluster {
@@ -80,7 +80,7 @@ pub async fn nodes(
 /// [`nodes`] with each node's Kubernetes version, read concurrently. The file is copied out
 /// rather than exec'd, so stopped nodes have a version too.
 pub async fn node_details(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: Option<&str>,
 ) -> Result<Vec<NodeDetails>, ClusterError> {
     let nodes = nodes(docker, cluster).await?;

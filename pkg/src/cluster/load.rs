@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use super::images::{self, Need, NodeImages, Wanted};
 use super::{select_nodes, ClusterError};
-use crate::provider::{Docker, InputStream, ProviderError};
+use crate::provider::{InputStream, Provider, ProviderError};
 use crate::ui::Ui;
 
 /// Why one node did not get an image; shown in its [`LoadReport`]. Clone, since one failed
@@ -116,7 +116,7 @@ enum UnitSource {
 /// and image. Errors in the input (unknown cluster, node, image, bad archive) fail before
 /// anything is sent; a node that fails is reported as such and the others carry on.
 pub async fn load(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
     node_names: &[String],
     source: &ImageSource,
@@ -140,7 +140,7 @@ pub async fn load(
 }
 
 /// Checks every input before any node is touched, and says what each holds.
-async fn resolve(docker: &Docker, source: &ImageSource) -> Result<Vec<Unit>, ClusterError> {
+async fn resolve(docker: &dyn Provider, source: &ImageSource) -> Result<Vec<Unit>, ClusterError> {
     match source {
         ImageSource::Docker(names) => {
             // On Docker's containerd image store the image ID is no config digest: the nodes
@@ -217,7 +217,7 @@ fn short(id: &str) -> &str {
 }
 
 /// A node's images as the CRI sees them.
-async fn node_images(docker: &Docker, node: &str) -> Result<NodeImages, NodeLoadError> {
+async fn node_images(docker: &dyn Provider, node: &str) -> Result<NodeImages, NodeLoadError> {
     let out = docker
         .exec(node, &["crictl", "images", "-o", "json"])
         .await?;
@@ -231,7 +231,7 @@ async fn node_images(docker: &Docker, node: &str) -> Result<NodeImages, NodeLoad
 }
 
 async fn load_unit(
-    docker: &Docker,
+    docker: &dyn Provider,
     nodes: &[String],
     stores: &[Result<NodeImages, NodeLoadError>],
     unit: &Unit,
@@ -323,7 +323,7 @@ async fn load_unit(
 
 /// After any import: verify, add missing names, and say what happened per image.
 async fn finish_node(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     before: Result<NodeImages, NodeLoadError>,
     import: Option<Result<(), NodeLoadError>>,
@@ -404,7 +404,7 @@ async fn finish_node(
 /// The CRI learns about imported images from containerd's events, a moment later: wait until
 /// every imported image shows up with its names (or a few seconds pass).
 async fn settled(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     wanted: &[&Wanted],
 ) -> Result<NodeImages, NodeLoadError> {
@@ -420,7 +420,7 @@ async fn settled(
 }
 
 async fn tag(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     source: &str,
     tags: &[String],
@@ -442,7 +442,7 @@ async fn tag(
 /// `ctr images import` from stdin, unpacked with the CRI's snapshotter so kubelet can use it.
 /// `by_digest`: also name images by digest, or unnamed ones are not kept.
 async fn import(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     input: InputStream,
     by_digest: bool,

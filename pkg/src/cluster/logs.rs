@@ -23,7 +23,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{select_nodes, ClusterError};
-use crate::provider::{Docker, ProviderError};
+use crate::provider::{Provider, ProviderError};
 
 /// Why one file (or tree) could not be collected; noted in `errors.txt`, the rest goes on.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,7 @@ fn logs_dir(cluster: &str, artifacts: Option<&str>) -> Result<PathBuf, ClusterEr
 
 /// Collects the logs of every node of `cluster` into `dir` (created if missing).
 pub async fn export_logs(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
     dir: &Path,
 ) -> Result<ExportedLogs, ClusterError> {
@@ -164,7 +164,12 @@ pub async fn export_logs(
 /// One file (or tree) to collect: its name for `errors.txt`, and the outcome.
 type Job<'a> = Pin<Box<dyn Future<Output = (String, Result<(), CollectError>)> + Send + 'a>>;
 
-fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path, kube_node: bool) -> Vec<Job<'a>> {
+fn node_jobs<'a>(
+    docker: &'a dyn Provider,
+    node: &'a str,
+    dir: &Path,
+    kube_node: bool,
+) -> Vec<Job<'a>> {
     let ndir = dir.join(node);
     let mut jobs: Vec<Job<'a>> = Vec::new();
     let label = move |file: &str| format!("{node}/{file}");
@@ -241,7 +246,7 @@ fn node_jobs<'a>(docker: &'a Docker, node: &'a str, dir: &Path, kube_node: bool)
 /// Runs a command on the node with its stdout going to `path`; a failing command keeps what it
 /// printed and reports its stderr.
 async fn command_to_file(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     cmd: &[&str],
     path: &Path,
@@ -269,7 +274,7 @@ async fn command_to_file(
 /// `dest` (so `/var/log` lands in `dest/log`). Entries that cannot be unpacked are skipped and
 /// reported; the rest is kept.
 async fn copy_tree(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     source: &str,
     dest: &Path,

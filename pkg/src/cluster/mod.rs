@@ -63,7 +63,7 @@ const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 
 /// Runs `kubectl <args>` as cluster admin on a control-plane node (args are shell words).
 async fn node_kubectl(
-    docker: &crate::provider::Docker,
+    docker: &dyn crate::provider::Provider,
     node: &str,
     args: &str,
 ) -> Result<crate::provider::ExecOutput, ClusterError> {
@@ -81,7 +81,7 @@ async fn node_kubectl(
 
 /// The last 15 journal lines of a systemd unit on a node (empty if they cannot be read), to
 /// explain a failure that the failing command itself does not.
-async fn unit_log_tail(docker: &crate::provider::Docker, node: &str, unit: &str) -> String {
+async fn unit_log_tail(docker: &dyn crate::provider::Provider, node: &str, unit: &str) -> String {
     let cmd = [
         "journalctl",
         "-u",

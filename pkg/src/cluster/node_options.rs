@@ -14,7 +14,7 @@ use std::path::Path;
 use super::plan::ClusterPlan;
 use super::ClusterError;
 use crate::config::{IpFamily, Mount, MountPropagation, PortMapping, PortProtocol};
-use crate::provider::{ContainerSpec, Docker, PublishedPort};
+use crate::provider::{ContainerSpec, Provider, PublishedPort};
 
 /// Proxy variables forwarded from kindred's environment, in their conventional spelling; the
 /// lowercase spelling is read too and both are set in the nodes.
@@ -47,7 +47,7 @@ impl NodeOptions {
     /// Checks the node options against this host and fixes the host ports. `env` reads
     /// kindred's environment (for the proxy variables).
     pub async fn prepare(
-        docker: &Docker,
+        docker: &dyn Provider,
         plan: &ClusterPlan,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<NodeOptions, ClusterError> {
@@ -155,23 +155,12 @@ impl NodeOptions {
     }
 }
 
-/// The IPv4 and IPv6 subnets of a Docker network, for NO_PROXY.
-pub async fn network_subnets(docker: &Docker, network: &str) -> Result<Vec<String>, ClusterError> {
-    let inspected = docker
-        .client()
-        .inspect_network(network, None)
-        .await
-        .map_err(|source| ClusterError::Inspect {
-            what: format!("network {network}"),
-            source,
-        })?;
-    Ok(inspected
-        .ipam
-        .and_then(|ipam| ipam.config)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|c| c.subnet)
-        .collect())
+/// The IPv4 and IPv6 subnets of the cluster network, for NO_PROXY.
+pub async fn network_subnets(
+    docker: &dyn Provider,
+    network: &str,
+) -> Result<Vec<String>, ClusterError> {
+    Ok(docker.network_subnets(network).await?)
 }
 
 /// `host:container[:ro,rslave,Z]`, as Docker's `Binds` takes it.
@@ -359,7 +348,7 @@ fn join_unique(list: &str, extra: &[String]) -> String {
 /// Fails early, saying what the host lacks, when ipFamily asks for IPv6 and the host or Docker
 /// cannot give containers IPv6 addresses. Where they can, kindred still refuses, as the shared
 /// `kindred` network and the pod network agent are IPv4-only for now.
-async fn check_ip_family(docker: &Docker, family: IpFamily) -> Result<(), ClusterError> {
+async fn check_ip_family(docker: &dyn Provider, family: IpFamily) -> Result<(), ClusterError> {
     if family == IpFamily::Ipv4 {
         return Ok(());
     }
@@ -369,10 +358,10 @@ async fn check_ip_family(docker: &Docker, family: IpFamily) -> Result<(), Cluste
             lack,
         });
     }
-    if let Err(reason) = probe_docker_ipv6(docker).await {
+    if let Err(reason) = docker.probe_ipv6_network().await {
         return Err(ClusterError::DockerWithoutIpv6 {
             family: family.to_string(),
-            reason,
+            reason: reason.to_string(),
         });
     }
     Err(ClusterError::Ipv6NotSupported {
@@ -400,31 +389,6 @@ fn host_ipv6_lack() -> Option<String> {
         }
     }
     None
-}
-
-/// Creates and removes a throwaway IPv6 network.
-async fn probe_docker_ipv6(docker: &Docker) -> Result<(), String> {
-    let name = format!("kindred-ipv6-probe-{}", std::process::id());
-    let request = bollard::models::NetworkCreateRequest {
-        name: name.clone(),
-        driver: Some("bridge".into()),
-        enable_ipv6: Some(true),
-        ipam: Some(bollard::models::Ipam {
-            config: Some(vec![bollard::models::IpamConfig {
-                subnet: Some("fd00:6b69:6e64::/64".into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    docker
-        .client()
-        .create_network(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = docker.client().remove_network(&name).await;
-    Ok(())
 }
 
 /// The host's mounts (`/proc/self/mountinfo`), for mount propagation checks.

@@ -16,7 +16,7 @@ use super::registry::RegistryRequest;
 use super::{ClusterError, NETWORK};
 use crate::config::Cluster;
 use crate::containerd;
-use crate::provider::Docker;
+use crate::provider::Provider;
 use crate::ui::Step;
 
 /// The units that get the proxy variables: image pulls (containerd) and kubelet's own requests.
@@ -26,7 +26,7 @@ const PROXY_DROP_IN: &str = "10-kindred-proxy.conf";
 /// Applies the containerd patches, proxy drop-ins and registry hosts to every node,
 /// concurrently. Nothing is done (and containerd is not restarted) when the config has none.
 pub async fn configure_nodes(
-    docker: &Docker,
+    docker: &dyn Provider,
     plan: &ClusterPlan,
     options: &NodeOptions,
     step: &Step,
@@ -57,7 +57,7 @@ fn has_containerd_patches(config: &Cluster) -> bool {
 }
 
 async fn configure_node(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     config: &Cluster,
     proxy_drop_in: Option<&str>,
@@ -141,7 +141,10 @@ async fn configure_node(
 
 /// Restarts containerd and waits until it answers; if it does not come back (a patch it
 /// cannot read), says so with its last log lines.
-pub(super) async fn restart_containerd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
+pub(super) async fn restart_containerd(
+    docker: &dyn Provider,
+    node: &str,
+) -> Result<(), ClusterError> {
     let restart = docker
         .exec(node, &["systemctl", "restart", "containerd"])
         .await?;
@@ -181,7 +184,7 @@ pub(crate) fn proxy_drop_in(variables: &[(String, String)]) -> String {
 
 /// Writes a file on a node through the exec's stdin (no quoting issues), creating its directory.
 pub(super) async fn write_file(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     path: &str,
     content: &str,

@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use super::{ClusterError, ADMIN_CONF};
-use crate::provider::Docker;
+use crate::provider::Provider;
 use crate::ui::Step;
 
 /// Runs `bash -c script` on a node; a failure carries the command's output.
 pub(super) async fn sh(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     script: &str,
     step: &Step,
@@ -35,7 +35,7 @@ pub(super) async fn sh(
 
 /// `kubectl <args>` as cluster admin on a control-plane node, through [`sh`].
 pub(super) async fn kubectl(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     args: &str,
     step: &Step,
@@ -51,7 +51,7 @@ pub(super) async fn kubectl(
 
 /// Writes `content` to `path` on the node, creating its directory.
 pub(super) async fn write_file(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     path: &str,
     content: &str,
@@ -71,7 +71,7 @@ pub(super) async fn write_file(
 
 /// Adds the node's last kubelet log lines to a kubeadm failure: kubeadm itself often only
 /// says that it timed out waiting.
-pub(super) async fn with_kubelet_log(docker: &Docker, err: ClusterError) -> ClusterError {
+pub(super) async fn with_kubelet_log(docker: &dyn Provider, err: ClusterError) -> ClusterError {
     match err {
         ClusterError::NodeCommand {
             node,
@@ -95,7 +95,10 @@ pub(super) async fn with_kubelet_log(docker: &Docker, err: ClusterError) -> Clus
 
 /// Waits until systemd on the node has finished booting (`running`, or `degraded`: a unit the
 /// node does not need may fail in a container).
-pub(super) async fn wait_for_systemd(docker: &Docker, node: &str) -> Result<(), ClusterError> {
+pub(super) async fn wait_for_systemd(
+    docker: &dyn Provider,
+    node: &str,
+) -> Result<(), ClusterError> {
     let limit = crate::patience::scaled(Duration::from_secs(180));
     let deadline = Instant::now() + limit;
     loop {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::list::{nodes, NodeSummary};
 use super::{access, node_kubectl, node_shell, ClusterError, LOAD_BALANCER_ROLE};
-use crate::provider::Docker;
+use crate::provider::Provider;
 use crate::ui::{Step, Ui};
 
 /// What `create node --role` asks for; only workers can join a running cluster.
@@ -83,7 +83,10 @@ fn pick<'a>(
     Ok(found)
 }
 
-async fn cluster_nodes(docker: &Docker, cluster: &str) -> Result<Vec<NodeSummary>, ClusterError> {
+async fn cluster_nodes(
+    docker: &dyn Provider,
+    cluster: &str,
+) -> Result<Vec<NodeSummary>, ClusterError> {
     let all = nodes(docker, Some(cluster)).await?;
     if all.is_empty() {
         return Err(ClusterError::NoSuchCluster {
@@ -97,7 +100,7 @@ async fn cluster_nodes(docker: &Docker, cluster: &str) -> Result<Vec<NodeSummary
 /// Drains the worker if its container runs (within `drain_timeout`; a drain that does not
 /// finish is reported and the node removed anyway), deletes its Node object, removes its container and volume.
 pub async fn delete_node(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
     node: &str,
     drain_timeout: Duration,
@@ -140,7 +143,7 @@ pub async fn delete_node(
 
 /// Restarts a node's container and waits (up to `wait`) until its kubelet reports Ready again.
 pub async fn restart_node(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
     node: &str,
     wait: Duration,
@@ -175,7 +178,7 @@ pub async fn restart_node(
 /// Polls one Node's Ready condition until it is True (with `since`: with a heartbeat at or
 /// after it, so a Ready left over from before a restart does not count).
 pub(super) async fn wait_node_ready(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
     cp: &str,
     node: &str,

@@ -13,7 +13,7 @@ use futures_util::future::try_join_all;
 
 use super::node_setup::{restart_containerd, write_file};
 use super::{ClusterError, LOAD_BALANCER_ROLE};
-use crate::provider::Docker;
+use crate::provider::Provider;
 
 /// First line of the hosts.toml kindred writes, to recognise (and only ever remove) its own.
 pub const HOSTS_MARKER: &str = "# Written by kindred: registries are unreachable from this node";
@@ -65,7 +65,7 @@ pub struct BlockedPulls {
 
 /// Blocks registry pulls on every node of `cluster`.
 pub async fn block_registry_pulls(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
 ) -> Result<BlockedPulls, ClusterError> {
     let mut nodes = super::nodes(docker, Some(cluster)).await?;
@@ -91,7 +91,7 @@ enum NodeOutcome {
     UsersOwn,
 }
 
-async fn block_node(docker: &Docker, node: &str) -> Result<NodeOutcome, ClusterError> {
+async fn block_node(docker: &dyn Provider, node: &str) -> Result<NodeOutcome, ClusterError> {
     let dump = docker
         .exec_ok(node, &["containerd", "config", "dump"])
         .await?;
@@ -125,7 +125,7 @@ async fn block_node(docker: &Docker, node: &str) -> Result<NodeOutcome, ClusterE
 /// Removes the hosts.toml files [`block_registry_pulls`] wrote (the `config_path` drop-in
 /// stays: with no hosts.toml it changes nothing).
 pub async fn unblock_registry_pulls(
-    docker: &Docker,
+    docker: &dyn Provider,
     blocked: &BlockedPulls,
 ) -> Result<(), ClusterError> {
     try_join_all(blocked.files.iter().map(|(node, path)| async move {

@@ -20,7 +20,7 @@ use futures_util::future::join_all;
 
 use super::{registry as local_registry, ClusterError, CLUSTER_LABEL, NETWORK};
 use crate::kubeconfig;
-use crate::provider::Docker;
+use crate::provider::Provider;
 use crate::registry;
 
 /// Label carrying the token of the `create cluster` invocation that made a container or volume.
@@ -107,7 +107,11 @@ impl Ownership {
     /// Removes everything this invocation made. With `settle`, a second pass runs a second
     /// later: after an interruption a container creation already sent to Docker may complete
     /// after the first pass.
-    pub async fn clean_up(&self, docker: &Docker, settle: bool) -> Result<CleanedUp, CleanupError> {
+    pub async fn clean_up(
+        &self,
+        docker: &dyn Provider,
+        settle: bool,
+    ) -> Result<CleanedUp, CleanupError> {
         let mut done = CleanedUp::default();
         let mut leftovers = Vec::new();
         self.remove_containers_and_volumes(docker, &mut done, &mut leftovers)
@@ -172,7 +176,7 @@ impl Ownership {
     /// excepted: it may serve other clusters by now).
     async fn remove_containers_and_volumes(
         &self,
-        docker: &Docker,
+        docker: &dyn Provider,
         done: &mut CleanedUp,
         leftovers: &mut Vec<Leftover>,
     ) {
@@ -237,7 +241,7 @@ impl Ownership {
     /// network lock, so a create about to use it keeps it.
     async fn remove_registry_if_made_and_unused(
         &self,
-        docker: &Docker,
+        docker: &dyn Provider,
     ) -> Result<bool, ClusterError> {
         let made = docker
             .list_by_labels(&[self.filter(), registry::LABEL.to_string()])
@@ -247,7 +251,7 @@ impl Ownership {
         if !made {
             return Ok(false);
         }
-        let _lock = docker.lock_network(NETWORK, &super::say_waiting).await?;
+        let _lock = crate::provider::lock_network(NETWORK, &super::say_waiting).await?;
         if !local_registry::users(docker).await?.is_empty() {
             return Ok(false);
         }
@@ -265,8 +269,8 @@ impl Ownership {
 
 /// Removes the shared network if no container uses it and no other kindred process holds the
 /// network lock (one that does may be about to attach containers to it).
-pub(super) async fn remove_network_if_idle(docker: &Docker) -> Result<bool, ClusterError> {
-    let Some(_lock) = docker.try_lock_network(NETWORK)? else {
+pub(super) async fn remove_network_if_idle(docker: &dyn Provider) -> Result<bool, ClusterError> {
+    let Some(_lock) = crate::provider::try_lock_network(NETWORK)? else {
         return Ok(false);
     };
     Ok(docker.remove_network_if_unused(NETWORK).await?)

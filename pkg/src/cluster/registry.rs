@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use super::{ClusterError, CLUSTER_LABEL, NETWORK};
-use crate::provider::{ContainerSpec, Docker, NetworkAddressing, PublishedPort};
+use crate::provider::{ContainerSpec, NetworkAddressing, Provider, PublishedPort};
 use crate::registry;
 use crate::ui::Step;
 
@@ -52,31 +52,12 @@ pub struct RegistryState {
 }
 
 /// The registry container, if there is one (kindred's or not).
-pub async fn find(docker: &Docker) -> Result<Option<RegistryState>, ClusterError> {
-    let inspected = match docker
-        .client()
-        .inspect_container(registry::CONTAINER, None)
-        .await
-    {
-        Ok(c) => c,
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => return Ok(None),
-        Err(source) => {
-            return Err(ClusterError::Inspect {
-                what: format!("container {}", registry::CONTAINER),
-                source,
-            })
-        }
+pub async fn find(docker: &dyn Provider) -> Result<Option<RegistryState>, ClusterError> {
+    let Some(container) = docker.container(registry::CONTAINER).await? else {
+        return Ok(None);
     };
-    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
-    let ip = inspected
-        .network_settings
-        .and_then(|s| s.networks)
-        .and_then(|mut n| n.remove(NETWORK))
-        .and_then(|e| e.ipam_config)
-        .and_then(|i| i.ipv4_address)
-        .filter(|ip| !ip.is_empty());
+    let labels = container.labels;
+    let ip = container.fixed_ips.get(NETWORK).cloned();
     Ok(Some(RegistryState {
         port: labels
             .get(registry::PORT_LABEL)
@@ -84,14 +65,14 @@ pub async fn find(docker: &Docker) -> Result<Option<RegistryState>, ClusterError
         keep: labels
             .get(registry::KEEP_LABEL)
             .is_some_and(|k| k == "true"),
-        running: inspected.state.and_then(|s| s.running).unwrap_or_default(),
+        running: container.state == "running",
         ip,
         ours: labels.get(registry::LABEL).is_some_and(|v| v == "true"),
     }))
 }
 
 /// The clusters whose nodes use the registry, sorted.
-pub async fn users(docker: &Docker) -> Result<Vec<String>, ClusterError> {
+pub async fn users(docker: &dyn Provider) -> Result<Vec<String>, ClusterError> {
     let containers = docker
         .list_by_labels(&[registry::USER_LABEL.to_string()])
         .await?;
@@ -104,7 +85,10 @@ pub async fn users(docker: &Docker) -> Result<Vec<String>, ClusterError> {
 
 /// Before anything is created: the registry image is there, and either the registry runs on
 /// the asked port, or it does not exist and the port is free on 127.0.0.1.
-pub(super) async fn check(docker: &Docker, request: RegistryRequest) -> Result<(), ClusterError> {
+pub(super) async fn check(
+    docker: &dyn Provider,
+    request: RegistryRequest,
+) -> Result<(), ClusterError> {
     let port = request.port;
     match find(docker).await? {
         Some(found) => match conflict(docker, &found, port).await? {
@@ -127,7 +111,7 @@ pub(super) async fn check(docker: &Docker, request: RegistryRequest) -> Result<(
 /// Why an existing registry container cannot serve a cluster asking for `port`, if it cannot:
 /// it is not kindred's, or it runs on another port.
 async fn conflict(
-    docker: &Docker,
+    docker: &dyn Provider,
     found: &RegistryState,
     port: u16,
 ) -> Result<Option<ClusterError>, ClusterError> {
@@ -156,7 +140,7 @@ async fn conflict(
 /// that exists is reused (started if stopped); one that should now be kept is recreated with
 /// the same address and volume. Returns what was done, for the step's detail line.
 pub(super) async fn ensure(
-    docker: &Docker,
+    docker: &dyn Provider,
     addressing: &NetworkAddressing,
     request: RegistryRequest,
     owner: &super::Ownership,
@@ -265,7 +249,7 @@ fn spec(request: RegistryRequest, ip: Option<String>) -> ContainerSpec {
 }
 
 /// Waits until the registry answers `GET /v2/` on its host port (what `docker push` talks to).
-async fn wait_ready(docker: &Docker, port: u16) -> Result<(), ClusterError> {
+async fn wait_ready(docker: &dyn Provider, port: u16) -> Result<(), ClusterError> {
     let deadline = Instant::now() + crate::patience::scaled(Duration::from_secs(30));
     loop {
         let last = match tokio::task::spawn_blocking(move || probe(port)).await {
@@ -313,8 +297,8 @@ fn probe(port: u16) -> Result<(), String> {
 /// Removes the registry (container and volume, so its images) if kindred made it, no cluster
 /// uses it, and it was not asked to be kept. Takes the network lock, so a create that is
 /// about to use the registry is not left without it. Returns whether it was removed.
-pub async fn remove_if_unused(docker: &Docker) -> Result<bool, ClusterError> {
-    let _lock = docker.lock_network(NETWORK, &super::say_waiting).await?;
+pub async fn remove_if_unused(docker: &dyn Provider) -> Result<bool, ClusterError> {
+    let _lock = crate::provider::lock_network(NETWORK, &super::say_waiting).await?;
     match find(docker).await? {
         Some(state) if state.ours && !state.keep && users(docker).await?.is_empty() => {
             remove(docker).await?;
@@ -327,8 +311,8 @@ pub async fn remove_if_unused(docker: &Docker) -> Result<bool, ClusterError> {
 /// `kindred delete registry`: removes the registry (container and volume) whether kept or
 /// not, but not while clusters use it (their nodes would fail to pull), and never a container
 /// kindred did not make. Returns whether there was one.
-pub async fn delete_registry(docker: &Docker) -> Result<bool, ClusterError> {
-    let _lock = docker.lock_network(NETWORK, &super::say_waiting).await?;
+pub async fn delete_registry(docker: &dyn Provider) -> Result<bool, ClusterError> {
+    let _lock = crate::provider::lock_network(NETWORK, &super::say_waiting).await?;
     let found = find(docker).await?;
     if let Some(state) = &found {
         if !state.ours {
@@ -349,7 +333,7 @@ pub async fn delete_registry(docker: &Docker) -> Result<bool, ClusterError> {
 }
 
 /// Whether the registry's volume exists and kindred made it.
-async fn our_volume(docker: &Docker) -> Result<bool, ClusterError> {
+async fn our_volume(docker: &dyn Provider) -> Result<bool, ClusterError> {
     Ok(docker
         .volume_labels(registry::VOLUME)
         .await?
@@ -357,7 +341,7 @@ async fn our_volume(docker: &Docker) -> Result<bool, ClusterError> {
 }
 
 /// The container (kindred's: checked by the callers) and kindred's volume.
-async fn remove(docker: &Docker) -> Result<(), ClusterError> {
+async fn remove(docker: &dyn Provider) -> Result<(), ClusterError> {
     docker.remove_container(registry::CONTAINER).await?;
     if our_volume(docker).await? {
         docker.remove_volume(registry::VOLUME).await?;

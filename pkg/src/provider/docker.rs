@@ -1,8 +1,11 @@
-//! Docker Engine API access through bollard. The API version is negotiated, so Debian's Docker
-//! 20.10 (API 1.41) works as well as current releases.
+//! The Docker implementation of [`Provider`]: Docker's Engine API through bollard. The API
+//! version is negotiated, so Debian's Docker 20.10 (API 1.41) works as well as current releases.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
 use std::path::Path;
+
+use async_trait::async_trait;
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
@@ -13,73 +16,17 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
+use super::network::{host_routes, pick_subnet, MTU_OPTION};
 use super::security::{is_privilege_refusal, NodeSecurity};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    #[error(
-        "cannot reach the Docker daemon ({host}): {reason}\n\
-         Start it first: run hack/setup-host.sh (installs and starts Docker), or `sudo systemctl start docker`; \
-         set DOCKER_HOST if it listens elsewhere"
-    )]
-    NoDaemon { host: String, reason: String },
-    #[error("Docker refused to {action}: {source}")]
-    Api {
-        action: String,
-        source: bollard::errors::Error,
-    },
-    #[error("failed to read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot use the lock file {path}: {source}; kindred keeps its locks in \
-         $XDG_RUNTIME_DIR/kindred, else in <cache dir>/locks: make that directory writable, or \
-         point XDG_RUNTIME_DIR or KINDRED_CACHE_DIR at one that is"
-    )]
-    Lock {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Other(String),
-}
+use super::{
+    block_addresses, file_stream, ContainerInfo, ContainerSpec, ExecOutput, InputStream,
+    NetworkAddressing, Provider, ProviderError, PublishedPort, LB_POOL_LABEL,
+};
+use crate::config::Cidr;
 
 fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ProviderError {
     let action = action.into();
     move |source| ProviderError::Api { action, source }
-}
-
-/// What a container should look like. `security: None` is an ordinary unprivileged container.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerSpec {
-    pub name: String,
-    pub image: String,
-    pub hostname: Option<String>,
-    /// Docker's `--dns-search`: `None` keeps the host's search domains, `["."]` sets none.
-    pub dns_search: Option<Vec<String>>,
-    pub labels: HashMap<String, String>,
-    pub env: Vec<String>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    /// `host-path:container-path[:ro]`.
-    pub binds: Vec<String>,
-    pub tmpfs: Vec<String>,
-    /// Paths that get an anonymous volume (kept out of the overlay root, e.g. /var).
-    pub volumes: Vec<String>,
-    /// Labels for those anonymous volumes, so their owner can find them without the
-    /// container (see `cluster::ownership`). Docker only labels volumes given as mounts.
-    pub volume_labels: HashMap<String, String>,
-    pub network: Option<String>,
-    /// A fixed IPv4 address on `network` (see provider::network).
-    pub ip: Option<String>,
-    /// Docker restart policy name (`unless-stopped`, ...); none if unset.
-    pub restart_policy: Option<String>,
-    pub stop_signal: Option<String>,
-    pub security: Option<NodeSecurity>,
-    /// Container ports published on the host.
-    pub ports: Vec<PublishedPort>,
 }
 
 fn restart_policy(name: &str) -> bollard::models::RestartPolicy {
@@ -127,39 +74,19 @@ fn explain_device_refusal(err: ProviderError) -> ProviderError {
     err
 }
 
-/// A container port published on the host; `host_port: None` lets Docker pick a free port.
-#[derive(Debug, Clone)]
-pub struct PublishedPort {
-    pub container_port: u16,
-    /// `tcp`, `udp` or `sctp`.
-    pub protocol: String,
-    pub host_ip: String,
-    pub host_port: Option<u16>,
-}
-
-/// A container as listed by label.
-#[derive(Debug, Clone)]
-pub struct ContainerInfo {
-    pub name: String,
-    pub labels: HashMap<String, String>,
-    /// `running`, `exited`, ...
-    pub state: String,
-    pub image: String,
-    /// IPv4 address per attached network (empty while stopped).
-    pub ips: HashMap<String, String>,
-}
-
-/// Result of a command run inside a container.
-#[derive(Debug, Clone)]
-pub struct ExecOutput {
-    pub code: i64,
-    pub stdout: String,
-    pub stderr: String,
-}
-
 #[derive(Clone)]
 pub struct Docker {
     client: bollard::Docker,
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 impl Docker {
@@ -184,77 +111,6 @@ impl Docker {
 
     pub fn client(&self) -> &bollard::Docker {
         &self.client
-    }
-
-    pub async fn image_exists(&self, name: &str) -> Result<bool, ProviderError> {
-        match self.client.inspect_image(name).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(api(format!("inspect image {name}"))(e)),
-        }
-    }
-
-    /// The image's labels (empty if it has none).
-    pub async fn image_labels(&self, name: &str) -> Result<HashMap<String, String>, ProviderError> {
-        let img = self
-            .client
-            .inspect_image(name)
-            .await
-            .map_err(api(format!("inspect image {name}")))?;
-        Ok(img.config.and_then(|c| c.labels).unwrap_or_default())
-    }
-
-    /// Loads a `docker save`-format archive (what `docker load` reads), streaming it from disk.
-    pub async fn load_archive(&self, path: &Path) -> Result<(), ProviderError> {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|source| ProviderError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let body = file_stream(file);
-        let mut progress = self.client.import_image(
-            ImportImageOptions {
-                quiet: true,
-                ..Default::default()
-            },
-            bollard::body_try_stream(body),
-            None,
-        );
-        while let Some(msg) = progress.next().await {
-            msg.map_err(api(format!("load image archive {}", path.display())))?;
-        }
-        Ok(())
-    }
-
-    pub async fn remove_image(&self, name: &str) -> Result<(), ProviderError> {
-        match self
-            .client
-            .remove_image(
-                name,
-                Some(RemoveImageOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-                None,
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(api(format!("remove image {name}"))(e)),
-        }
-    }
-
-    /// Creates and starts a container. For node containers (`security: Some(Privileged)`) a
-    /// daemon that cannot grant --privileged makes kindred retry with the restricted profile;
-    /// the profile actually used is returned.
-    pub async fn run(&self, spec: &ContainerSpec) -> Result<Option<NodeSecurity>, ProviderError> {
-        let started = self.run_with_fallback(spec).await;
-        if spec.security.is_some() {
-            return started.map_err(explain_device_refusal);
-        }
-        started
     }
 
     async fn run_with_fallback(
@@ -358,286 +214,21 @@ impl Docker {
         self.client
             .create_container(Some(opts), body)
             .await
-            .map_err(api(format!(
-                "create container {} from {}",
-                spec.name, spec.image
-            )))?;
+            .map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 409,
+                    ref message,
+                } if message.contains("already in use") => ProviderError::NameInUse {
+                    name: spec.name.clone(),
+                },
+                e => api(format!("create container {} from {}", spec.name, spec.image))(e),
+            })?;
         if let Err(e) = self.client.start_container(&spec.name, None).await {
             // Leave nothing half-created behind.
             let _ = self.remove_container(&spec.name).await;
             return Err(api(format!("start container {}", spec.name))(e));
         }
         Ok(())
-    }
-
-    /// Waits for a container to exit and returns its exit code.
-    pub async fn wait(&self, name: &str) -> Result<i64, ProviderError> {
-        let mut stream = self
-            .client
-            .wait_container(name, None::<WaitContainerOptions>);
-        match stream.next().await {
-            Some(Ok(resp)) => Ok(resp.status_code),
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(api(format!("wait for container {name}"))(e)),
-            None => Err(ProviderError::Other(format!(
-                "container {name} vanished while waiting for it"
-            ))),
-        }
-    }
-
-    /// The container's own stdout and stderr (for a node: the entrypoint and systemd's output).
-    pub async fn logs(&self, name: &str) -> Result<String, ProviderError> {
-        let opts = LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: "all".into(),
-            ..Default::default()
-        };
-        let chunks: Vec<LogOutput> = self
-            .client
-            .logs(name, Some(opts))
-            .try_collect()
-            .await
-            .map_err(api(format!("read logs of {name}")))?;
-        Ok(chunks
-            .iter()
-            .map(|c| String::from_utf8_lossy(&c.clone().into_bytes()).into_owned())
-            .collect())
-    }
-
-    /// Stops a container: its stop signal, then SIGKILL after `timeout_secs`. A stopped
-    /// container is not an error.
-    pub async fn stop_container(&self, name: &str, timeout_secs: i32) -> Result<(), ProviderError> {
-        let opts = bollard::query_parameters::StopContainerOptions {
-            t: Some(timeout_secs),
-            ..Default::default()
-        };
-        match self.client.stop_container(name, Some(opts)).await {
-            Ok(()) => Ok(()),
-            // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(api(format!("stop container {name}"))(e)),
-        }
-    }
-
-    /// Starts an existing container; a running one is not an error.
-    pub async fn start_container(&self, name: &str) -> Result<(), ProviderError> {
-        match self.client.start_container(name, None).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(api(format!("start container {name}"))(e)),
-        }
-    }
-
-    /// Removes a container and its anonymous volumes; a missing container is not an error.
-    pub async fn remove_container(&self, name: &str) -> Result<(), ProviderError> {
-        let opts = RemoveContainerOptions {
-            force: true,
-            v: true,
-            ..Default::default()
-        };
-        match self.client.remove_container(name, Some(opts)).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(api(format!("remove container {name}"))(e)),
-        }
-    }
-
-    /// Creates a named volume with labels unless it exists (then it is left as it is).
-    pub async fn ensure_volume(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<(), ProviderError> {
-        match self.client.inspect_volume(name).await {
-            Ok(_) => return Ok(()),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(api(format!("inspect volume {name}"))(e)),
-        }
-        let request = bollard::models::VolumeCreateRequest {
-            name: Some(name.to_string()),
-            labels: Some(labels),
-            ..Default::default()
-        };
-        self.client
-            .create_volume(request)
-            .await
-            .map_err(api(format!("create volume {name}")))?;
-        Ok(())
-    }
-
-    /// Names of the volumes (named or anonymous) carrying the label `key=value`.
-    pub async fn volumes_labelled(&self, label: &str) -> Result<Vec<String>, ProviderError> {
-        let opts = bollard::query_parameters::ListVolumesOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![label.to_string()],
-            )])),
-        };
-        let list = self
-            .client
-            .list_volumes(Some(opts))
-            .await
-            .map_err(api("list volumes"))?;
-        Ok(list
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name)
-            .collect())
-    }
-
-    /// A named volume's labels, or `None` if there is no such volume.
-    pub async fn volume_labels(
-        &self,
-        name: &str,
-    ) -> Result<Option<HashMap<String, String>>, ProviderError> {
-        match self.client.inspect_volume(name).await {
-            Ok(v) => Ok(Some(v.labels)),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(api(format!("inspect volume {name}"))(e)),
-        }
-    }
-
-    /// Removes a named volume; a missing one is not an error.
-    pub async fn remove_volume(&self, name: &str) -> Result<(), ProviderError> {
-        match self
-            .client
-            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(api(format!("remove volume {name}"))(e)),
-        }
-    }
-
-    /// Runs a command in a running container and collects its output and exit code.
-    pub async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput, ProviderError> {
-        let action = || format!("run `{}` in {container}", cmd.join(" "));
-        let exec = self
-            .client
-            .create_exec(
-                container,
-                CreateExecOptions {
-                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(api(action()))?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        if let StartExecResults::Attached { mut output, .. } = self
-            .client
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(api(action()))?
-        {
-            while let Some(chunk) = output.next().await {
-                match chunk.map_err(api(action()))? {
-                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    other => stdout.extend_from_slice(&other.into_bytes()),
-                }
-            }
-        }
-        let info = self
-            .client
-            .inspect_exec(&exec.id)
-            .await
-            .map_err(api(action()))?;
-        Ok(ExecOutput {
-            code: info.exit_code.unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        })
-    }
-
-    /// Like [`exec`](Self::exec) but a non-zero exit is an error carrying the output.
-    pub async fn exec_ok(&self, container: &str, cmd: &[&str]) -> Result<String, ProviderError> {
-        let out = self.exec(container, cmd).await?;
-        if out.code != 0 {
-            return Err(ProviderError::Other(format!(
-                "`{}` in {container} exited with {}:\n{}{}",
-                cmd.join(" "),
-                out.code,
-                out.stdout,
-                out.stderr
-            )));
-        }
-        Ok(out.stdout)
-    }
-
-    /// Reads one file out of an image without starting it: create a stopped container, copy the
-    /// file out through the archive API, remove the container.
-    pub async fn read_image_file(&self, image: &str, path: &str) -> Result<Vec<u8>, ProviderError> {
-        let name = format!("kindred-read-{}", std::process::id());
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            entrypoint: Some(vec!["/bin/true".into()]),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptions {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
-        self.client
-            .create_container(Some(opts), body)
-            .await
-            .map_err(api(format!("create a container from {image}")))?;
-        let result = self.read_container_file(&name, path).await;
-        self.remove_container(&name).await?;
-        result
-    }
-
-    /// Copies a single file out of a (running or stopped) container.
-    pub async fn read_container_file(
-        &self,
-        container: &str,
-        path: &str,
-    ) -> Result<Vec<u8>, ProviderError> {
-        let opts = DownloadFromContainerOptions {
-            path: path.to_string(),
-        };
-        let tar_bytes: Vec<u8> = self
-            .client
-            .download_from_container(container, Some(opts))
-            .map_ok(|b| b.to_vec())
-            .try_concat()
-            .await
-            .map_err(api(format!("copy {path} out of {container}")))?;
-        let mut archive = tar::Archive::new(tar_bytes.as_slice());
-        let io = |source| ProviderError::Io {
-            path: path.to_string(),
-            source,
-        };
-        let mut entries = archive.entries().map_err(io)?;
-        match entries.next() {
-            Some(entry) => {
-                let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut entry.map_err(io)?, &mut data).map_err(io)?;
-                Ok(data)
-            }
-            None => Err(ProviderError::Other(format!(
-                "{path} is empty in {container}"
-            ))),
-        }
-    }
-}
-
-impl Docker {
-    /// The daemon's cgroup version, `"1"` or `"2"`.
-    pub async fn cgroup_version(&self) -> Result<String, ProviderError> {
-        let info = self.client.info().await.map_err(api("read daemon info"))?;
-        Ok(info
-            .cgroup_version
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "1".into()))
     }
 
     /// IDs of the networks named exactly `name` (Docker's name filter matches substrings).
@@ -660,135 +251,6 @@ impl Docker {
             .collect())
     }
 
-    /// Removes the network (every network of that name) once no container is attached.
-    pub async fn remove_network_if_unused(&self, name: &str) -> Result<bool, ProviderError> {
-        let mut removed = false;
-        for id in self.networks_named(name).await? {
-            let net = match self.client.inspect_network(&id, None).await {
-                Ok(n) => n,
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(api(format!("inspect network {name}"))(e)),
-            };
-            if net.containers.map(|c| !c.is_empty()).unwrap_or(false) {
-                continue;
-            }
-            // The network's own list holds running containers only: a stopped cluster (or a
-            // create between its container create and start) would lose its network, and
-            // could never start again ("network ... not found").
-            if !self.containers_on_network(name, &id).await?.is_empty() {
-                continue;
-            }
-            // Docker 20.10 may still count the endpoints of containers removed a moment ago,
-            // and another create may attach one meanwhile: retry briefly, then leave the
-            // network for the next delete rather than fail this one.
-            for attempt in 1..=10 {
-                match self.client.remove_network(&id).await {
-                    Ok(()) => removed = true,
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) if e.to_string().contains("active endpoints") => {
-                        if attempt < 10 {
-                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                            continue;
-                        }
-                        tracing::debug!("network {name} still has endpoints; kept");
-                    }
-                    Err(e) => return Err(api(format!("remove network {name}"))(e)),
-                }
-                break;
-            }
-        }
-        Ok(removed)
-    }
-
-    /// The names of the containers attached to the network `name` with ID `id`, running or
-    /// not. Both are asked for: a container created but never started knows its network by
-    /// name only, one that ran by ID too.
-    pub async fn containers_on_network(
-        &self,
-        name: &str,
-        id: &str,
-    ) -> Result<Vec<String>, ProviderError> {
-        let opts = bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([(
-                "network".to_string(),
-                vec![name.to_string(), id.to_string()],
-            )])),
-            ..Default::default()
-        };
-        let list = self
-            .client
-            .list_containers(Some(opts))
-            .await
-            .map_err(api("list containers"))?;
-        Ok(list
-            .into_iter()
-            .filter_map(|c| {
-                c.names?
-                    .first()
-                    .map(|n| n.trim_start_matches('/').to_string())
-            })
-            .collect())
-    }
-
-    /// The names of all containers, running or not, kindred's or not.
-    pub async fn container_names(&self) -> Result<Vec<String>, ProviderError> {
-        let opts = bollard::query_parameters::ListContainersOptions {
-            all: true,
-            ..Default::default()
-        };
-        let list = self
-            .client
-            .list_containers(Some(opts))
-            .await
-            .map_err(api("list containers"))?;
-        Ok(list
-            .into_iter()
-            .flat_map(|c| c.names.unwrap_or_default())
-            .map(|n| n.trim_start_matches('/').to_string())
-            .collect())
-    }
-
-    /// Containers (running or not) carrying every given label (`key` or `key=value`).
-    pub async fn list_by_labels(
-        &self,
-        labels: &[String],
-    ) -> Result<Vec<ContainerInfo>, ProviderError> {
-        let opts = bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(HashMap::from([("label".to_string(), labels.to_vec())])),
-            ..Default::default()
-        };
-        let list = self
-            .client
-            .list_containers(Some(opts))
-            .await
-            .map_err(api("list containers"))?;
-        let mut out: Vec<ContainerInfo> = list
-            .into_iter()
-            .map(|c| ContainerInfo {
-                name: c
-                    .names
-                    .unwrap_or_default()
-                    .first()
-                    .map(|n| n.trim_start_matches('/').to_string())
-                    .unwrap_or_default(),
-                labels: c.labels.unwrap_or_default(),
-                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                image: c.image.unwrap_or_default(),
-                ips: c
-                    .network_settings
-                    .and_then(|n| n.networks)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|(net, e)| Some((net, e.ip_address.filter(|ip| !ip.is_empty())?)))
-                    .collect(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
     async fn network_settings(
         &self,
         name: &str,
@@ -799,103 +261,6 @@ impl Docker {
             .await
             .map_err(api(format!("inspect container {name}")))?;
         Ok(c.network_settings)
-    }
-
-    /// The container's IPv4 address on `network`.
-    pub async fn container_ip(&self, name: &str, network: &str) -> Result<String, ProviderError> {
-        self.network_settings(name)
-            .await?
-            .and_then(|n| n.networks)
-            .and_then(|mut n| n.remove(network))
-            .and_then(|e| e.ip_address)
-            .filter(|ip| !ip.is_empty())
-            .ok_or_else(|| {
-                ProviderError::Other(format!(
-                    "container {name} has no address on network {network}"
-                ))
-            })
-    }
-
-    /// The host port Docker bound for a container port (`6443/tcp`).
-    pub async fn host_port(&self, name: &str, container_port: &str) -> Result<u16, ProviderError> {
-        self.network_settings(name)
-            .await?
-            .and_then(|n| n.ports)
-            .and_then(|mut p| p.remove(container_port))
-            .flatten()
-            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
-            .and_then(|p| p.parse().ok())
-            .ok_or_else(|| {
-                ProviderError::Other(format!("container {name} publishes no {container_port}"))
-            })
-    }
-}
-
-fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
-}
-
-/// A file as a stream of 1 MiB byte chunks, for bodies too large to hold in memory.
-pub fn file_stream(
-    file: tokio::fs::File,
-) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
-    tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
-}
-
-/// A stream of byte chunks fed to a command's stdin.
-pub type InputStream =
-    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
-
-/// Streaming exec and copy-out: for image loading and log export, whose data can be large.
-impl Docker {
-    /// Runs a command with `input` streamed to its stdin, closed at the end (e.g.
-    /// `ctr images import -`). An error in `input` still closes stdin, so the command sees a
-    /// truncated stream and fails rather than waiting forever; that error is returned.
-    pub async fn exec_with_input(
-        &self,
-        container: &str,
-        cmd: &[&str],
-        input: InputStream,
-    ) -> Result<ExecOutput, ProviderError> {
-        let mut stdout = Vec::new();
-        let (code, stderr) = self
-            .exec_streaming(container, cmd, Some(input), &mut stdout)
-            .await?;
-        Ok(ExecOutput {
-            code,
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr,
-        })
-    }
-
-    /// Runs a command and writes its stdout to `path` as it comes (a whole journal may not fit
-    /// comfortably in memory); the returned output carries stderr only.
-    pub async fn exec_to_file(
-        &self,
-        container: &str,
-        cmd: &[&str],
-        path: &Path,
-    ) -> Result<ExecOutput, ProviderError> {
-        let io = |source| ProviderError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut file = tokio::fs::File::create(path).await.map_err(io)?;
-        let (code, stderr) = self.exec_streaming(container, cmd, None, &mut file).await?;
-        tokio::io::AsyncWriteExt::flush(&mut file)
-            .await
-            .map_err(io)?;
-        Ok(ExecOutput {
-            code,
-            stdout: String::new(),
-            stderr,
-        })
     }
 
     /// Exec with optional stdin, stdout into `sink`; returns the exit code and stderr.
@@ -1006,9 +371,564 @@ impl Docker {
         }
     }
 
-    /// The image's ID (`sha256:<config digest>` with Docker's classic image store), or `None`
-    /// if Docker has no image by that name.
-    pub async fn image_id(&self, name: &str) -> Result<Option<String>, ProviderError> {
+    /// The MTU of Docker's default `bridge` network when it is set (dockerd --mtu).
+    pub async fn bridge_mtu(&self) -> Option<u32> {
+        let net = self.client().inspect_network("bridge", None).await.ok()?;
+        net.options?.get(MTU_OPTION)?.parse().ok()
+    }
+}
+
+#[async_trait]
+impl Provider for Docker {
+    async fn image_exists(&self, name: &str) -> Result<bool, ProviderError> {
+        match self.client.inspect_image(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(api(format!("inspect image {name}"))(e)),
+        }
+    }
+
+    async fn image_labels(&self, name: &str) -> Result<HashMap<String, String>, ProviderError> {
+        let img = self
+            .client
+            .inspect_image(name)
+            .await
+            .map_err(api(format!("inspect image {name}")))?;
+        Ok(img.config.and_then(|c| c.labels).unwrap_or_default())
+    }
+
+    async fn load_archive(&self, path: &Path) -> Result<(), ProviderError> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|source| ProviderError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let body = file_stream(file);
+        let mut progress = self.client.import_image(
+            ImportImageOptions {
+                quiet: true,
+                ..Default::default()
+            },
+            bollard::body_try_stream(body),
+            None,
+        );
+        while let Some(msg) = progress.next().await {
+            msg.map_err(api(format!("load image archive {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    async fn remove_image(&self, name: &str) -> Result<(), ProviderError> {
+        match self
+            .client
+            .remove_image(
+                name,
+                Some(RemoveImageOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(format!("remove image {name}"))(e)),
+        }
+    }
+
+    async fn run(&self, spec: &ContainerSpec) -> Result<Option<NodeSecurity>, ProviderError> {
+        let started = self.run_with_fallback(spec).await;
+        if spec.security.is_some() {
+            return started.map_err(explain_device_refusal);
+        }
+        started
+    }
+
+    async fn wait(&self, name: &str) -> Result<i64, ProviderError> {
+        let mut stream = self
+            .client
+            .wait_container(name, None::<WaitContainerOptions>);
+        match stream.next().await {
+            Some(Ok(resp)) => Ok(resp.status_code),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(api(format!("wait for container {name}"))(e)),
+            None => Err(ProviderError::Other(format!(
+                "container {name} vanished while waiting for it"
+            ))),
+        }
+    }
+
+    async fn logs(&self, name: &str) -> Result<String, ProviderError> {
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: "all".into(),
+            ..Default::default()
+        };
+        let chunks: Vec<LogOutput> = self
+            .client
+            .logs(name, Some(opts))
+            .try_collect()
+            .await
+            .map_err(api(format!("read logs of {name}")))?;
+        Ok(chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(&c.clone().into_bytes()).into_owned())
+            .collect())
+    }
+
+    async fn stop_container(&self, name: &str, timeout_secs: i32) -> Result<(), ProviderError> {
+        let opts = bollard::query_parameters::StopContainerOptions {
+            t: Some(timeout_secs),
+            ..Default::default()
+        };
+        match self.client.stop_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(api(format!("stop container {name}"))(e)),
+        }
+    }
+
+    async fn start_container(&self, name: &str) -> Result<(), ProviderError> {
+        match self.client.start_container(name, None).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(api(format!("start container {name}"))(e)),
+        }
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<(), ProviderError> {
+        let opts = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
+        match self.client.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(format!("remove container {name}"))(e)),
+        }
+    }
+
+    async fn ensure_volume(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        match self.client.inspect_volume(name).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api(format!("inspect volume {name}"))(e)),
+        }
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.client
+            .create_volume(request)
+            .await
+            .map_err(api(format!("create volume {name}")))?;
+        Ok(())
+    }
+
+    async fn volumes_labelled(&self, label: &str) -> Result<Vec<String>, ProviderError> {
+        let opts = bollard::query_parameters::ListVolumesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+        };
+        let list = self
+            .client
+            .list_volumes(Some(opts))
+            .await
+            .map_err(api("list volumes"))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    async fn volume_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<HashMap<String, String>>, ProviderError> {
+        match self.client.inspect_volume(name).await {
+            Ok(v) => Ok(Some(v.labels)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(api(format!("inspect volume {name}"))(e)),
+        }
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), ProviderError> {
+        match self
+            .client
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(format!("remove volume {name}"))(e)),
+        }
+    }
+
+    async fn exec(&self, container: &str, cmd: &[&str]) -> Result<ExecOutput, ProviderError> {
+        let action = || format!("run `{}` in {container}", cmd.join(" "));
+        let exec = self
+            .client
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(api(action()))?;
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        if let StartExecResults::Attached { mut output, .. } = self
+            .client
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(api(action()))?
+        {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(api(action()))? {
+                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    other => stdout.extend_from_slice(&other.into_bytes()),
+                }
+            }
+        }
+        let info = self
+            .client
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(api(action()))?;
+        Ok(ExecOutput {
+            code: info.exit_code.unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    async fn read_image_file(&self, image: &str, path: &str) -> Result<Vec<u8>, ProviderError> {
+        let name = format!("kindred-read-{}", std::process::id());
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/bin/true".into()]),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions {
+            name: Some(name.clone()),
+            ..Default::default()
+        };
+        self.client
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api(format!("create a container from {image}")))?;
+        let result = self.read_container_file(&name, path).await;
+        self.remove_container(&name).await?;
+        result
+    }
+
+    async fn read_container_file(
+        &self,
+        container: &str,
+        path: &str,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let opts = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let tar_bytes: Vec<u8> = self
+            .client
+            .download_from_container(container, Some(opts))
+            .map_ok(|b| b.to_vec())
+            .try_concat()
+            .await
+            .map_err(api(format!("copy {path} out of {container}")))?;
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let io = |source| ProviderError::Io {
+            path: path.to_string(),
+            source,
+        };
+        let mut entries = archive.entries().map_err(io)?;
+        match entries.next() {
+            Some(entry) => {
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut entry.map_err(io)?, &mut data).map_err(io)?;
+                Ok(data)
+            }
+            None => Err(ProviderError::Other(format!(
+                "{path} is empty in {container}"
+            ))),
+        }
+    }
+
+    async fn cgroup_version(&self) -> Result<String, ProviderError> {
+        let info = self.client.info().await.map_err(api("read daemon info"))?;
+        Ok(info
+            .cgroup_version
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "1".into()))
+    }
+
+    async fn remove_network_if_unused(&self, name: &str) -> Result<bool, ProviderError> {
+        let mut removed = false;
+        for id in self.networks_named(name).await? {
+            let net = match self.client.inspect_network(&id, None).await {
+                Ok(n) => n,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(api(format!("inspect network {name}"))(e)),
+            };
+            if net.containers.map(|c| !c.is_empty()).unwrap_or(false) {
+                continue;
+            }
+            // The network's own list holds running containers only: a stopped cluster (or a
+            // create between its container create and start) would lose its network, and
+            // could never start again ("network ... not found").
+            if !self.containers_on_network(name, &id).await?.is_empty() {
+                continue;
+            }
+            // Docker 20.10 may still count the endpoints of containers removed a moment ago,
+            // and another create may attach one meanwhile: retry briefly, then leave the
+            // network for the next delete rather than fail this one.
+            for attempt in 1..=10 {
+                match self.client.remove_network(&id).await {
+                    Ok(()) => removed = true,
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) if e.to_string().contains("active endpoints") => {
+                        if attempt < 10 {
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                            continue;
+                        }
+                        tracing::debug!("network {name} still has endpoints; kept");
+                    }
+                    Err(e) => return Err(api(format!("remove network {name}"))(e)),
+                }
+                break;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn containers_on_network(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<Vec<String>, ProviderError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "network".to_string(),
+                vec![name.to_string(), id.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let list = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                c.names?
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+            })
+            .collect())
+    }
+
+    async fn container_names(&self) -> Result<Vec<String>, ProviderError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let list = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?;
+        Ok(list
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect())
+    }
+
+    async fn container(&self, name: &str) -> Result<Option<ContainerInfo>, ProviderError> {
+        let c = match self.client.inspect_container(name, None).await {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(api(format!("inspect container {name}"))(e)),
+        };
+        let config = c.config.unwrap_or_default();
+        Ok(Some(container_info(
+            &c.name.unwrap_or_else(|| name.to_string()),
+            config.labels.unwrap_or_default(),
+            c.state
+                .and_then(|s| s.status)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            config.image.unwrap_or_default(),
+            c.network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default(),
+        )))
+    }
+
+    async fn network_subnets(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+        let inspected = self
+            .client
+            .inspect_network(name, None)
+            .await
+            .map_err(api(format!("inspect network {name}")))?;
+        Ok(inspected
+            .ipam
+            .and_then(|ipam| ipam.config)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| c.subnet)
+            .collect())
+    }
+
+    async fn probe_ipv6_network(&self) -> Result<(), ProviderError> {
+        let name = format!("kindred-ipv6-probe-{}", std::process::id());
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.clone(),
+            driver: Some("bridge".into()),
+            enable_ipv6: Some(true),
+            ipam: Some(bollard::models::Ipam {
+                config: Some(vec![bollard::models::IpamConfig {
+                    subnet: Some("fd00:6b69:6e64::/64".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.client
+            .create_network(request)
+            .await
+            .map_err(api("create an IPv6 network"))?;
+        let _ = self.client.remove_network(&name).await;
+        Ok(())
+    }
+
+    async fn list_by_labels(&self, labels: &[String]) -> Result<Vec<ContainerInfo>, ProviderError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([("label".to_string(), labels.to_vec())])),
+            ..Default::default()
+        };
+        let list = self
+            .client
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers"))?;
+        let mut out: Vec<ContainerInfo> = list
+            .into_iter()
+            .map(|c| {
+                let name = c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .cloned()
+                    .unwrap_or_default();
+                container_info(
+                    &name,
+                    c.labels.unwrap_or_default(),
+                    c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    c.image.unwrap_or_default(),
+                    c.network_settings
+                        .and_then(|n| n.networks)
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn container_ip(&self, name: &str, network: &str) -> Result<String, ProviderError> {
+        self.network_settings(name)
+            .await?
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.ip_address)
+            .filter(|ip| !ip.is_empty())
+            .ok_or_else(|| {
+                ProviderError::Other(format!(
+                    "container {name} has no address on network {network}"
+                ))
+            })
+    }
+
+    async fn host_port(&self, name: &str, container_port: &str) -> Result<u16, ProviderError> {
+        self.network_settings(name)
+            .await?
+            .and_then(|n| n.ports)
+            .and_then(|mut p| p.remove(container_port))
+            .flatten()
+            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| {
+                ProviderError::Other(format!("container {name} publishes no {container_port}"))
+            })
+    }
+
+    async fn exec_with_input(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        input: InputStream,
+    ) -> Result<ExecOutput, ProviderError> {
+        let mut stdout = Vec::new();
+        let (code, stderr) = self
+            .exec_streaming(container, cmd, Some(input), &mut stdout)
+            .await?;
+        Ok(ExecOutput {
+            code,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr,
+        })
+    }
+
+    async fn exec_to_file(
+        &self,
+        container: &str,
+        cmd: &[&str],
+        path: &Path,
+    ) -> Result<ExecOutput, ProviderError> {
+        let io = |source| ProviderError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+        let (code, stderr) = self.exec_streaming(container, cmd, None, &mut file).await?;
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(io)?;
+        Ok(ExecOutput {
+            code,
+            stdout: String::new(),
+            stderr,
+        })
+    }
+
+    async fn image_id(&self, name: &str) -> Result<Option<String>, ProviderError> {
         match self.client.inspect_image(name).await {
             Ok(img) => Ok(img.id),
             Err(e) if is_not_found(&e) => Ok(None),
@@ -1016,8 +936,7 @@ impl Docker {
         }
     }
 
-    /// `docker save` of several images as one tar stream (shared layers once).
-    pub fn export_images(&self, names: &[String]) -> InputStream {
+    fn export_images(&self, names: &[String]) -> InputStream {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let what = names.join(", ");
         self.client
@@ -1026,8 +945,7 @@ impl Docker {
             .boxed()
     }
 
-    /// A path of a (running or stopped) container as a tar stream.
-    pub fn copy_out(&self, container: &str, path: &str) -> InputStream {
+    fn copy_out(&self, container: &str, path: &str) -> InputStream {
         let opts = DownloadFromContainerOptions {
             path: path.to_string(),
         };
@@ -1038,11 +956,7 @@ impl Docker {
             .boxed()
     }
 
-    /// `docker inspect` of a container, as Docker returns it.
-    pub async fn inspect_container_json(
-        &self,
-        name: &str,
-    ) -> Result<serde_json::Value, ProviderError> {
+    async fn inspect_container_json(&self, name: &str) -> Result<serde_json::Value, ProviderError> {
         let c = self
             .client
             .inspect_container(name, None)
@@ -1051,21 +965,166 @@ impl Docker {
         serde_json::to_value(c).map_err(|e| ProviderError::Other(e.to_string()))
     }
 
-    /// `docker info`, as Docker returns it.
-    pub async fn info_json(&self) -> Result<serde_json::Value, ProviderError> {
+    async fn info_json(&self) -> Result<serde_json::Value, ProviderError> {
         let info = self.client.info().await.map_err(api("read daemon info"))?;
         serde_json::to_value(info).map_err(|e| ProviderError::Other(e.to_string()))
     }
 
-    /// True when the daemon keeps images in containerd (Docker's "containerd image store",
-    /// the default from Docker 29): image IDs are then manifest digests, not config digests.
-    pub async fn uses_containerd_image_store(&self) -> Result<bool, ProviderError> {
+    async fn uses_containerd_image_store(&self) -> Result<bool, ProviderError> {
         let info = self.client.info().await.map_err(api("read daemon info"))?;
         Ok(info.driver_status.unwrap_or_default().iter().any(|pair| {
             pair.iter()
                 .any(|v| v.starts_with("io.containerd.snapshotter"))
         }))
     }
+
+    async fn ensure_network(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<NetworkAddressing, ProviderError> {
+        if let Some(existing) = self.network_addressing(name).await? {
+            // A network from an older kindred, without a dynamic pool: replace it while no
+            // container uses it; otherwise the caller works without fixed addresses.
+            if existing.supports_fixed_addresses() || !self.remove_network_if_unused(name).await? {
+                return Ok(existing);
+            }
+        }
+        let nets = self
+            .client()
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(|e| ProviderError::Other(format!("list networks: {e}")))?;
+        let mut taken: Vec<Cidr> = nets
+            .iter()
+            .flat_map(|n| n.ipam.iter().flat_map(|i| i.config.iter().flatten()))
+            .filter_map(|c| c.subnet.as_deref()?.parse().ok())
+            .collect();
+        taken.extend(host_routes());
+        let subnet = pick_subnet(&taken).ok_or_else(|| {
+            ProviderError::Other(
+                "no free private subnet for the kindred network (172.18-31.0.0/16 and \
+                 192.168.0-255.0/20 are all used by other networks or routes)"
+                    .into(),
+            )
+        })?;
+        let addressing = NetworkAddressing::for_subnet(subnet);
+        // A daemon started with --mtu (nested in a network with a smaller MTU, e.g. a CI pod)
+        // gives its default bridge that MTU; kindred's network must not exceed it either.
+        let options = match self.bridge_mtu().await {
+            Some(mtu) => {
+                tracing::debug!(
+                    "the default bridge network has MTU {mtu}: the {name} network uses it too"
+                );
+                HashMap::from([(MTU_OPTION.to_string(), mtu.to_string())])
+            }
+            None => HashMap::new(),
+        };
+        let req = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            options: Some(options),
+            labels: Some(labels),
+            ipam: Some(bollard::models::Ipam {
+                config: Some(vec![bollard::models::IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    ip_range: addressing.ip_range.map(|r| r.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.client()
+            .create_network(req)
+            .await
+            .map_err(|e| ProviderError::Other(format!("create network {name}: {e}")))?;
+        Ok(addressing)
+    }
+
+    async fn network_addressing(
+        &self,
+        name: &str,
+    ) -> Result<Option<NetworkAddressing>, ProviderError> {
+        let Some(id) = self.networks_named(name).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let net = self
+            .client()
+            .inspect_network(&id, None)
+            .await
+            .map_err(|e| ProviderError::Other(format!("inspect network {name}: {e}")))?;
+        let config = net.ipam.and_then(|i| i.config).unwrap_or_default();
+        let v4 = config.iter().find_map(|c| {
+            let subnet: Cidr = c.subnet.as_deref()?.parse().ok()?;
+            subnet.is_ipv4().then(|| NetworkAddressing {
+                subnet,
+                ip_range: c.ip_range.as_deref().and_then(|r| r.parse().ok()),
+            })
+        });
+        Ok(v4)
+    }
+
+    async fn used_addresses(&self, name: &str) -> Result<BTreeSet<Ipv4Addr>, ProviderError> {
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let containers = self
+            .client()
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| ProviderError::Other(format!("list containers: {e}")))?;
+        let mut used = BTreeSet::new();
+        for c in containers {
+            let Some(endpoint) = c
+                .network_settings
+                .and_then(|s| s.networks)
+                .and_then(|mut n| n.remove(name))
+            else {
+                continue;
+            };
+            let pool = c.labels.as_ref().and_then(|l| l.get(LB_POOL_LABEL));
+            if let Some(block) = pool.and_then(|p| p.parse::<Cidr>().ok()) {
+                used.extend(block_addresses(&block));
+            }
+            let fixed = endpoint.ipam_config.and_then(|i| i.ipv4_address);
+            for addr in [fixed, endpoint.ip_address].into_iter().flatten() {
+                if let Ok(ip) = addr.parse() {
+                    used.insert(ip);
+                }
+            }
+        }
+        Ok(used)
+    }
+}
+
+/// A container's listing from what Docker reports of it (list or inspect).
+fn container_info(
+    name: &str,
+    labels: HashMap<String, String>,
+    state: String,
+    image: String,
+    networks: HashMap<String, bollard::models::EndpointSettings>,
+) -> ContainerInfo {
+    let mut info = ContainerInfo {
+        name: name.trim_start_matches('/').to_string(),
+        labels,
+        state,
+        image,
+        ips: HashMap::new(),
+        fixed_ips: HashMap::new(),
+    };
+    for (network, endpoint) in networks {
+        if let Some(ip) = endpoint.ip_address.filter(|ip| !ip.is_empty()) {
+            info.ips.insert(network.clone(), ip);
+        }
+        let fixed = endpoint.ipam_config.and_then(|i| i.ipv4_address);
+        if let Some(ip) = fixed.filter(|ip| !ip.is_empty()) {
+            info.fixed_ips.insert(network, ip);
+        }
+    }
+    info
 }
 
 #[cfg(test)]

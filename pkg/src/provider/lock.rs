@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::docker::{Docker, ProviderError};
+use super::ProviderError;
 use crate::kubeconfig::FileLock;
 
 /// How often a waiter retries a held lock.
@@ -126,23 +126,20 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-impl Docker {
-    /// Serializes network creation, name reservation, address picking and container creation
-    /// among kindred processes of this user: Docker 20.10 happily creates two networks with
-    /// one name, two creates must not pick the same addresses, and of two creates of one
-    /// cluster name exactly one may win. `on_wait` is told who holds the lock while it waits.
-    pub(crate) async fn lock_network(
-        &self,
-        name: &str,
-        on_wait: &(dyn Fn(&str) + Sync),
-    ) -> Result<FileLock, ProviderError> {
-        acquire(&lock_dir(), &format!("network-{name}"), on_wait).await
-    }
+/// Serializes network creation, name reservation, address picking and container creation
+/// among kindred processes of this user: Docker 20.10 happily creates two networks with one
+/// name, two creates must not pick the same addresses, and of two creates of one cluster name
+/// exactly one may win. `on_wait` is told who holds the lock while it waits.
+pub(crate) async fn lock_network(
+    name: &str,
+    on_wait: &(dyn Fn(&str) + Sync),
+) -> Result<FileLock, ProviderError> {
+    acquire(&lock_dir(), &format!("network-{name}"), on_wait).await
+}
 
-    /// The network lock if it is free now; `None` while another process works on the network.
-    pub(crate) fn try_lock_network(&self, name: &str) -> Result<Option<FileLock>, ProviderError> {
-        try_acquire(&lock_dir(), &format!("network-{name}"))
-    }
+/// The network lock if it is free now; `None` while another process works on the network.
+pub(crate) fn try_lock_network(name: &str) -> Result<Option<FileLock>, ProviderError> {
+    try_acquire(&lock_dir(), &format!("network-{name}"))
 }
 
 #[cfg(test)]

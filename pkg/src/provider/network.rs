@@ -14,10 +14,10 @@
 //! sees which blocks are taken: node addresses avoid them, new blocks avoid them, and a block is
 //! free again when its cluster's containers are gone.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use super::docker::{Docker, ProviderError};
+use super::ProviderError;
 use crate::config::Cidr;
 
 /// Label on a cluster's node containers naming its LoadBalancer address block.
@@ -26,7 +26,7 @@ pub const LB_POOL_LABEL: &str = "io.kindred.lb-pool";
 pub const LB_POOL_PREFIX: u8 = 27;
 
 /// The bridge driver's MTU option.
-const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+pub(super) const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 
 /// Subnets tried for a new network, in order: Docker's usual private ranges first.
 fn candidate_subnets() -> impl Iterator<Item = Cidr> {
@@ -46,7 +46,7 @@ pub struct NetworkAddressing {
 
 impl NetworkAddressing {
     /// Subnet split in two: the lower half for Docker, the upper half for kindred's nodes.
-    fn for_subnet(subnet: Cidr) -> NetworkAddressing {
+    pub(super) fn for_subnet(subnet: Cidr) -> NetworkAddressing {
         let half = format!("{}/{}", subnet.network(), subnet.prefix() + 1);
         NetworkAddressing {
             subnet,
@@ -138,12 +138,12 @@ pub fn block_addresses(block: &Cidr) -> Vec<Ipv4Addr> {
 
 /// Picks the first candidate subnet overlapping neither another Docker network nor a route
 /// of this host.
-fn pick_subnet(taken: &[Cidr]) -> Option<Cidr> {
+pub(super) fn pick_subnet(taken: &[Cidr]) -> Option<Cidr> {
     candidate_subnets().find(|c| !taken.iter().any(|t| t.overlaps(c)))
 }
 
 /// IPv4 destinations of this host's routes (default route excluded), from /proc/net/route.
-fn host_routes() -> Vec<Cidr> {
+pub(super) fn host_routes() -> Vec<Cidr> {
     let text = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
     text.lines()
         .skip(1)
@@ -159,141 +159,6 @@ fn host_routes() -> Vec<Cidr> {
             })?
         })
         .collect()
-}
-
-impl Docker {
-    /// Creates the bridge network `name` unless it exists, with a subnet that supports fixed
-    /// node addresses; returns how it hands out addresses. Callers hold
-    /// [`Docker::lock_network`].
-    pub async fn ensure_network(
-        &self,
-        name: &str,
-        labels: HashMap<String, String>,
-    ) -> Result<NetworkAddressing, ProviderError> {
-        if let Some(existing) = self.network_addressing(name).await? {
-            // A network from an older kindred, without a dynamic pool: replace it while no
-            // container uses it; otherwise the caller works without fixed addresses.
-            if existing.supports_fixed_addresses() || !self.remove_network_if_unused(name).await? {
-                return Ok(existing);
-            }
-        }
-        let nets = self
-            .client()
-            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
-            .await
-            .map_err(|e| ProviderError::Other(format!("list networks: {e}")))?;
-        let mut taken: Vec<Cidr> = nets
-            .iter()
-            .flat_map(|n| n.ipam.iter().flat_map(|i| i.config.iter().flatten()))
-            .filter_map(|c| c.subnet.as_deref()?.parse().ok())
-            .collect();
-        taken.extend(host_routes());
-        let subnet = pick_subnet(&taken).ok_or_else(|| {
-            ProviderError::Other(
-                "no free private subnet for the kindred network (172.18-31.0.0/16 and \
-                 192.168.0-255.0/20 are all used by other networks or routes)"
-                    .into(),
-            )
-        })?;
-        let addressing = NetworkAddressing::for_subnet(subnet);
-        // A daemon started with --mtu (nested in a network with a smaller MTU, e.g. a CI pod)
-        // gives its default bridge that MTU; kindred's network must not exceed it either.
-        let options = match self.bridge_mtu().await {
-            Some(mtu) => {
-                tracing::debug!(
-                    "the default bridge network has MTU {mtu}: the {name} network uses it too"
-                );
-                HashMap::from([(MTU_OPTION.to_string(), mtu.to_string())])
-            }
-            None => HashMap::new(),
-        };
-        let req = bollard::models::NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".into()),
-            options: Some(options),
-            labels: Some(labels),
-            ipam: Some(bollard::models::Ipam {
-                config: Some(vec![bollard::models::IpamConfig {
-                    subnet: Some(subnet.to_string()),
-                    ip_range: addressing.ip_range.map(|r| r.to_string()),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        self.client()
-            .create_network(req)
-            .await
-            .map_err(|e| ProviderError::Other(format!("create network {name}: {e}")))?;
-        Ok(addressing)
-    }
-
-    /// The MTU of Docker's default `bridge` network when it is set (dockerd --mtu).
-    pub async fn bridge_mtu(&self) -> Option<u32> {
-        let net = self.client().inspect_network("bridge", None).await.ok()?;
-        net.options?.get(MTU_OPTION)?.parse().ok()
-    }
-
-    /// The IPv4 subnet and dynamic pool of network `name`, if it exists.
-    pub async fn network_addressing(
-        &self,
-        name: &str,
-    ) -> Result<Option<NetworkAddressing>, ProviderError> {
-        let Some(id) = self.networks_named(name).await?.into_iter().next() else {
-            return Ok(None);
-        };
-        let net = self
-            .client()
-            .inspect_network(&id, None)
-            .await
-            .map_err(|e| ProviderError::Other(format!("inspect network {name}: {e}")))?;
-        let config = net.ipam.and_then(|i| i.config).unwrap_or_default();
-        let v4 = config.iter().find_map(|c| {
-            let subnet: Cidr = c.subnet.as_deref()?.parse().ok()?;
-            subnet.is_ipv4().then(|| NetworkAddressing {
-                subnet,
-                ip_range: c.ip_range.as_deref().and_then(|r| r.parse().ok()),
-            })
-        });
-        Ok(v4)
-    }
-
-    /// Every IPv4 address on network `name` that a container holds or will take when it
-    /// starts (fixed addresses of stopped containers included), and every address of the
-    /// LoadBalancer blocks recorded on its containers.
-    pub async fn used_addresses(&self, name: &str) -> Result<BTreeSet<Ipv4Addr>, ProviderError> {
-        let opts = bollard::query_parameters::ListContainersOptions {
-            all: true,
-            ..Default::default()
-        };
-        let containers = self
-            .client()
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| ProviderError::Other(format!("list containers: {e}")))?;
-        let mut used = BTreeSet::new();
-        for c in containers {
-            let Some(endpoint) = c
-                .network_settings
-                .and_then(|s| s.networks)
-                .and_then(|mut n| n.remove(name))
-            else {
-                continue;
-            };
-            let pool = c.labels.as_ref().and_then(|l| l.get(LB_POOL_LABEL));
-            if let Some(block) = pool.and_then(|p| p.parse::<Cidr>().ok()) {
-                used.extend(block_addresses(&block));
-            }
-            let fixed = endpoint.ipam_config.and_then(|i| i.ipv4_address);
-            for addr in [fixed, endpoint.ip_address].into_iter().flatten() {
-                if let Ok(ip) = addr.parse() {
-                    used.insert(ip);
-                }
-            }
-        }
-        Ok(used)
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::cluster::{
 };
 use crate::config::{Cluster, Node, NodeRole, Registry};
 use crate::kubeadm::{self, NodeBootstrap, RenderInput};
-use crate::provider::{Docker, NodeSecurity, PublishedPort, LB_POOL_LABEL};
+use crate::provider::{NodeSecurity, Provider, PublishedPort, LB_POOL_LABEL};
 use crate::ui::{Step, Ui};
 
 /// Labels copied from the cluster's existing nodes onto the new one: the local registry's
@@ -38,7 +38,7 @@ pub struct AddNodeOptions {
 /// Adds a node; returns its name. On failure or SIGINT/SIGTERM the new container and its
 /// volume are removed (only those: they carry this command's token).
 pub async fn add_node(
-    docker: &Docker,
+    docker: &dyn Provider,
     opts: &AddNodeOptions,
     ui: &Ui,
 ) -> Result<String, ClusterError> {
@@ -71,7 +71,7 @@ pub async fn add_node(
 }
 
 /// Whether a container or volume carries `owner`'s token (if Docker cannot say: assume so).
-async fn made_anything(docker: &Docker, owner: &Ownership) -> bool {
+async fn made_anything(docker: &dyn Provider, owner: &Ownership) -> bool {
     let containers = docker.list_by_labels(&[owner.filter()]).await;
     let volumes = docker.volumes_labelled(&owner.filter()).await;
     !matches!((containers, volumes), (Ok(c), Ok(v)) if c.is_empty() && v.is_empty())
@@ -79,7 +79,7 @@ async fn made_anything(docker: &Docker, owner: &Ownership) -> bool {
 
 /// Deletes the Node objects of the containers `owner` made (a join may have registered one
 /// before the failure); best effort, the container removal that follows is what matters.
-async fn forget_nodes(docker: &Docker, cluster: &str, owner: &Ownership) {
+async fn forget_nodes(docker: &dyn Provider, cluster: &str, owner: &Ownership) {
     let (Ok(made), Ok(cp)) = (
         docker.list_by_labels(&[owner.filter()]).await,
         access::control_plane(docker, cluster).await,
@@ -122,7 +122,7 @@ fn node_config(cluster: &str, image: &str, registry_port: Option<i32>) -> Cluste
 }
 
 async fn add_owned(
-    docker: &Docker,
+    docker: &dyn Provider,
     opts: &AddNodeOptions,
     owner: &Ownership,
     ui: &Ui,
@@ -159,9 +159,7 @@ async fn add_owned(
         .and_then(|p| p.parse::<i32>().ok());
     let (name, config, options) = {
         // Held until the container exists: a concurrent create must not take its address.
-        let _lock = docker
-            .lock_network(NETWORK, &|waiting| step.note(waiting))
-            .await?;
+        let _lock = crate::provider::lock_network(NETWORK, &|waiting| step.note(waiting)).await?;
         let taken = docker.container_names().await?;
         let name = next_worker_name(cluster, &taken);
         let addressing = docker
@@ -245,7 +243,7 @@ async fn add_owned(
 /// Renders the worker's join config with a fresh bootstrap token (the one from create has
 /// expired after 24 hours) and runs `kubeadm join`.
 async fn join(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &str,
     cp: &str,
     lb: Option<&str>,

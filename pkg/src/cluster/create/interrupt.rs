@@ -2,7 +2,7 @@
 //! its token, never a cluster of the same name another command made), unless `--retain`.
 
 use crate::cluster::ownership::Ownership;
-use crate::provider::Docker;
+use crate::provider::Provider;
 use crate::ui::Ui;
 
 /// Waits for SIGINT or SIGTERM and names it; never returns if the handlers cannot be set.
@@ -22,7 +22,7 @@ pub async fn signal() -> &'static str {
 
 /// After `signal` stopped the create of `name`: cleans up (unless `retain`) and says so.
 pub(super) async fn clean_up(
-    docker: &Docker,
+    docker: &dyn Provider,
     owner: &Ownership,
     name: &str,
     retain: bool,

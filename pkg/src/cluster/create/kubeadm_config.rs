@@ -9,7 +9,7 @@ use super::Ctx;
 use crate::cluster::plan::NodePlan;
 use crate::cluster::{node_shell, ClusterError, NETWORK};
 use crate::kubeadm::{self, NodeBootstrap, NodeConfig, RenderInput};
-use crate::provider::Docker;
+use crate::provider::Provider;
 use crate::ui::Step;
 
 /// Where kubeadm's config is written on each node (kind uses the same directory).
@@ -96,7 +96,7 @@ impl Bootstrap {
 
 /// Writes the node's kubeadm config and the files it refers to (the node's kubelet patches).
 pub(super) async fn write(
-    docker: &Docker,
+    docker: &dyn Provider,
     node: &str,
     config: &NodeConfig,
     step: &Step,

@@ -47,7 +47,7 @@ use super::ownership::Ownership;
 use super::plan::ClusterPlan;
 use super::ClusterError;
 use crate::config::Cluster;
-use crate::provider::Docker;
+use crate::provider::Provider;
 use crate::ui::Ui;
 pub use add_node::{add_node, AddNodeOptions};
 pub use interrupt::signal as shutdown_signal;
@@ -75,7 +75,7 @@ pub struct Created {
 /// What every action reads: the daemon, the plan, the prepared node options, the user's
 /// options, the owner whose token marks what this create makes, and the output.
 struct Ctx<'a> {
-    docker: &'a Docker,
+    docker: &'a dyn Provider,
     plan: &'a ClusterPlan,
     options: &'a NodeOptions,
     opts: &'a CreateOptions,
@@ -87,7 +87,7 @@ struct Ctx<'a> {
 /// If that fails, or SIGINT/SIGTERM arrives first, removes what this call made (unless
 /// `opts.retain`); an interruption is [`ClusterError::Interrupted`].
 pub async fn create(
-    docker: &Docker,
+    docker: &dyn Provider,
     opts: &CreateOptions,
     ui: &Ui,
 ) -> Result<Created, ClusterError> {
@@ -105,7 +105,7 @@ pub async fn create(
 
 /// [`create`] without the signal handling, cleaning up with `owner` on failure.
 async fn create_owned(
-    docker: &Docker,
+    docker: &dyn Provider,
     opts: &CreateOptions,
     owner: &Ownership,
     ui: &Ui,

@@ -6,9 +6,9 @@ use super::pause::pause_point;
 use crate::cluster::plan::ClusterPlan;
 use crate::cluster::registry::{self as local_registry, RegistryRequest};
 use crate::cluster::{capacity, host_support, ClusterError, CLUSTER_LABEL};
-use crate::provider::Docker;
+use crate::provider::Provider;
 
-pub(super) async fn run(docker: &Docker, plan: &ClusterPlan) -> Result<(), ClusterError> {
+pub(super) async fn run(docker: &dyn Provider, plan: &ClusterPlan) -> Result<(), ClusterError> {
     let mut images: Vec<&str> = plan.nodes.iter().map(|n| n.config.image.as_str()).collect();
     images.dedup();
     for image in images.iter().copied() {
@@ -50,7 +50,10 @@ pub(super) async fn run(docker: &Docker, plan: &ClusterPlan) -> Result<(), Clust
 /// Fails if the cluster exists or a container has one of its node names. Under the network
 /// lock this reserves the name: every create checks and creates its containers while holding
 /// it, so a create that gets the lock later sees the containers of one that got it before.
-pub(super) async fn reserve_name(docker: &Docker, plan: &ClusterPlan) -> Result<(), ClusterError> {
+pub(super) async fn reserve_name(
+    docker: &dyn Provider,
+    plan: &ClusterPlan,
+) -> Result<(), ClusterError> {
     let name = plan.name();
     if !docker
         .list_by_labels(&[format!("{CLUSTER_LABEL}={name}")])

@@ -30,9 +30,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
     let (docker, plan, owner) = (ctx.docker, ctx.plan, ctx.owner);
     // Held until the containers exist: concurrent creates must not pick the same addresses,
     // and of two creates of one name only the first may create containers.
-    let _lock = docker
-        .lock_network(NETWORK, &|waiting| step.note(waiting))
-        .await?;
+    let _lock = crate::provider::lock_network(NETWORK, &|waiting| step.note(waiting)).await?;
     pause_point("locked").await;
     preflight::reserve_name(docker, plan).await?;
     let addressing = docker
@@ -159,23 +157,14 @@ fn free_port(address: &str) -> Result<u16, ClusterError> {
         })
 }
 
-/// Docker's "name already in use" (409) as the typed error saying the name is taken: a
-/// kindred that does not share this one's lock (another user, an older version) got there
-/// first.
+/// A node name already in use as the typed error saying the cluster name is taken: a kindred
+/// that does not share this one's lock (another user, an older version) got there first.
 fn name_conflict(err: crate::provider::ProviderError, cluster: &str) -> ClusterError {
-    use crate::provider::ProviderError;
-    match &err {
-        ProviderError::Api {
-            source:
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 409,
-                    message,
-                },
-            ..
-        } if message.contains("already in use") => ClusterError::NameTaken {
+    match err {
+        crate::provider::ProviderError::NameInUse { .. } => ClusterError::NameTaken {
             name: cluster.to_string(),
         },
-        _ => err.into(),
+        err => err.into(),
     }
 }
 
@@ -184,16 +173,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dockers_name_conflict_says_the_name_is_taken() {
-        let conflict = crate::provider::ProviderError::Api {
-            action: "create container dev-control-plane".into(),
-            source: bollard::errors::Error::DockerResponseServerError {
-                status_code: 409,
-                message: "Conflict. The container name \"/dev-control-plane\" is already in use \
-                          by container \"0123\". You have to remove (or rename) that container \
-                          to be able to reuse that name."
-                    .into(),
-            },
+    fn a_node_name_in_use_says_the_cluster_name_is_taken() {
+        let conflict = crate::provider::ProviderError::NameInUse {
+            name: "dev-control-plane".into(),
         };
         let err = name_conflict(conflict, "dev");
         assert!(matches!(&err, ClusterError::NameTaken { name } if name == "dev"));
