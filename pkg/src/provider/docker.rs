@@ -221,7 +221,10 @@ impl Docker {
                 } if message.contains("already in use") => ProviderError::NameInUse {
                     name: spec.name.clone(),
                 },
-                e => api(format!("create container {} from {}", spec.name, spec.image))(e),
+                e => api(format!(
+                    "create container {} from {}",
+                    spec.name, spec.image
+                ))(e),
             })?;
         if let Err(e) = self.client.start_container(&spec.name, None).await {
             // Leave nothing half-created behind.

@@ -5,6 +5,8 @@
 
 mod docker;
 mod error;
+#[cfg(test)]
+pub(crate) mod fake;
 mod lock;
 mod network;
 mod security;

@@ -36,6 +36,8 @@ mod pause;
 mod preflight;
 mod provision;
 mod resolve;
+#[cfg(test)]
+mod tests;
 mod untaint;
 mod wait_ready;
 
