@@ -242,18 +242,28 @@ pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
 pub(crate) mod tests {
     use super::*;
 
+    /// One component; its sha256 is `byte` (two hex digits) repeated.
+    pub(crate) fn component(
+        kind: Kind,
+        name: &str,
+        version: &str,
+        origin: &str,
+        path: Option<&str>,
+        byte: &str,
+    ) -> Component {
+        Component {
+            name: name.into(),
+            kind,
+            version: version.into(),
+            origin: origin.into(),
+            path: path.map(str::to_string),
+            sha256: byte.repeat(32),
+        }
+    }
+
     /// A small BOM with every kind of component, as a real node image has them.
     pub(crate) fn sample() -> Bom {
-        let c = |kind, name: &str, version: &str, origin: &str, path: Option<&str>, b: &str| {
-            Component {
-                name: name.into(),
-                kind,
-                version: version.into(),
-                origin: origin.into(),
-                path: path.map(str::to_string),
-                sha256: b.repeat(32),
-            }
-        };
+        let c = component;
         let kube = "go:k8s.io/kubernetes@v1.34.12 (go1.26.8)";
         let containerd = "go:github.com/containerd/containerd/v2@v2.1.5";
         Bom {

@@ -181,14 +181,7 @@ mod tests {
     use super::*;
 
     fn comp(kind: Kind, name: &str, version: &str, origin: &str, path: Option<&str>) -> Component {
-        Component {
-            name: name.into(),
-            kind,
-            version: version.into(),
-            origin: origin.into(),
-            path: path.map(str::to_string),
-            sha256: "ab".repeat(32),
-        }
+        crate::bom::tests::component(kind, name, version, origin, path, "ab")
     }
 
     #[test]
