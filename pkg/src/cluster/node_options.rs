@@ -155,14 +155,6 @@ impl NodeOptions {
     }
 }
 
-/// The IPv4 and IPv6 subnets of the cluster network, for NO_PROXY.
-pub async fn network_subnets(
-    docker: &dyn Provider,
-    network: &str,
-) -> Result<Vec<String>, ClusterError> {
-    Ok(docker.network_subnets(network).await?)
-}
-
 /// `host:container[:ro,rslave,Z]`, as Docker's `Binds` takes it.
 fn bind(mount: &Mount) -> String {
     let mut options = Vec::new();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 use futures_util::StreamExt;
 
-use super::node_options::{network_subnets, NodeOptions};
+use super::node_options::NodeOptions;
 use super::plan::ClusterPlan;
 use super::registry::RegistryRequest;
 use super::{ClusterError, NETWORK};
@@ -35,7 +35,7 @@ pub async fn configure_nodes(
     let patches = has_containerd_patches(config);
     let mut proxy = options.proxy_env(&[]);
     if !proxy.is_empty() {
-        proxy = options.proxy_env(&network_subnets(docker, NETWORK).await?);
+        proxy = options.proxy_env(&docker.network_subnets(NETWORK).await?);
     }
     let registry = RegistryRequest::of(config);
     if !patches && proxy.is_empty() && registry.is_none() {

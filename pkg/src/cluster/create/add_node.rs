@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::interrupt;
 use super::kubeadm_config::{self, KUBEADM_CONFIG};
 use crate::cluster::containers::ClusterContainers;
-use crate::cluster::node_options::{network_subnets, NodeOptions};
+use crate::cluster::node_options::NodeOptions;
 use crate::cluster::nodes::{next_worker_name, wait_node_ready, NodeRoleRequest};
 use crate::cluster::ownership::Ownership;
 use crate::cluster::plan::{ClusterPlan, NodePlan};
@@ -207,7 +207,7 @@ async fn add_owned(
         spec.labels.extend(inherited);
         // The proxy variables and DNS search domains of this environment, as create applies.
         let options = NodeOptions::prepare(docker, &plan, &|v| std::env::var(v).ok()).await?;
-        options.apply(&mut spec, &network_subnets(docker, NETWORK).await?);
+        options.apply(&mut spec, &docker.network_subnets(NETWORK).await?);
         docker.run(&spec).await?;
         (name, plan.config, options)
     };

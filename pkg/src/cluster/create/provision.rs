@@ -8,7 +8,7 @@ use super::pause::pause_point;
 use super::{preflight, Ctx};
 use crate::cluster::containers::ClusterContainers;
 use crate::cluster::registry::{self as local_registry, RegistryRequest};
-use crate::cluster::{bounded, node_options, ClusterError, NETWORK};
+use crate::cluster::{bounded, ClusterError, NETWORK};
 use crate::config::Cidr;
 use crate::kubeadm;
 use crate::provider::{ContainerSpec, NodeSecurity, PublishedPort};
@@ -107,7 +107,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
         .map(|(n, ip)| shared.node(n, ip))
         .collect();
     // extraMounts, extraPortMappings, dnsSearch, proxy variables (node_options.rs).
-    let subnets = node_options::network_subnets(docker, NETWORK).await?;
+    let subnets = docker.network_subnets(NETWORK).await?;
     for spec in &mut specs {
         ctx.options.apply(spec, &subnets);
     }
