@@ -77,7 +77,8 @@ fn add_env(daemon_set: &mut Value, name: &str, value: &str) {
     }
 }
 
-/// Service account, read access to nodes, and a hostNetwork DaemonSet on every node
+/// Service account, read access to nodes, pods, namespaces and NetworkPolicies (Events on
+/// policies it cannot enforce), and a hostNetwork DaemonSet on every node
 /// (tolerating every taint: nodes are NotReady until it has run).
 pub fn default_cni(image: &str) -> String {
     format!(
@@ -96,8 +97,14 @@ metadata:
   name: kindred-network
 rules:
   - apiGroups: [""]
-    resources: ["nodes"]
+    resources: ["nodes", "pods", "namespaces"]
     verbs: ["get", "list", "watch"]
+  - apiGroups: ["networking.k8s.io"]
+    resources: ["networkpolicies"]
+    verbs: ["list", "watch"]
+  - apiGroups: ["events.k8s.io"]
+    resources: ["events"]
+    verbs: ["create", "patch"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

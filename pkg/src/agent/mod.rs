@@ -2,6 +2,7 @@
 //! packed into an image that every node image preloads:
 //! - `network`: a DaemonSet that gives each node its CNI config and routes to the other nodes'
 //!   pod ranges, and masquerades traffic leaving the pod network;
+//!   and enforces NetworkPolicies on the node's pods (see `policy`);
 //! - `storage`: a DaemonSet that provisions host-path PersistentVolumes for the default
 //!   StorageClass on the node the pod was scheduled to;
 //! - `service_lb`: a DaemonSet that gives LoadBalancer Services addresses from the cluster's
@@ -15,6 +16,7 @@
 pub mod loadbalancer;
 pub mod manifests;
 pub mod network;
+pub mod policy;
 pub mod service_lb;
 pub mod storage;
 
@@ -126,4 +128,30 @@ async fn run(program: &str, args: &[&str]) -> Result<String, AgentError> {
         )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a command that reads its input from stdin (iptables-restore, nft -f -); a failure
+/// carries its stderr and the input.
+async fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<(), AgentError> {
+    use tokio::io::AsyncWriteExt;
+    let fail = |e: std::io::Error| AgentError::Msg(format!("{program}: {e}"));
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(fail)?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin.write_all(input.as_bytes()).await.map_err(fail)?;
+    drop(stdin);
+    let out = child.wait_with_output().await.map_err(fail)?;
+    if !out.status.success() {
+        return Err(AgentError::Msg(format!(
+            "`{program} {}` failed: {}\ninput:\n{input}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
 }

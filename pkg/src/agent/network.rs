@@ -5,6 +5,7 @@
 //! - a route to every other node's PodCIDRs via that node's address (tagged with our own route
 //!   protocol number, so routes of nodes that went away are found and removed);
 //! - masquerading for traffic from pods to anything outside the pod network;
+//! - NetworkPolicy enforcement for the node's pods (see `super::policy`, run alongside);
 //! - a guard for the service range: traffic to a service address that kube-proxy did not
 //!   translate (a port the Service does not have, an address no Service holds) is refused on
 //!   the node instead of being routed out of the cluster, since the range exists only inside
@@ -18,7 +19,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kube::runtime::{watcher, WatchStreamExt};
 
-use super::{env, run, AgentError};
+use super::{env, run, run_with_input, AgentError};
 
 /// Route protocol number marking routes the agent owns: one that neither the kernel nor
 /// iproute2's rt_protos assigns to a routing daemon.
@@ -51,10 +52,12 @@ impl NetworkAgent {
 
     pub async fn run(self) -> Result<(), AgentError> {
         let client = super::client().await?;
-        let nodes: Api<Node> = Api::all(client);
+        let nodes: Api<Node> = Api::all(client.clone());
         tracing::info!(node = %self.node_name, "pod network agent started");
         let events = Box::pin(watcher(nodes.clone(), watcher::Config::default()).default_backoff());
-        super::reconcile_loop(events, || self.reconcile(&nodes)).await
+        let network = super::reconcile_loop(events, || self.reconcile(&nodes));
+        let policy = super::policy::PolicyAgent::run(client, self.node_name.clone());
+        tokio::try_join!(network, policy).map(|_| ())
     }
 
     async fn reconcile(&self, nodes: &Api<Node>) -> Result<(), AgentError> {
@@ -324,31 +327,7 @@ async fn ensure_service_guard(family: Family, subnets: &[&str]) -> Result<(), Ag
 }
 
 async fn restore(family: Family, rules: &str) -> Result<(), AgentError> {
-    use tokio::io::AsyncWriteExt;
-    let program = family.iptables_restore();
-    let mut child = tokio::process::Command::new(program)
-        .arg("--noflush")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| AgentError::Msg(format!("{program}: {e}")))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin
-        .write_all(rules.as_bytes())
-        .await
-        .map_err(|e| AgentError::Msg(format!("{program}: {e}")))?;
-    drop(stdin);
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| AgentError::Msg(format!("{program}: {e}")))?;
-    if !out.status.success() {
-        return Err(AgentError::Msg(format!(
-            "{program} failed: {}\nrules:\n{rules}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
+    run_with_input(family.iptables_restore(), &["--noflush"], rules).await
 }
 
 /// ptp gives each pod a veth pair routed through the node; host-local hands out addresses
