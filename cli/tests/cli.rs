@@ -25,6 +25,25 @@ fn version_names_the_default_kubernetes() {
     assert!(stdout.contains(host.reason), "{stdout}");
 }
 
+/// `kindred version | head -1` under `set -o pipefail` (hack/vm-smoke.sh once did this): the
+/// reader closing the pipe early ends kindred quietly with success, not with a panic.
+#[test]
+fn a_reader_that_closes_stdout_early_is_no_failure() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .arg("version")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before kindred writes: it asks Docker for the cgroup version first.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn malformed_kube_version_is_rejected_with_a_hint() {
     bad_kube_version_fails_with("latest", "`latest` is not a Kubernetes release version");

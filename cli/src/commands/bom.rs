@@ -65,8 +65,8 @@ pub async fn run(args: BomArgs) -> CmdResult {
     let (bom, source) = kindred_node_image::load_bom(&image).await?;
     let subject = source.image_name(&bom);
     match args.output {
-        Format::Table => print!("{}", bom.table()),
-        Format::Json => print!("{}", String::from_utf8_lossy(&bom.to_json().0)),
+        Format::Table => out!("{}", bom.table()),
+        Format::Json => out!("{}", String::from_utf8_lossy(&bom.to_json().0)),
         Format::Spdx => {
             let created = bom::document_time()?.unwrap_or_else(|| bom::FIXED_CREATED.into());
             print_json(&spdx::document(&bom, &subject, &created))?;
@@ -83,7 +83,7 @@ async fn run_diff(args: DiffArgs) -> CmdResult {
     let (to, _) = kindred_node_image::load_bom(&args.to).await?;
     let d = diff::diff(&from, &args.from, &to, &args.to);
     match args.output {
-        DiffFormat::Table => print!("{}", d.table()),
+        DiffFormat::Table => out!("{}", d.table()),
         DiffFormat::Json => print_json(&d)?,
     }
     Ok(())
@@ -92,7 +92,7 @@ async fn run_diff(args: DiffArgs) -> CmdResult {
 fn print_json(value: &impl serde::Serialize) -> CmdResult {
     let mut json = serde_json::to_string_pretty(value)?;
     json.push('\n');
-    print!("{json}");
+    out!("{json}");
     Ok(())
 }
 

@@ -116,7 +116,7 @@ pub async fn run(cmd: BuildCommand, ui: &Ui) -> CmdResult {
             };
             let docker = kindred::provider::Docker::connect().await?;
             let image = kindred_node_image::ci_image::ensure(&docker, &opts, ui).await?;
-            println!("{}", image.image);
+            outln!("{}", image.image);
             Ok(())
         }
         BuildCommand::RegistryImage(args) => {
@@ -139,7 +139,7 @@ pub async fn run(cmd: BuildCommand, ui: &Ui) -> CmdResult {
                     image.image
                 ));
             }
-            println!("{}", image.image);
+            outln!("{}", image.image);
             Ok(())
         }
         BuildCommand::NodeImage(args) => {
@@ -174,7 +174,7 @@ pub async fn run(cmd: BuildCommand, ui: &Ui) -> CmdResult {
                 started.elapsed().as_secs_f64()
             ));
             // The image name on stdout, for scripts.
-            println!("{}", result.image);
+            outln!("{}", result.image);
             Ok(())
         }
     }

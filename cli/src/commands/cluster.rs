@@ -315,11 +315,11 @@ pub async fn get(cmd: GetCommand) -> CmdResult {
         GetCommand::Clusters { output } => {
             let names = cluster::clusters(&docker).await?;
             match output {
-                ClustersOutput::Text => names.iter().for_each(|n| println!("{n}")),
-                ClustersOutput::Json => println!("{}", serde_json::to_string_pretty(&names)?),
+                ClustersOutput::Text => names.iter().for_each(|n| outln!("{n}")),
+                ClustersOutput::Json => outln!("{}", serde_json::to_string_pretty(&names)?),
                 ClustersOutput::Wide => {
                     let nodes = cluster::nodes(&docker, None).await?;
-                    println!("{:<24} {:<10} NODES", "NAME", "STATE");
+                    outln!("{:<24} {:<10} NODES", "NAME", "STATE");
                     for name in &names {
                         let of: Vec<_> = nodes.iter().filter(|n| &n.cluster == name).collect();
                         let running = of.iter().filter(|n| n.state == "running").count();
@@ -328,7 +328,7 @@ pub async fn get(cmd: GetCommand) -> CmdResult {
                             r if r == of.len() => "running".to_string(),
                             r => format!("{r}/{} running", of.len()),
                         };
-                        println!("{name:<24} {state:<10} {}", of.len());
+                        outln!("{name:<24} {state:<10} {}", of.len());
                     }
                 }
             }
@@ -346,7 +346,7 @@ pub async fn get(cmd: GetCommand) -> CmdResult {
             let format = match output {
                 None => {
                     for n in cluster::nodes(&docker, filter.as_deref()).await? {
-                        println!("{}", n.name);
+                        outln!("{}", n.name);
                     }
                     return Ok(());
                 }
@@ -355,7 +355,7 @@ pub async fn get(cmd: GetCommand) -> CmdResult {
                 Some(NodesOutput::Yaml) => NodeFormat::Yaml,
             };
             let nodes = cluster::node_details(&docker, filter.as_deref()).await?;
-            print!("{}", cluster::render_nodes(&nodes, format)?);
+            out!("{}", cluster::render_nodes(&nodes, format)?);
         }
         GetCommand::Kubeconfig { name, internal } => {
             let entry = cluster::kubeconfig_entry(
@@ -364,7 +364,7 @@ pub async fn get(cmd: GetCommand) -> CmdResult {
                 internal,
             )
             .await?;
-            print!("{}", kubeconfig::render(&entry));
+            out!("{}", kubeconfig::render(&entry));
         }
     }
     Ok(())

@@ -50,7 +50,7 @@ pub async fn run(cmd: LoadCommand, ui: &Ui) -> CmdResult {
     // Results on stdout, one line per node and image.
     let mut failed = 0;
     for r in &reports {
-        println!("{}: {} {}", r.node, r.image, r.outcome);
+        outln!("{}: {} {}", r.node, r.image, r.outcome);
         failed += matches!(r.outcome, Outcome::Failed(_)) as usize;
     }
     if failed > 0 {

@@ -40,6 +40,6 @@ pub async fn run(args: ExportLogsArgs, ui: &Ui) -> CmdResult {
         }
     }
     // The one result: where the logs are.
-    println!("{}", exported.dir.display());
+    outln!("{}", exported.dir.display());
     Ok(())
 }

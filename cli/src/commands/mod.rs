@@ -1,5 +1,17 @@
 //! Command definitions. Each subcommand module turns its arguments into a library call.
 
+/// `print!` for command output: see [`write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::commands::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` for command output: see [`write_stdout`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod agent;
 mod bom;
 mod build;
@@ -11,10 +23,27 @@ mod logs;
 mod node;
 mod test;
 
+use std::io::Write;
+
 use clap::{CommandFactory, Parser, Subcommand};
 use kindred::ui::{Ui, Verbosity};
 
 pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Writes command output to stdout. A reader that has gone away (`kindred get clusters |
+/// head -1`) ends the command quietly and successfully instead of with a panic. SIGPIPE stays
+/// ignored, as Rust sets it: where kindred writes into a child process (an import, a tar
+/// stream), a child that exits early must be an error kindred reports and cleans up after.
+pub(crate) fn write_stdout(args: std::fmt::Arguments) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -165,7 +194,7 @@ pub async fn run(cli: Cli) -> CmdResult {
                     ),
                 ),
             };
-            println!(
+            outln!(
                 "kindred {} (default Kubernetes {version})\ndefault Kubernetes: {why}",
                 env!("CARGO_PKG_VERSION"),
             );

@@ -106,9 +106,9 @@ pub async fn run(cmd: TestCommand, ui: &Ui) -> CmdResult {
             ui,
         )
         .await?;
-        println!("{}", p.binaries.e2e_test.display());
-        println!("{}", p.binaries.ginkgo.display());
-        println!("{}", p.images.archive.display());
+        outln!("{}", p.binaries.e2e_test.display());
+        outln!("{}", p.binaries.ginkgo.display());
+        outln!("{}", p.images.archive.display());
         return Ok(());
     }
     let name = cluster::default_name(args.name.as_deref());
@@ -129,7 +129,7 @@ pub async fn run(cmd: TestCommand, ui: &Ui) -> CmdResult {
     let docker = Docker::connect().await?;
     let report = kindred_conformance::run(&docker, &opts, ui).await?;
     // The summary is the result: stdout.
-    print!("{}", kindred_conformance::render_report(&report));
+    out!("{}", kindred_conformance::render_report(&report));
     ui.info(format!(
         "Report in {} (junit_01.xml, ginkgo.log, summary.txt); {} in all",
         report.artifacts.display(),
