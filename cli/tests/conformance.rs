@@ -2,7 +2,9 @@
 //! the [Conformance] specs of sig-network's DNS and Services and sig-node's Pods and probes —
 //! on a 1 control plane + 2 worker cluster (upstream's topology), with e2e.test, ginkgo and
 //! the test images built by kindred (hack/test.sh builds them first; cached) and nothing
-//! pulled from a registry. It must pass, within 15 minutes.
+//! pulled from a registry. It must pass, within 15 minutes. Then, on the same cluster, a
+//! handful of upstream's NetworkPolicy specs (`[sig-network] Netpol`), which kindred's pod
+//! network agent must enforce (the whole Netpol suite: docs/networking.md).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -20,6 +22,19 @@ const PARALLEL: &str = "8";
 const BUDGET: Duration = Duration::from_secs(15 * 60);
 
 const CONFIG: &str = kindred_e2e::cluster::ONE_PLUS_TWO;
+
+/// The NetworkPolicy subset: default deny, named ports, ipBlock with except, peers by pod and
+/// namespace selector, a policy deleted, and protocols kept apart.
+const NETPOL_FOCUS: &str = concat!(
+    r"\[sig-network\] Netpol NetworkPolicy between server and client should (",
+    r"support a 'default-deny-all' policy|",
+    r"allow ingress access on one named port|",
+    r"enforce except clause while egress access to server in CIDR block|",
+    r"enforce policy to allow traffic only from a pod in a different namespace based on PodSelector and NamespaceSelector|",
+    r"stop enforcing policies after they are deleted|",
+    r"not allow access by TCP when a policy specifies only UDP)"
+);
+const NETPOL_SPECS: u64 = 6;
 
 fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
     let exe = env!("CARGO_BIN_EXE_kindred");
@@ -150,5 +165,42 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
     assert!(
         took < BUDGET,
         "the subset took {took:?}, more than its {BUDGET:?} budget"
+    );
+
+    netpol_subset(dir, kubeconfig);
+}
+
+/// The Netpol specs carry `[Feature:NetworkPolicy]`, which the default skips leave out: they
+/// run with --no-default-skips.
+fn netpol_subset(dir: &Path, kubeconfig: &Path) {
+    let artifacts = dir.join("netpol");
+    let run = Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args([
+            "test",
+            "conformance",
+            "--name",
+            CLUSTER,
+            "--focus",
+            NETPOL_FOCUS,
+            "--no-default-skips",
+            "--parallel",
+            "2",
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run kindred test conformance");
+    let summary = String::from_utf8_lossy(&run.stdout).into_owned();
+    eprintln!("netpol subset:\n{summary}");
+    assert!(
+        run.status.success(),
+        "the Netpol subset failed:\n{summary}\n(see {})",
+        artifacts.join("ginkgo.log").display()
+    );
+    assert!(
+        summary.starts_with(&format!("passed: {NETPOL_SPECS}, failed: 0, skipped: 0")),
+        "{summary}"
     );
 }

@@ -23,6 +23,21 @@ pub enum AgentCommand {
     /// TCP load balancer in front of the API servers of several control planes.
     #[command(name = "loadbalancer")]
     LoadBalancer(LoadBalancerArgs),
+    /// Time computing and programming one node's NetworkPolicy rules for a synthetic cluster
+    /// (needs nft and CAP_NET_ADMIN; hack/bench-netpol.sh runs it in a throwaway node).
+    #[command(name = "policy-bench")]
+    PolicyBench(PolicyBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyBenchArgs {
+    #[arg(long, default_value_t = 500)]
+    policies: usize,
+    /// Pods on the node being programmed.
+    #[arg(long, default_value_t = 200)]
+    pods: usize,
+    #[arg(long, default_value_t = 20)]
+    namespaces: usize,
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +73,19 @@ pub async fn run(what: AgentCommand) -> CmdResult {
             };
             let config = LoadBalancerConfig::new(args.listen, args.backends, health);
             LoadBalancer::new(config)?.run().await?
+        }
+        AgentCommand::PolicyBench(a) => {
+            let r = kindred::agent::policy::bench::run(a.policies, a.pods, a.namespaces).await?;
+            outln!(
+                "policies={} pods={} namespaces={} compile_ms={:.1} apply_ms={:.1} rules={} script_kib={}",
+                a.policies,
+                a.pods,
+                a.namespaces,
+                r.compile.as_secs_f64() * 1000.0,
+                r.apply.as_secs_f64() * 1000.0,
+                r.rules,
+                r.script_bytes / 1024
+            );
         }
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! few rules and sets whatever the traffic. A cluster without NetworkPolicies gets no table at
 //! all.
 
+pub mod bench;
 pub mod rules;
 
 use std::collections::{BTreeMap, HashSet};
