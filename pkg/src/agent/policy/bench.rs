@@ -17,18 +17,17 @@ pub struct BenchReport {
     pub rules: usize,
 }
 
+/// A synthetic cluster, as the agent's watches would mirror it.
+pub struct Synthetic {
+    pub pods: Vec<PodView>,
+    pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    pub policies: Vec<NetworkPolicy>,
+}
+
 /// `pods` pods on node "bench" in `namespaces` namespaces, and `policies` policies spread over
 /// them, each isolating one app both ways and allowing: its clients by label, a monitoring
 /// namespace by namespace label, a named port, a port range, and an ipBlock with an exception.
-pub fn synthetic(
-    policies: usize,
-    pods: usize,
-    namespaces: usize,
-) -> (
-    Vec<PodView>,
-    BTreeMap<String, BTreeMap<String, String>>,
-    Vec<NetworkPolicy>,
-) {
+pub fn synthetic(policies: usize, pods: usize, namespaces: usize) -> Synthetic {
     let namespaces = namespaces.max(1);
     let ns_name = |i: usize| format!("ns-{}", i % namespaces);
     let pod_list = (0..pods)
@@ -83,7 +82,11 @@ spec:
             serde_yaml::from_str(&yaml).expect("synthetic policy parses")
         })
         .collect();
-    (pod_list, ns_map, policy_list)
+    Synthetic {
+        pods: pod_list,
+        namespaces: ns_map,
+        policies: policy_list,
+    }
 }
 
 /// Computes the rules for the synthetic cluster, then programs them twice (creating the table,
@@ -93,7 +96,11 @@ pub async fn run(
     pods: usize,
     namespaces: usize,
 ) -> Result<BenchReport, AgentError> {
-    let (pods, namespaces, policies) = synthetic(policies, pods, namespaces);
+    let Synthetic {
+        pods,
+        namespaces,
+        policies,
+    } = synthetic(policies, pods, namespaces);
     let cidrs = ["10.244.0.0/16".to_string()];
     let started = Instant::now();
     let rules = ruleset(&Inputs {
