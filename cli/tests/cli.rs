@@ -178,6 +178,49 @@ fn create_with_a_missing_image_says_how_to_build_it_and_leaves_nothing() {
     );
 }
 
+/// kube-proxy's IPVS mode on a kernel without IPVS (this CI machine's kernel cannot load
+/// modules and has none built in) is refused before anything is created, naming the modules
+/// and the fix. Where the kernel has IPVS, the cluster must come up instead.
+#[test]
+fn kube_proxy_ipvs_mode_is_refused_on_a_kernel_without_ipvs() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    let config = dir.path().join("ipvs.yaml");
+    std::fs::write(
+        &config,
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n  kubeProxyMode: ipvs\n",
+    )
+    .unwrap();
+    let name = "kindred-e2e-ipvs";
+    let args = [
+        "create",
+        "cluster",
+        "--name",
+        name,
+        "--config",
+        config.to_str().unwrap(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    let out = kindred(&args, &[]);
+    let err = stderr_of(&out);
+    let has_ipvs = std::path::Path::new("/proc/net/ip_vs").exists();
+    if has_ipvs {
+        let _ = kindred(&["delete", "cluster", "--name", name], &[]);
+        assert!(out.status.success(), "{err}");
+        return;
+    }
+    assert!(!out.status.success());
+    assert!(
+        err.contains("kubeProxyMode ipvs needs the kernel's IPVS")
+            && err.contains("ip_vs_rr")
+            && err.contains("or use kubeProxyMode iptables or nftables"),
+        "{err}"
+    );
+    assert_eq!(kindred_e2e::containers_of(name), "");
+    assert!(!kubeconfig.exists());
+}
+
 #[test]
 fn create_with_a_bad_config_fails_before_touching_docker() {
     let dir = tempfile::tempdir().unwrap();

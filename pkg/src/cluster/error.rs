@@ -62,6 +62,11 @@ pub enum ClusterError {
     )]
     NeedsCgroupV2 { image: String, version: String },
     #[error(
+        "networking.kubeProxyMode ipvs needs the kernel's IPVS, and this host's kernel lacks \
+         {missing}; {fix}, or use kubeProxyMode iptables or nftables"
+    )]
+    NoIpvs { missing: String, fix: &'static str },
+    #[error(
         "networking.apiServerPort {port}: {address} is not free on this host ({source}); \
          pick another port, or 0 for a free one"
     )]

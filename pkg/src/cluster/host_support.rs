@@ -1,10 +1,12 @@
 //! What a node image needs of the host, checked before anything is created: Kubernetes 1.35
 //! and later refuse to run on cgroup v1, so such an image on a cgroup v1 Docker host would
 //! only fail minutes later inside `kubeadm init`. The default version follows from the same
-//! fact: the newest one the host runs.
+//! fact: the newest one the host runs. Likewise kube-proxy's IPVS mode needs kernel modules
+//! the nodes cannot load themselves (they share the host's kernel).
 
 use super::ClusterError;
 use crate::defaults::HostDefault;
+use crate::config::KubeProxyMode;
 use crate::kubeadm::KubeVersion;
 use crate::provider::Provider;
 
@@ -56,9 +58,68 @@ fn runs_on_cgroup_v1(image: &str, version: &str) -> Result<(), ClusterError> {
     })
 }
 
+/// The modules kube-proxy's IPVS mode refuses to start without (it checks that each is
+/// loaded or built in; it loads none itself).
+const IPVS_MODULES: [&str; 4] = ["ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh"];
+
+/// Refuses `kubeProxyMode: ipvs` on a kernel without IPVS, which kube-proxy would only report
+/// in its log while every Service stays unreachable. The kernel is the one kindred runs on:
+/// Docker's, unless DOCKER_HOST points elsewhere.
+pub(super) fn check_kube_proxy_mode(mode: KubeProxyMode) -> Result<(), ClusterError> {
+    if mode != KubeProxyMode::Ipvs {
+        return Ok(());
+    }
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let loaded = std::fs::read_to_string("/proc/modules").ok();
+    let builtin =
+        std::fs::read_to_string(format!("/lib/modules/{}/modules.builtin", release.trim())).ok();
+    let missing = ipvs_missing(loaded.as_deref(), builtin.as_deref());
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ClusterError::NoIpvs {
+        missing: missing.join(", "),
+        fix: if loaded.is_none() {
+            "this kernel cannot load modules (no /proc/modules): boot one with IPVS built in"
+        } else {
+            "load them on the Docker host: `modprobe -a ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh`"
+        },
+    })
+}
+
+/// Which IPVS modules are neither in `/proc/modules` nor in the kernel's `modules.builtin`.
+fn ipvs_missing(loaded: Option<&str>, builtin: Option<&str>) -> Vec<&'static str> {
+    let loaded: Vec<&str> = loaded
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    // modules.builtin lists paths: kernel/net/netfilter/ipvs/ip_vs_rr.ko
+    let builtin: Vec<&str> = builtin
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.rsplit('/').next()?.split('.').next())
+        .collect();
+    IPVS_MODULES
+        .into_iter()
+        .filter(|m| !loaded.contains(m) && !builtin.contains(m))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipvs_modules_count_when_loaded_or_built_in() {
+        let loaded = "ip_vs_rr 12288 0 - Live 0x0\nip_vs 204800 1 ip_vs_rr, Live 0x0\n";
+        let builtin = "kernel/net/netfilter/ipvs/ip_vs_wrr.ko\nkernel/net/netfilter/ipvs/ip_vs_sh.ko\n";
+        assert!(ipvs_missing(Some(loaded), Some(builtin)).is_empty());
+        assert_eq!(ipvs_missing(Some(loaded), None), vec!["ip_vs_wrr", "ip_vs_sh"]);
+        // No module support and no list of built-ins (this CI machine): all missing.
+        assert_eq!(ipvs_missing(None, None), IPVS_MODULES.to_vec());
+        assert!(check_kube_proxy_mode(KubeProxyMode::Iptables).is_ok());
+    }
 
     #[test]
     fn kubernetes_1_35_and_later_are_refused_on_cgroup_v1() {

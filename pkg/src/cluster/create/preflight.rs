@@ -1,5 +1,5 @@
-//! Action 0, before anything is created: every node image present and runnable here, enough
-//! memory, the API server port free, the name free, the local registry (if asked for)
+//! Action 0, before anything is created: every node image present and runnable here, the
+//! kernel able to run kube-proxy's mode, enough memory, the API server port free, the name free, the local registry (if asked for)
 //! running on the same port or its port free.
 
 use super::pause::pause_point;
@@ -19,6 +19,7 @@ pub(super) async fn run(docker: &dyn Provider, plan: &ClusterPlan) -> Result<(),
         }
     }
     host_support::check_images(docker, &images).await?;
+    host_support::check_kube_proxy_mode(plan.config.networking.kube_proxy_mode)?;
     capacity::check(docker, &plan.config).await?;
     let net = &plan.config.networking;
     if net.api_server_port > 0 {
