@@ -77,10 +77,18 @@ fn endpoint_url(endpoint: &str) -> String {
     }
 }
 
-/// Calls `reconcile` at start, after every batch of watch events, and every [`RESYNC`], until
-/// SIGTERM or SIGINT. Errors are logged and retried: an agent that exits would only be
-/// restarted with backoff.
-async fn reconcile_loop<S, F, Fut>(events: S, mut reconcile: F) -> Result<(), AgentError>
+/// How long a burst of watch events (the initial listing, a node's status update) may take to
+/// settle before the pass that handles all of it.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Calls `reconcile` at start, after every batch of watch events (gathered for `settle`), and
+/// every [`RESYNC`], until SIGTERM or SIGINT. Errors are logged and retried: an agent that
+/// exits would only be restarted with backoff.
+async fn reconcile_loop<S, F, Fut>(
+    events: S,
+    settle: Duration,
+    mut reconcile: F,
+) -> Result<(), AgentError>
 where
     S: Stream + Unpin,
     F: FnMut() -> Fut,
@@ -101,8 +109,8 @@ where
                 if event.is_none() {
                     return Err(AgentError::Msg("the watch stream ended".into()));
                 }
-                // Coalesce a burst (the initial listing, a node's status update) into one pass.
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Coalesce a burst into one pass.
+                tokio::time::sleep(settle).await;
                 while let Some(Some(_)) = futures_util::FutureExt::now_or_never(events.next()) {}
             }
             _ = tick.tick() => {}

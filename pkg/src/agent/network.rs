@@ -55,7 +55,7 @@ impl NetworkAgent {
         let nodes: Api<Node> = Api::all(client.clone());
         tracing::info!(node = %self.node_name, "pod network agent started");
         let events = Box::pin(watcher(nodes.clone(), watcher::Config::default()).default_backoff());
-        let network = super::reconcile_loop(events, || self.reconcile(&nodes));
+        let network = super::reconcile_loop(events, super::SETTLE, || self.reconcile(&nodes));
         let policy = super::policy::PolicyAgent::run(client, self.node_name.clone());
         tokio::try_join!(network, policy).map(|_| ())
     }

@@ -69,7 +69,7 @@ impl StorageAgent {
             .default_backoff()
             .map_ok(|_| ());
         let events = Box::pin(futures_util::stream::select(claims, volumes));
-        super::reconcile_loop(events, || self.reconcile(&apis)).await
+        super::reconcile_loop(events, super::SETTLE, || self.reconcile(&apis)).await
     }
 
     async fn reconcile(&self, apis: &Apis) -> Result<(), AgentError> {

@@ -13,6 +13,7 @@ pub mod rules;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
@@ -25,6 +26,10 @@ use kube::{Client, Resource};
 
 use super::{run_with_input, AgentError};
 use rules::{Inputs, PodView};
+
+/// Shorter than the other agents' wait: a policy should hold within a second of its change,
+/// and a pass that changes nothing costs one `nft list tables`.
+const SETTLE: Duration = Duration::from_millis(50);
 
 pub struct PolicyAgent {
     node_name: String,
@@ -81,7 +86,7 @@ impl PolicyAgent {
             state: Mutex::new(State::default()),
         });
         tracing::info!(node = %agent.node_name, "network policy agent started");
-        super::reconcile_loop(events, || {
+        super::reconcile_loop(events, SETTLE, || {
             let agent = agent.clone();
             async move { agent.reconcile().await }
         })
@@ -127,7 +132,12 @@ impl PolicyAgent {
         });
         self.report(&policies, &ruleset.problems).await;
         let changed = self.state.lock().expect("not poisoned").applied != ruleset.script;
-        // Applied on every pass, changed or not: a resync repairs a table deleted by hand.
+        // Pod status updates trigger most passes and change nothing; programming a large table
+        // costs up to a second, so it is only done on a change, or to repair a table that went
+        // away (deleted by hand, or the node's network namespace recreated).
+        if !changed && (policies.is_empty() || table_exists().await?) {
+            return Ok(());
+        }
         run_with_input("nft", &["-f", "-"], &ruleset.script).await?;
         if changed {
             tracing::info!(
@@ -194,6 +204,15 @@ impl PolicyAgent {
             }
         }
     }
+}
+
+/// Whether the agent's table is in the node's ruleset (listing table names is cheap, unlike
+/// listing the table).
+async fn table_exists() -> Result<bool, AgentError> {
+    let tables = super::run("nft", &["list", "tables"]).await?;
+    Ok(tables
+        .lines()
+        .any(|l| l.trim() == format!("table inet {}", rules::TABLE)))
 }
 
 #[cfg(test)]
