@@ -1,7 +1,8 @@
 //! The cluster config's node options end to end, against the real Docker daemon. One 1 control
 //! plane + 1 worker cluster, created from a config that uses every feature at once (host port
 //! mappings, extra mounts with a relative path, read-only and propagating mounts, cluster and
-//! node kubeadm patches, containerd patches, DNS search domains, proxy variables), serves every
+//! node kubeadm patches, containerd patches, DNS search domains, proxy variables, kube-proxy in
+//! nftables mode), serves every
 //! subtest; the subtests run in order inside one test function so the cluster is deleted at the
 //! end whatever happens, and a failing subtest does not hide the others. Bad input (a taken host
 //! port, a missing host path, ...) is checked first: it must fail before anything is created.
@@ -76,6 +77,7 @@ fn config(fixed_port: u16, propagated: &Path) -> String {
 apiVersion: kind.x-k8s.io/v1alpha4
 networking:
   dnsSearch: [kindred-e2e.test, corp.internal]
+  kubeProxyMode: nftables
 kubeadmConfigPatches:
 - |
   kind: KubeletConfiguration
@@ -204,13 +206,17 @@ fn run_subtests(ctx: &Ctx) {
     );
     eprintln!("setup took {:.0?}", started.elapsed());
 
-    let subtests: [kindred_e2e::Subtest<Ctx>; 6] = [
+    let subtests: [kindred_e2e::Subtest<Ctx>; 7] = [
         ("host ports reach a pod's hostPort", host_ports_reach_a_pod),
         ("extra mounts", extra_mounts),
         ("kubeadm patches in /configz", kubeadm_patches_in_configz),
         ("containerd patches in config dump", containerd_patches),
         ("proxy variables in containerd and kubelet", proxy_variables),
         ("dnsSearch in the node and pods", dns_search),
+        (
+            "kube-proxy in nftables mode serves a Service",
+            nftables_kube_proxy,
+        ),
     ];
     kindred_e2e::run_subtests(ctx, &subtests);
 }
@@ -343,6 +349,7 @@ fn etcd_pod() -> String {
 kind: Pod
 metadata:
   name: etcd-hostport
+  labels: {{app: etcd-hostport}}
 spec:
   nodeName: {WORKER}
   containers:
@@ -450,6 +457,69 @@ fn host_ports_reach_a_pod(ctx: &Ctx) {
         udp.parse::<u16>().is_ok_and(|p| p > 0),
         "UDP port fixed: {bindings}"
     );
+}
+
+/// `kubeProxyMode: nftables`: kube-proxy programs its own nftables table (no iptables
+/// chains), and a ClusterIP Service answers through it from the other node.
+fn nftables_kube_proxy(_: &Ctx) {
+    ensure_etcd_pod();
+    for node in [CP, WORKER] {
+        let table = run(
+            "docker",
+            &["exec", node, "nft", "list", "table", "ip", "kube-proxy"],
+        );
+        assert!(table.status.success(), "{node}: {}", text(&table));
+        let chains = run("docker", &["exec", node, "iptables-save", "-t", "nat"]);
+        assert!(
+            !String::from_utf8_lossy(&chains.stdout).contains("KUBE-SERVICES"),
+            "{node} has iptables-mode chains"
+        );
+    }
+    let _ = kubectl(
+        &["delete", "service", "etcd-nft", "--ignore-not-found"],
+        None,
+    );
+    kubectl_ok(
+        &[
+            "expose",
+            "pod",
+            "etcd-hostport",
+            "--name",
+            "etcd-nft",
+            "--port",
+            "80",
+            "--target-port",
+            "2379",
+        ],
+        None,
+    );
+    let ip = kubectl_ok(
+        &[
+            "get",
+            "service",
+            "etcd-nft",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+        None,
+    );
+    // The node has bash but no curl: HTTP/1.0 over bash's /dev/tcp.
+    let script = format!(
+        "exec 3<>/dev/tcp/{ip}/80 && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"
+    );
+    let body = wait_for(
+        &format!("etcd's /health through Service {ip}:80 from {CP}"),
+        Duration::from_secs(30),
+        || {
+            let out = run(
+                "docker",
+                &["exec", CP, "timeout", "5", "bash", "-c", &script],
+            );
+            let body = String::from_utf8_lossy(&out.stdout).into_owned();
+            body.contains("\"health\":\"true\"").then_some(body)
+        },
+    );
+    assert!(body.starts_with("HTTP/1.0 200"), "{body}");
 }
 
 fn extra_mounts(ctx: &Ctx) {

@@ -5,8 +5,8 @@
 //! the nodes cannot load themselves (they share the host's kernel).
 
 use super::ClusterError;
-use crate::defaults::HostDefault;
 use crate::config::KubeProxyMode;
+use crate::defaults::HostDefault;
 use crate::kubeadm::KubeVersion;
 use crate::provider::Provider;
 
@@ -113,9 +113,13 @@ mod tests {
     #[test]
     fn ipvs_modules_count_when_loaded_or_built_in() {
         let loaded = "ip_vs_rr 12288 0 - Live 0x0\nip_vs 204800 1 ip_vs_rr, Live 0x0\n";
-        let builtin = "kernel/net/netfilter/ipvs/ip_vs_wrr.ko\nkernel/net/netfilter/ipvs/ip_vs_sh.ko\n";
+        let builtin =
+            "kernel/net/netfilter/ipvs/ip_vs_wrr.ko\nkernel/net/netfilter/ipvs/ip_vs_sh.ko\n";
         assert!(ipvs_missing(Some(loaded), Some(builtin)).is_empty());
-        assert_eq!(ipvs_missing(Some(loaded), None), vec!["ip_vs_wrr", "ip_vs_sh"]);
+        assert_eq!(
+            ipvs_missing(Some(loaded), None),
+            vec!["ip_vs_wrr", "ip_vs_sh"]
+        );
         // No module support and no list of built-ins (this CI machine): all missing.
         assert_eq!(ipvs_missing(None, None), IPVS_MODULES.to_vec());
         assert!(check_kube_proxy_mode(KubeProxyMode::Iptables).is_ok());
