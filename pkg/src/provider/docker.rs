@@ -808,11 +808,32 @@ impl Provider for Docker {
     }
 
     async fn probe_ipv6_network(&self) -> Result<(), ProviderError> {
+        // Labelled, so a probe network left by a kindred that died between create and remove
+        // is found and removed by the next probe (no container ever joins one).
+        let label = "io.kindred.probe=ipv6";
+        let opts = bollard::query_parameters::ListNetworksOptions {
+            filters: Some(HashMap::from([(
+                "label".to_string(),
+                vec![label.to_string()],
+            )])),
+        };
+        let stale = self
+            .client
+            .list_networks(Some(opts))
+            .await
+            .map_err(api("list networks"))?;
+        for net in stale.into_iter().filter_map(|n| n.id) {
+            let _ = self.client.remove_network(&net).await;
+        }
         let name = format!("kindred-ipv6-probe-{}", std::process::id());
         let request = bollard::models::NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".into()),
             enable_ipv6: Some(true),
+            labels: Some(HashMap::from([(
+                "io.kindred.probe".to_string(),
+                "ipv6".to_string(),
+            )])),
             ipam: Some(bollard::models::Ipam {
                 config: Some(vec![bollard::models::IpamConfig {
                     subnet: Some("fd00:6b69:6e64::/64".into()),
