@@ -94,24 +94,11 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
 
     let artifacts = dir.join("artifacts");
     let started = Instant::now();
-    // ginkgo's progress goes straight to the test log; the summary (stdout) is checked.
-    let run = Command::new(env!("CARGO_BIN_EXE_kindred"))
-        .args([
-            "test",
-            "conformance",
-            "--name",
-            CLUSTER,
-            "--focus",
-            SUBSET_FOCUS,
-            "--parallel",
-            PARALLEL,
-            "--artifacts",
-            artifacts.to_str().unwrap(),
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run kindred test conformance");
+    let run = test_conformance(
+        kubeconfig,
+        &artifacts,
+        &["--focus", SUBSET_FOCUS, "--parallel", PARALLEL],
+    );
     let took = started.elapsed();
     let summary = String::from_utf8_lossy(&run.stdout).into_owned();
     eprintln!("conformance subset: {took:?}\n{summary}");
@@ -174,24 +161,17 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
 /// run with --no-default-skips.
 fn netpol_subset(dir: &Path, kubeconfig: &Path) {
     let artifacts = dir.join("netpol");
-    let run = Command::new(env!("CARGO_BIN_EXE_kindred"))
-        .args([
-            "test",
-            "conformance",
-            "--name",
-            CLUSTER,
+    let run = test_conformance(
+        kubeconfig,
+        &artifacts,
+        &[
             "--focus",
             NETPOL_FOCUS,
             "--no-default-skips",
             "--parallel",
             "2",
-            "--artifacts",
-            artifacts.to_str().unwrap(),
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run kindred test conformance");
+        ],
+    );
     let summary = String::from_utf8_lossy(&run.stdout).into_owned();
     eprintln!("netpol subset:\n{summary}");
     assert!(
@@ -203,4 +183,18 @@ fn netpol_subset(dir: &Path, kubeconfig: &Path) {
         summary.starts_with(&format!("passed: {NETPOL_SPECS}, failed: 0, skipped: 0")),
         "{summary}"
     );
+}
+
+/// `kindred test conformance` on the test's cluster. ginkgo's progress goes straight to the
+/// test log; the summary (stdout) is returned for checking.
+fn test_conformance(kubeconfig: &Path, artifacts: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kindred"))
+        .args(["test", "conformance", "--name", CLUSTER])
+        .args(args)
+        .arg("--artifacts")
+        .arg(artifacts)
+        .env("KUBECONFIG", kubeconfig)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run kindred test conformance")
 }

@@ -121,6 +121,55 @@ where
     }
 }
 
+/// An address family, told from an address or a CIDR in text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn of_ip(ip: &std::net::IpAddr) -> Family {
+        if ip.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+    /// The nft keyword matching this family's header (`ip saddr`, `ip6 saddr`).
+    fn nft(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+    fn of(addr: &str) -> Family {
+        if addr.contains(':') {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+    fn flag(self) -> &'static str {
+        match self {
+            Family::V4 => "-4",
+            Family::V6 => "-6",
+        }
+    }
+    fn iptables_restore(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables-restore",
+            Family::V6 => "ip6tables-restore",
+        }
+    }
+    fn iptables(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+}
+
 /// Runs a command from the agent image (ip, iptables); a failure carries its stderr.
 async fn run(program: &str, args: &[&str]) -> Result<String, AgentError> {
     let out = tokio::process::Command::new(program)

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 use kube::runtime::{watcher, WatchStreamExt};
 
-use super::{env, run, run_with_input, AgentError};
+use super::{env, run, run_with_input, AgentError, Family};
 
 /// Route protocol number marking routes the agent owns: one that neither the kernel nor
 /// iproute2's rt_protos assigns to a routing daemon.
@@ -160,40 +160,6 @@ impl NetworkAgent {
             tracing::info!("removed route {dst} (its node is gone)");
         }
         Ok(())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    fn of(addr: &str) -> Family {
-        if addr.contains(':') {
-            Family::V6
-        } else {
-            Family::V4
-        }
-    }
-    fn flag(self) -> &'static str {
-        match self {
-            Family::V4 => "-4",
-            Family::V6 => "-6",
-        }
-    }
-    fn iptables_restore(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables-restore",
-            Family::V6 => "ip6tables-restore",
-        }
-    }
-    fn iptables(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
-        }
     }
 }
 

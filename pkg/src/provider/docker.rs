@@ -234,20 +234,29 @@ impl Docker {
         Ok(())
     }
 
-    /// IDs of the networks named exactly `name` (Docker's name filter matches substrings).
-    pub(super) async fn networks_named(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+    /// The networks matching one of Docker's list filters (`name`, `label`, ...).
+    async fn networks_where(
+        &self,
+        filter: &str,
+        value: &str,
+    ) -> Result<Vec<bollard::models::Network>, ProviderError> {
         let opts = bollard::query_parameters::ListNetworksOptions {
             filters: Some(HashMap::from([(
-                "name".to_string(),
-                vec![name.to_string()],
+                filter.to_string(),
+                vec![value.to_string()],
             )])),
         };
-        let nets = self
-            .client
+        self.client
             .list_networks(Some(opts))
             .await
-            .map_err(api("list networks"))?;
-        Ok(nets
+            .map_err(api("list networks"))
+    }
+
+    /// IDs of the networks named exactly `name` (Docker's name filter matches substrings).
+    pub(super) async fn networks_named(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+        Ok(self
+            .networks_where("name", name)
+            .await?
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name))
             .filter_map(|n| n.id)
@@ -810,18 +819,9 @@ impl Provider for Docker {
     async fn probe_ipv6_network(&self) -> Result<(), ProviderError> {
         // Labelled, so a probe network left by a kindred that died between create and remove
         // is found and removed by the next probe (no container ever joins one).
-        let label = "io.kindred.probe=ipv6";
-        let opts = bollard::query_parameters::ListNetworksOptions {
-            filters: Some(HashMap::from([(
-                "label".to_string(),
-                vec![label.to_string()],
-            )])),
-        };
         let stale = self
-            .client
-            .list_networks(Some(opts))
-            .await
-            .map_err(api("list networks"))?;
+            .networks_where("label", "io.kindred.probe=ipv6")
+            .await?;
         for net in stale.into_iter().filter_map(|n| n.id) {
             let _ = self.client.remove_network(&net).await;
         }

@@ -31,6 +31,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{Selector, SelectorExt};
 
+use crate::agent::Family;
+
 /// The table the agent owns (nft identifiers take no hyphens).
 pub const TABLE: &str = "kindred_policy";
 
@@ -147,35 +149,6 @@ impl Direction {
         match self {
             Direction::Ingress => "saddr",
             Direction::Egress => "daddr",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    fn of(ip: &IpAddr) -> Family {
-        if ip.is_ipv4() {
-            Family::V4
-        } else {
-            Family::V6
-        }
-    }
-    fn of_cidr(cidr: &str) -> Family {
-        if cidr.contains(':') {
-            Family::V6
-        } else {
-            Family::V4
-        }
-    }
-    fn keyword(self) -> &'static str {
-        match self {
-            Family::V4 => "ip",
-            Family::V6 => "ip6",
         }
     }
 }
@@ -368,27 +341,27 @@ pub fn ruleset(inputs: &Inputs) -> Ruleset {
         for family in [Family::V4, Family::V6] {
             let map: Vec<String> = entries
                 .iter()
-                .filter(|(ip, _)| Family::of(ip) == family)
+                .filter(|(ip, _)| Family::of_ip(ip) == family)
                 .map(|(ip, chain)| format!("{ip} : jump {chain}"))
                 .collect();
             if !map.is_empty() {
                 let _ = writeln!(
                     body,
                     "    {} {side} vmap {{ {} }}",
-                    family.keyword(),
+                    family.nft(),
                     map.join(", ")
                 );
             }
         }
         for cidr in inputs.pod_cidrs {
-            let family = Family::of_cidr(cidr);
+            let family = Family::of(cidr);
             let Some(cidr) = network(cidr) else { continue };
             let mine: Vec<String> = known
                 .iter()
-                .filter(|ip| Family::of(ip) == family)
+                .filter(|ip| Family::of_ip(ip) == family)
                 .map(|ip| ip.to_string())
                 .collect();
-            let kw = family.keyword();
+            let kw = family.nft();
             let unknown = if mine.is_empty() {
                 String::new()
             } else {
@@ -567,7 +540,7 @@ fn accept_rules(direction: Direction, peer: &Peer, port: &Port) -> Vec<String> {
                 // Always on the destination: the selected pod (ingress) or the peer (egress).
                 let set: BTreeSet<String> = pairs
                     .iter()
-                    .filter(|(ip, _, _)| Family::of(ip) == family)
+                    .filter(|(ip, _, _)| Family::of_ip(ip) == family)
                     .map(|(ip, p, n)| format!("{ip} . {p} . {n}"))
                     .collect();
                 if set.is_empty() {
@@ -575,20 +548,20 @@ fn accept_rules(direction: Direction, peer: &Peer, port: &Port) -> Vec<String> {
                 }
                 Some(format!(
                     " {} daddr . meta l4proto . th dport {{ {} }}",
-                    family.keyword(),
+                    family.nft(),
                     set.into_iter().collect::<Vec<_>>().join(", ")
                 ))
             }
         }
     };
     let peer_part = |family: Family| -> Option<String> {
-        let kw = family.keyword();
+        let kw = family.nft();
         match peer {
             Peer::Any => Some(String::new()),
             Peer::Pods(ips) => {
                 let set: BTreeSet<String> = ips
                     .iter()
-                    .filter(|ip| Family::of(ip) == family)
+                    .filter(|ip| Family::of_ip(ip) == family)
                     .map(|ip| ip.to_string())
                     .collect();
                 if set.is_empty() {
@@ -598,13 +571,11 @@ fn accept_rules(direction: Direction, peer: &Peer, port: &Port) -> Vec<String> {
                 Some(format!(" {kw} {side} {{ {} }}", list.join(", ")))
             }
             Peer::Block { cidr, except } => {
-                if Family::of_cidr(cidr) != family {
+                if Family::of(cidr) != family {
                     return None;
                 }
-                let except: Vec<&String> = except
-                    .iter()
-                    .filter(|e| Family::of_cidr(e) == family)
-                    .collect();
+                let except: Vec<&String> =
+                    except.iter().filter(|e| Family::of(e) == family).collect();
                 let mut m = format!(" {kw} {side} {cidr}");
                 if !except.is_empty() {
                     let list: Vec<&str> = except.iter().map(|s| s.as_str()).collect();
