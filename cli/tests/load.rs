@@ -156,11 +156,17 @@ fn run(ctx: &Ctx) {
     let (out, err) = ctx.ok(&args);
     // Archives name their images as containerd does.
     let full = format!("docker.io/{ARCHIVED}");
-    assert_eq!(out, format!("{CP}: {full} loaded\n{WORKER}: {full} loaded\n"));
+    assert_eq!(
+        out,
+        format!("{CP}: {full} loaded\n{WORKER}: {full} loaded\n")
+    );
     let id = docker_out(&["image", "inspect", "-f", "{{.Id}}", ARCHIVED]);
     for node in [CP, WORKER] {
         let line = sent_line(&err, node);
-        assert!(line.contains("1 of 3 layers sent (2.0 kB; 2 already there"), "{line}");
+        assert!(
+            line.contains("1 of 3 layers sent (2.0 kB; 2 already there"),
+            "{line}"
+        );
         assert_eq!(
             node_image_id(node, &format!("docker.io/{ARCHIVED}")),
             id.trim()
