@@ -587,10 +587,8 @@ mod tests {
             )
         };
         let (c1, c2) = (config(l2), config(l3));
-        let manifest = format!(
-            r#"[{{"Config":"c1.json","RepoTags":["me/app:v1"],"Layers":["a/layer.tar","b/layer.tar"]}},
-                {{"Config":"c2.json","RepoTags":null,"Layers":["x/layer.tar","c/layer.tar"]}}]"#
-        );
+        let manifest = r#"[{"Config":"c1.json","RepoTags":["me/app:v1"],"Layers":["a/layer.tar","b/layer.tar"]},
+                {"Config":"c2.json","RepoTags":null,"Layers":["x/layer.tar","c/layer.tar"]}]"#;
         let file = tar_with(
             &[
                 ("a/layer.tar", l1),

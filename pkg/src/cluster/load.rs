@@ -1,8 +1,9 @@
 //! `load docker-image` / `load image-archive`: put images into the nodes' containerd (namespace
 //! `k8s.io`, where kubelet looks), so pods can use them without a registry. The image data is
-//! read once (one `docker save` stream, or the file) and fanned out to every node that lacks
-//! the image, concurrently; nodes that have it are skipped, nodes that have it under other
-//! names only get the missing names.
+//! read once (one `docker save` stream, spooled to a file, or the archive itself) and indexed by
+//! digest (`layout.rs`); every node that lacks the image gets, concurrently, only the layers
+//! its content store lacks. Nodes that have the image are skipped, nodes that have it under
+//! other names only get the missing names.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
