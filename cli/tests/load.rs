@@ -44,8 +44,14 @@ impl Ctx {
             ("mid", &self.mid[..]),
             ("top", top.as_bytes()),
         ];
+        let old = kindred_e2e::run("docker", &["image", "inspect", "-f", "{{.Id}}", tag], None);
         self.rt
             .block_on(build_image(tag, DOCKERFILE, &files, "load"));
+        // The image this one replaced is left without a name: remove it.
+        if old.status.success() {
+            let old = String::from_utf8_lossy(&old.stdout);
+            let _ = kindred_e2e::run("docker", &["rmi", old.trim()], None);
+        }
     }
 
     fn cleanup(&self) {
