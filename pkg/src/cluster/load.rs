@@ -1,20 +1,23 @@
 //! `load docker-image` / `load image-archive`: put images into the nodes' containerd (namespace
 //! `k8s.io`, where kubelet looks), so pods can use them without a registry. The image data is
-//! read once (one `docker save` stream, or the file) and fanned out to every node that lacks
-//! the image, concurrently; nodes that have it are skipped, nodes that have it under other
-//! names only get the missing names.
+//! read once (one `docker save` stream, spooled to a file, or the archive itself) and indexed by
+//! digest (`layout.rs`); every node that lacks the image gets, concurrently, only the layers
+//! its content store lacks. Nodes that have the image are skipped, nodes that have it under
+//! other names only get the missing names.
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::images::{self, Need, NodeImages, Wanted};
+use super::layout::{Layout, Part, Plan};
 use super::{select_nodes, ClusterError};
 use crate::provider::{InputStream, Provider, ProviderError};
-use crate::ui::Ui;
+use crate::ui::{Step, Ui};
 
 /// Why one node did not get an image; shown in its [`LoadReport`]. Clone, since one failed
 /// stream fails every node it was sent to.
@@ -24,6 +27,16 @@ enum NodeLoadError {
     Provider(Arc<ProviderError>),
     #[error("`crictl images` failed on {node} (is containerd running?): {stderr}")]
     ListImages { node: String, stderr: String },
+    #[error("`ctr content ls` failed on {node} (is containerd running?): {stderr}")]
+    ListContent { node: String, stderr: String },
+    #[error(
+        "cannot write the images to a temporary file (set TMPDIR to a directory with room for \
+         them): {0}"
+    )]
+    Spool(Arc<std::io::Error>),
+    /// The archive could not be indexed by digest (it is then sent whole).
+    #[error("{0}")]
+    Layout(String),
     /// `crictl images -o json` printed something unexpected.
     #[error("{0}")]
     ImageList(String),
@@ -271,39 +284,15 @@ async fn load_unit(
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        let stream = match &unit.source {
-            UnitSource::Docker => Ok(docker.export_images(&needed)),
-            UnitSource::File(path) => file_stream(path).await,
-        };
         // An image without a name (loaded by ID) is kept by containerd only under a digest name.
         let by_digest = unit
             .images
             .iter()
             .any(|w| w.tags.is_empty() && streamed.contains(&w.display));
-        match stream {
-            Ok(stream) => {
-                let (pump, inputs) = fan_out(stream, importers.len());
-                let imports = join_all(
-                    importers
-                        .iter()
-                        .zip(inputs)
-                        .map(|(&i, input)| import(docker, &nodes[i], input, by_digest)),
-                );
-                let (pumped, results) = futures_util::join!(pump, imports);
-                for (&i, r) in importers.iter().zip(results) {
-                    // A broken source explains a failed import better than ctr does.
-                    let r = match (&pumped, r) {
-                        (Err(why), Err(_)) => Err(NodeLoadError::Source(why.clone())),
-                        (_, r) => r,
-                    };
-                    imported[i] = Some(r);
-                }
-            }
-            Err(why) => {
-                for &i in &importers {
-                    imported[i] = Some(Err(why.clone()));
-                }
-            }
+        let targets: Vec<&str> = importers.iter().map(|&i| nodes[i].as_str()).collect();
+        let results = send(docker, &targets, unit, &needed, by_digest, &step).await;
+        for (&i, r) in importers.iter().zip(results) {
+            imported[i] = Some(r);
         }
         if imported.iter().flatten().all(Result::is_ok) {
             step.done();
@@ -437,6 +426,172 @@ async fn tag(
         }
     }
     Ok(())
+}
+
+/// The unit's images into `nodes`, concurrently; one result per node. The image data is read
+/// once (a `docker save` stream is spooled to a temporary file, an archive is read where it
+/// is) and indexed by digest; each node then gets an OCI layout with only the layers its
+/// containerd lacks. An archive that cannot be indexed is sent whole to every node.
+async fn send(
+    docker: &dyn Provider,
+    nodes: &[&str],
+    unit: &Unit,
+    needed: &[String],
+    by_digest: bool,
+    step: &Step,
+) -> Vec<Result<(), NodeLoadError>> {
+    let every = |e: NodeLoadError| nodes.iter().map(|_| Err(e.clone())).collect();
+    let spooled;
+    let path = match &unit.source {
+        UnitSource::Docker => match spool(docker.export_images(needed)).await {
+            Ok(file) => {
+                spooled = file;
+                spooled.path().to_path_buf()
+            }
+            Err(e) => return every(e),
+        },
+        UnitSource::File(path) => path.clone(),
+    };
+    let layout = match index(&path).await {
+        Ok(layout) => layout,
+        Err(NodeLoadError::Layout(why)) => {
+            step.note(format!("sending the whole archive: {why}"));
+            return send_whole(docker, nodes, &path, by_digest).await;
+        }
+        Err(e) => return every(e),
+    };
+    let (layout, path) = (&layout, &path);
+    let sends = nodes.iter().map(|&node| async move {
+        let plan = send_missing(docker, node, layout, path, by_digest).await?;
+        step.note(format!("{node}: {}", plan.summary()));
+        Ok(())
+    });
+    join_all(sends).await
+}
+
+/// Writes a stream to a temporary file (`$TMPDIR`), deleted when dropped.
+async fn spool(mut stream: InputStream) -> Result<tempfile::NamedTempFile, NodeLoadError> {
+    use tokio::io::AsyncWriteExt;
+    let spool_error = |e: std::io::Error| NodeLoadError::Spool(Arc::new(e));
+    let tmp = tempfile::Builder::new()
+        .prefix("kindred-load-")
+        .suffix(".tar")
+        .tempfile()
+        .map_err(spool_error)?;
+    let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(spool_error)?);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| NodeLoadError::Source(e.to_string()))?;
+        file.write_all(&chunk).await.map_err(spool_error)?;
+    }
+    file.flush().await.map_err(spool_error)?;
+    Ok(tmp)
+}
+
+async fn index(path: &Path) -> Result<Arc<Layout>, NodeLoadError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|source| NodeLoadError::Open {
+            path: path.clone(),
+            source: Arc::new(source),
+        })?;
+        Layout::read(&file)
+            .map(Arc::new)
+            .map_err(|e| NodeLoadError::Layout(e.to_string()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(NodeLoadError::Source(e.to_string())))
+}
+
+/// One node: the blobs its containerd lacks, then the import. If the import fails after
+/// leaving layers out (containerd may have collected one as garbage since it was listed),
+/// the node gets everything once more.
+async fn send_missing(
+    docker: &dyn Provider,
+    node: &str,
+    layout: &Layout,
+    path: &Path,
+    by_digest: bool,
+) -> Result<Plan, NodeLoadError> {
+    let have = node_content(docker, node).await?;
+    let plan = layout.plan(&have);
+    let stream = layout_stream(path, layout.tar_parts(&plan));
+    match import(docker, node, stream, by_digest).await {
+        Err(_) if plan.layers_present > 0 => {
+            let all = layout.plan(&HashSet::new());
+            let stream = layout_stream(path, layout.tar_parts(&all));
+            import(docker, node, stream, by_digest).await.map(|()| all)
+        }
+        r => r.map(|()| plan),
+    }
+}
+
+/// The digests in a node's content store (namespace `k8s.io`).
+async fn node_content(docker: &dyn Provider, node: &str) -> Result<HashSet<String>, NodeLoadError> {
+    let out = docker
+        .exec(node, &["ctr", "-n", "k8s.io", "content", "ls", "-q"])
+        .await?;
+    if out.code != 0 {
+        return Err(NodeLoadError::ListContent {
+            node: node.to_string(),
+            stderr: out.stderr.trim().to_string(),
+        });
+    }
+    Ok(out.stdout.split_whitespace().map(str::to_string).collect())
+}
+
+/// The tar of [`Layout::tar_parts`], reading blob data from the archive at `path`.
+fn layout_stream(path: &Path, parts: Vec<Part>) -> InputStream {
+    let path = path.to_path_buf();
+    futures_util::stream::iter(parts)
+        .map(move |part| match part {
+            Part::Bytes(b) => futures_util::stream::once(async { Ok(b) }).boxed(),
+            Part::File { offset, len } => file_range(path.clone(), offset, len),
+        })
+        .flatten()
+        .boxed()
+}
+
+fn file_range(path: PathBuf, offset: u64, len: u64) -> InputStream {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    futures_util::stream::once(async move {
+        let mut file = tokio::fs::File::open(&path).await?;
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        Ok::<_, std::io::Error>(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            1 << 20,
+        ))
+    })
+    .try_flatten()
+    .boxed()
+}
+
+/// The archive as it is, one read fanned out to every node.
+async fn send_whole(
+    docker: &dyn Provider,
+    nodes: &[&str],
+    path: &Path,
+    by_digest: bool,
+) -> Vec<Result<(), NodeLoadError>> {
+    let stream = match file_stream(path).await {
+        Ok(stream) => stream,
+        Err(e) => return nodes.iter().map(|_| Err(e.clone())).collect(),
+    };
+    let (pump, inputs) = fan_out(stream, nodes.len());
+    let imports = join_all(
+        nodes
+            .iter()
+            .zip(inputs)
+            .map(|(node, input)| import(docker, node, input, by_digest)),
+    );
+    let (pumped, results) = futures_util::join!(pump, imports);
+    results
+        .into_iter()
+        .map(|r| match (&pumped, r) {
+            // A broken source explains a failed import better than ctr does.
+            (Err(why), Err(_)) => Err(NodeLoadError::Source(why.clone())),
+            (_, r) => r,
+        })
+        .collect()
 }
 
 /// `ctr images import` from stdin, unpacked with the CRI's snapshotter so kubelet can use it.

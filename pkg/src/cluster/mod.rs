@@ -12,6 +12,7 @@ mod error;
 mod host_support;
 mod images;
 mod kubectl;
+mod layout;
 mod lifecycle;
 mod list;
 mod load;
