@@ -636,7 +636,10 @@ impl Provider for Docker {
     }
 
     async fn read_image_file(&self, image: &str, path: &str) -> Result<Vec<u8>, ProviderError> {
-        let name = format!("kindred-read-{}", std::process::id());
+        // The process ID alone would clash when one process reads two images at once.
+        static READS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("kindred-read-{}-{n}", std::process::id());
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["/bin/true".into()]),
