@@ -199,6 +199,16 @@ impl<'f> Archive<'f> {
         Ok(buf)
     }
 
+    /// The first bytes of a file (its compression's magic number).
+    fn head(&self, path: &str, n: u64) -> Result<Vec<u8>, LayoutError> {
+        let (offset, size) = self.locate(path)?;
+        let mut file = self.file;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        file.take(size.min(n)).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
     fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, LayoutError> {
         serde_json::from_slice(&self.read(path)?).map_err(|source| LayoutError::Json {
             path: path.to_string(),
@@ -232,6 +242,8 @@ fn join(link: &str, target: &str) -> String {
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// A descriptor, its fields in the order containerd writes them, so a manifest made here is
 /// byte for byte (and so digest for digest) the one `ctr images import` makes of the same
@@ -390,11 +402,12 @@ fn from_docker(archive: &Archive) -> Result<Layout, LayoutError> {
         }
         let config_digest = sha256(&config_bytes);
         let mut layers = Vec::new();
-        for (path, digest) in entry.layers.iter().zip(&diff_ids) {
+        for (path, diff_id) in entry.layers.iter().zip(&diff_ids) {
             let (offset, size) = archive.locate(path)?;
-            layers.push((digest.as_str(), size));
+            let (digest, media_type) = layer_blob(archive, path, diff_id)?;
+            layers.push((digest.clone(), media_type, size));
             let data = Data::InFile(offset);
-            let (digest, layer) = (digest.clone(), true);
+            let layer = true;
             push(
                 &mut blobs,
                 &mut seen,
@@ -416,10 +429,10 @@ fn from_docker(archive: &Archive) -> Result<Layout, LayoutError> {
             },
             layers: layers
                 .iter()
-                .map(|&(digest, size)| Descriptor {
-                    media_type: DOCKER_LAYER,
+                .map(|(digest, media_type, size)| Descriptor {
+                    media_type,
                     digest,
-                    size,
+                    size: *size,
                 })
                 .collect(),
         })
@@ -452,6 +465,34 @@ fn from_docker(archive: &Archive) -> Result<Layout, LayoutError> {
             .into(),
         blobs,
     })
+}
+
+/// A layer's blob digest and media type. Legacy `<id>/layer.tar` files are plain tars, whose
+/// digest is the diff ID. A layer stored under its own digest (`blobs/sha256/<hex>`: Docker 25
+/// and later, kindred's own archives) may be compressed, and then the blob is the file as it
+/// is, named by that digest; containerd's importer stores it the same way.
+fn layer_blob(
+    archive: &Archive,
+    path: &str,
+    diff_id: &str,
+) -> Result<(String, &'static str), LayoutError> {
+    let Some(hex) = clean(path)
+        .strip_prefix("blobs/sha256/")
+        .map(str::to_string)
+    else {
+        return Ok((diff_id.to_string(), DOCKER_LAYER));
+    };
+    let digest = format!("sha256:{hex}");
+    if digest == diff_id {
+        return Ok((digest, DOCKER_LAYER));
+    }
+    match archive.head(path, 4)?.as_slice() {
+        [0x1f, 0x8b, ..] => Ok((digest, DOCKER_LAYER_GZIP)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Ok((digest, OCI_LAYER_ZSTD)),
+        _ => Err(LayoutError::Missing(format!(
+            "known compression for {path} (its digest is not its diff ID)"
+        ))),
+    }
 }
 
 /// One index entry per name (containerd's names, as its importer gives a `docker save`
@@ -575,6 +616,53 @@ mod tests {
         file
     }
 
+    /// Layers stored under their own digest may be compressed (kindred's test-images archive
+    /// gzips them): the blob is then the file under that digest, not the diff ID.
+    #[test]
+    fn compressed_layers_under_their_digest_keep_it() {
+        let gz: &[u8] = &[0x1f, 0x8b, 8, 0, 1, 2, 3];
+        let plain: &[u8] = b"plain layer";
+        let (gz_digest, plain_digest) = (sha256(gz), sha256(plain));
+        let config = format!(
+            r#"{{"rootfs":{{"type":"layers","diff_ids":["sha256:{}","{plain_digest}"]}}}}"#,
+            "0".repeat(64)
+        );
+        let gz_path = format!("blobs/sha256/{}", gz_digest.trim_start_matches("sha256:"));
+        let plain_path = format!(
+            "blobs/sha256/{}",
+            plain_digest.trim_start_matches("sha256:")
+        );
+        let manifest = format!(
+            r#"[{{"Config":"c.json","RepoTags":["me/z:1"],"Layers":["{gz_path}","{plain_path}"]}}]"#
+        );
+        let file = tar_with(
+            &[
+                (gz_path.as_str(), gz),
+                (plain_path.as_str(), plain),
+                ("c.json", config.as_bytes()),
+                ("manifest.json", manifest.as_bytes()),
+            ],
+            &[],
+        );
+        let archive = Archive::index(file.as_file()).unwrap();
+        assert_eq!(
+            layer_blob(&archive, &gz_path, "sha256:x").unwrap(),
+            (gz_digest.clone(), DOCKER_LAYER_GZIP)
+        );
+        assert_eq!(
+            layer_blob(&archive, &plain_path, &plain_digest).unwrap(),
+            (plain_digest.clone(), DOCKER_LAYER)
+        );
+        let layout = Layout::read(&file.reopen().unwrap()).unwrap();
+        let layers: Vec<&str> = layout
+            .blobs
+            .iter()
+            .filter(|b| b.layer)
+            .map(|b| b.digest.as_str())
+            .collect();
+        assert_eq!(layers, [gz_digest.as_str(), plain_digest.as_str()]);
+    }
+
     /// A legacy `docker save` of two images sharing their first layer (linked, as Docker does).
     fn docker_save() -> (tempfile::NamedTempFile, [String; 3], String) {
         let (l1, l2, l3): (&[u8], &[u8], &[u8]) = (b"base layer", b"top v1", b"top v2");
@@ -633,7 +721,7 @@ mod tests {
     #[test]
     fn a_docker_save_archive_becomes_a_layout_with_containerds_manifests() {
         let (file, [l1, l2, l3], c1) = docker_save();
-        let layout = Layout::read(file.as_file()).unwrap();
+        let layout = Layout::read(&file.reopen().unwrap()).unwrap();
         let layers: Vec<&str> = layout
             .blobs
             .iter()
@@ -716,7 +804,7 @@ mod tests {
             ],
             &[],
         );
-        let layout = Layout::read(file.as_file()).unwrap();
+        let layout = Layout::read(&file.reopen().unwrap()).unwrap();
         let layers: Vec<&str> = layout
             .blobs
             .iter()
