@@ -58,6 +58,18 @@ pub struct Blob {
     data: Data,
 }
 
+impl Blob {
+    /// Metadata kindred wrote itself (a config read out, a manifest made): kept in memory.
+    fn inline(digest: String, bytes: Vec<u8>) -> Blob {
+        Blob {
+            digest,
+            size: bytes.len() as u64,
+            layer: false,
+            data: Data::Inline(bytes.into()),
+        }
+    }
+}
+
 /// An image archive as an OCI layout: `index.json` and its blobs.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -443,20 +455,8 @@ fn from_docker(archive: &Archive) -> Result<Layout, LayoutError> {
             manifest.len() as u64,
             entry.repo_tags.as_deref().unwrap_or_default(),
         ));
-        let config = Blob {
-            digest: config_digest,
-            size: config_bytes.len() as u64,
-            layer: false,
-            data: Data::Inline(config_bytes.into()),
-        };
-        push(&mut blobs, &mut seen, config);
-        let manifest = Blob {
-            digest: manifest_digest,
-            size: manifest.len() as u64,
-            layer: false,
-            data: Data::Inline(manifest.into()),
-        };
-        push(&mut blobs, &mut seen, manifest);
+        push(&mut blobs, &mut seen, Blob::inline(config_digest, config_bytes));
+        push(&mut blobs, &mut seen, Blob::inline(manifest_digest, manifest));
     }
     let index = serde_json::json!({"schemaVersion": 2, "manifests": index});
     Ok(Layout {
