@@ -455,8 +455,16 @@ fn from_docker(archive: &Archive) -> Result<Layout, LayoutError> {
             manifest.len() as u64,
             entry.repo_tags.as_deref().unwrap_or_default(),
         ));
-        push(&mut blobs, &mut seen, Blob::inline(config_digest, config_bytes));
-        push(&mut blobs, &mut seen, Blob::inline(manifest_digest, manifest));
+        push(
+            &mut blobs,
+            &mut seen,
+            Blob::inline(config_digest, config_bytes),
+        );
+        push(
+            &mut blobs,
+            &mut seen,
+            Blob::inline(manifest_digest, manifest),
+        );
     }
     let index = serde_json::json!({"schemaVersion": 2, "manifests": index});
     Ok(Layout {
