@@ -7,7 +7,7 @@ use kindred::provider::Provider;
 use std::time::Duration;
 
 use kindred_e2e::{docker, node_image, require_image, with_node, Node};
-use kindred_node_image::bom::{Kind, LABEL_BOM_SHA256, LABEL_KUBE_VERSION};
+use kindred_node_image::bom::{self, Kind, LABEL_BOM_SHA256, LABEL_KUBE_VERSION};
 
 const JOURNALS: &str =
     "systemctl --failed --no-legend; journalctl -u containerd -u kubelet --no-pager | tail -40";
@@ -142,6 +142,66 @@ async fn bom_lists_every_component_with_sha256_and_matches_the_label() {
         .components
         .iter()
         .any(|c| c.kind == Kind::DebianPackage && c.name == "systemd"));
+}
+
+/// The image says when and from what it was made: its creation time is the newest upstream
+/// release it is built from (not 1970, not the build's clock), repeated in the OCI label, and
+/// the SPDX and CycloneDX documents it stores are exactly what `kindred bom -o ...` prints.
+#[tokio::test]
+async fn image_metadata_and_stored_sboms_match_the_bom() {
+    let docker = docker().await;
+    let image = node_image();
+    require_image(&docker, &image).await;
+    let bom = kindred_node_image::read_bom(&docker, &image)
+        .await
+        .expect("read the BOM");
+    let released = bom
+        .released
+        .clone()
+        .expect("the BOM records a release time");
+    assert!(
+        released.as_str() > "2020-01-01T00:00:00Z" && released.ends_with('Z'),
+        "release time {released}"
+    );
+    let created = std::process::Command::new("docker")
+        .args(["image", "inspect", "-f", "{{.Created}}", &image])
+        .output()
+        .expect("docker image inspect");
+    let created = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let expected = bom::created(&bom).expect("creation time");
+    assert_eq!(created, expected, "the image's creation time");
+    let labels = docker.image_labels(&image).await.expect("labels");
+    assert_eq!(
+        labels.get("org.opencontainers.image.created"),
+        Some(&expected)
+    );
+    assert_eq!(
+        labels.get("org.opencontainers.image.version"),
+        Some(&bom.kubernetes_version)
+    );
+    assert_eq!(
+        labels.get(bom::LABEL_KINDRED_VERSION),
+        Some(&bom.kindred_version)
+    );
+    assert!(labels
+        .get(bom::LABEL_KUBE_SOURCE)
+        .is_some_and(|s| !s.is_empty()));
+    for (path, made) in [
+        (bom::SPDX_PATH, bom::spdx_json(&bom, &image).unwrap()),
+        (
+            bom::CYCLONEDX_PATH,
+            bom::cyclonedx_json(&bom, &image).unwrap(),
+        ),
+    ] {
+        let stored = docker
+            .read_image_file(&image, path)
+            .await
+            .unwrap_or_else(|e| panic!("{path} in {image}: {e}"));
+        assert!(
+            stored == made,
+            "{path} differs from what `kindred bom {image}` prints"
+        );
+    }
 }
 
 const KUBELET_STANDALONE: &str = "cat > /var/lib/kubelet/config.yaml <<'END'

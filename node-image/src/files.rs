@@ -43,7 +43,8 @@ pub struct NodeFiles<'a> {
     /// The kindred binary (the agent image's too): nodes can run `kindred agent ...`, and HA
     /// clusters run their API load balancer from the node image with it.
     pub kindred: &'a std::path::Path,
-    pub bom_json: &'a [u8],
+    /// The BOM documents, as (path in the image, content): kindred's JSON, SPDX, CycloneDX.
+    pub bom_documents: &'a [(&'static str, Vec<u8>)],
 }
 
 /// (path in image, mode, host file) for every binary kindred installs.
@@ -69,7 +70,14 @@ pub fn binaries(n: &NodeFiles) -> Vec<(String, std::path::PathBuf)> {
 pub fn generated_files(n: &NodeFiles) -> Vec<(String, u32, Vec<u8>)> {
     let containerd_config = include_str!("../files/containerd-config.toml")
         .replace("{{SANDBOX_IMAGE}}", n.sandbox_image);
-    vec![
+    let boms = n.bom_documents.iter().map(|(path, content)| {
+        (
+            path.trim_start_matches('/').to_string(),
+            0o644,
+            content.clone(),
+        )
+    });
+    let mut files = vec![
         (
             ENTRYPOINT.trim_start_matches('/').into(),
             0o755,
@@ -124,12 +132,9 @@ pub fn generated_files(n: &NodeFiles) -> Vec<(String, u32, Vec<u8>)> {
             0o644,
             manifests::default_storage(kindred::agent::IMAGE).into_bytes(),
         ),
-        (
-            crate::bom::BOM_PATH.trim_start_matches('/').into(),
-            0o644,
-            n.bom_json.to_vec(),
-        ),
-    ]
+    ];
+    files.extend(boms);
+    files
 }
 
 pub fn files_layer(

@@ -122,6 +122,43 @@ pub async fn resolve_module(
     }
 }
 
+/// When the module proxy says `module@version` was published, as UTC `YYYY-MM-DDThh:mm:ssZ`
+/// (`go list -m`, which fetches only the version's metadata). `None` if the proxy gives no time.
+pub async fn module_time(
+    go: &GoEnv,
+    module: &str,
+    version: &str,
+    step: &Step,
+) -> Result<Option<String>, Error> {
+    let scratch = go.cache_root.join("go");
+    std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    let mut cmd = go.command(&scratch);
+    cmd.args(["list", "-m", "-json", &format!("{module}@{version}")]);
+    step.detail(format!("$ go list -m -json {module}@{version}"));
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| Error::Msg(format!("running go: {e}")))?;
+    let info: Option<ModuleInfo> = serde_json::from_slice(&out.stdout).ok();
+    match info {
+        Some(info) if info.error.is_none() => Ok(info.time.as_deref().and_then(utc_seconds)),
+        info => Err(Error::ModuleVersion {
+            module: module.to_string(),
+            version: version.to_string(),
+            reason: info
+                .and_then(|i| i.error)
+                .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        }),
+    }
+}
+
+/// A Go time in UTC (`2026-09-23T17:08:30Z`, perhaps with fractional seconds) cut to whole
+/// seconds; other forms are not used.
+fn utc_seconds(time: &str) -> Option<String> {
+    let (secs, zone) = time.split_at(time.find(['.', 'Z'])?);
+    (secs.len() == 19 && zone.ends_with('Z')).then(|| format!("{secs}Z"))
+}
+
 /// One Go component to build.
 #[derive(Debug, Clone, Serialize)]
 pub struct GoBuild {
@@ -405,6 +442,20 @@ fn replace_directives(go_mod: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn module_times_are_whole_utc_seconds() {
+        assert_eq!(
+            utc_seconds("2026-09-23T17:08:30Z").as_deref(),
+            Some("2026-09-23T17:08:30Z")
+        );
+        assert_eq!(
+            utc_seconds("2026-09-23T17:08:30.123456Z").as_deref(),
+            Some("2026-09-23T17:08:30Z")
+        );
+        assert_eq!(utc_seconds("2026-09-23T17:08:30+02:00"), None);
+        assert_eq!(utc_seconds(""), None);
+    }
 
     const KUBE_LIKE: &str = "module k8s.io/kubernetes\n\ngo 1.25.0\n\nrequire (\n\tk8s.io/api v0.0.0\n)\n\nreplace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n\tk8s.io/client-go => ./staging/src/k8s.io/client-go // comment\n)\n";
 

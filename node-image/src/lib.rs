@@ -221,11 +221,18 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
         crictl: &crictl,
         sandbox_image: &sandbox_image,
         kindred: &agent,
-        bom_json: &[],
+        bom_documents: &[],
     };
-    let bom = bill_of_materials(&kube.version, &go, &files, &built, &base, &versions)?;
+    let mut bom = bill_of_materials(&kube.version, &go, &files, &built, &base, &versions)?;
+    bom.released = newest_release(&bom, &go, &step).await?;
+    let created = bom::created(&bom)?;
     let (bom_json, bom_sha256) = bom.to_json();
-    files.bom_json = &bom_json;
+    let documents = [
+        (bom::BOM_PATH, bom_json),
+        (bom::SPDX_PATH, bom::spdx_json(&bom, &image)?),
+        (bom::CYCLONEDX_PATH, bom::cyclonedx_json(&bom, &image)?),
+    ];
+    files.bom_documents = &documents;
     let work = tempfile::Builder::new()
         .prefix("node-image-")
         .tempdir_in(&opts.cache_dir)
@@ -239,17 +246,13 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
                 "container=docker".into(),
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
             ],
-            labels: [
-                (bom::LABEL_KUBE_VERSION.to_string(), kube.version.clone()),
-                (bom::LABEL_BOM_SHA256.to_string(), bom_sha256.clone()),
-            ]
-            .into(),
+            labels: image_labels(&bom, &bom_sha256, &kube.origin, &created),
             // systemd shuts down cleanly on SIGRTMIN+3, not SIGTERM.
             stop_signal: Some("SIGRTMIN+3".into()),
             ..Default::default()
         },
         layers: vec![base.layer.clone(), files_layer, preloaded.layer.clone()],
-        created: "1970-01-01T00:00:00Z".into(),
+        created,
     };
     let archive = work.path().join("node-image.tar");
     write_docker_archive(&[spec], &archive)?;
@@ -347,10 +350,8 @@ fn bill_of_materials(
                 .to_string(),
         });
     }
+    // Called before the BOM documents are added to `files`: the BOM cannot list its own hash.
     for (path, _, content) in files::generated_files(files) {
-        if path == bom::BOM_PATH.trim_start_matches('/') {
-            continue; // The BOM cannot list its own hash.
-        }
         components.push(Component {
             name: path.rsplit('/').next().unwrap_or(&path).to_string(),
             kind: Kind::File,
@@ -374,8 +375,54 @@ fn bill_of_materials(
         kubernetes_version: kube_version.to_string(),
         kindred_version: env!("CARGO_PKG_VERSION").into(),
         go_version: go.go_version.clone(),
+        released: None,
         components,
     })
+}
+
+/// The newest release time, as the Go module proxy records it, of the Go modules the BOM's
+/// components come from: a creation time for the image that means something ("built from
+/// releases up to that day") and is the same on every rebuild. `None` if no module has one.
+async fn newest_release(
+    bom: &Bom,
+    go: &GoEnv,
+    step: &kindred::ui::Step,
+) -> Result<Option<String>, Error> {
+    let mut newest: Option<String> = None;
+    for (module, version) in bom.go_modules() {
+        let time = gobuild::module_time(go, &module, &version, step).await?;
+        // All are UTC `YYYY-MM-DDThh:mm:ssZ`, so they compare as strings.
+        if time > newest {
+            newest = time;
+        }
+    }
+    Ok(newest)
+}
+
+/// The node image's labels: what it is (OCI's standard keys, read by registries and
+/// scanners) and kindred's own (the Kubernetes version and source, the BOM's digest).
+fn image_labels(
+    bom: &Bom,
+    bom_sha256: &str,
+    kube_origin: &str,
+    created: &str,
+) -> std::collections::BTreeMap<String, String> {
+    [
+        (bom::LABEL_KUBE_VERSION, bom.kubernetes_version.as_str()),
+        (bom::LABEL_KUBE_SOURCE, kube_origin),
+        (bom::LABEL_BOM_SHA256, bom_sha256),
+        (bom::LABEL_KINDRED_VERSION, bom.kindred_version.as_str()),
+        ("org.opencontainers.image.title", "kindred node image"),
+        ("org.opencontainers.image.description", &bom.summary()),
+        (
+            "org.opencontainers.image.version",
+            bom.kubernetes_version.as_str(),
+        ),
+        ("org.opencontainers.image.created", created),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Reads the BOM out of a node image.

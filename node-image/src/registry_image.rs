@@ -22,7 +22,7 @@ use crate::oci::{ImageConfig, ImageSpec};
 use crate::Error;
 
 /// Bumped whenever the way the image is assembled changes.
-const RECIPE_VERSION: &str = "registry-image-v1";
+const RECIPE_VERSION: &str = "registry-image-v2";
 const MODULE: &str = "github.com/distribution/distribution/v3";
 /// Where the image keeps kindred's registry config.
 const CONFIG_PATH: &str = "/etc/distribution/config.yml";
@@ -159,7 +159,13 @@ pub async fn build(
         registry::DISTRIBUTION_VERSION
     ));
     let go = GoEnv::detect(&opts.cache_dir).await?;
-    let built = go_build().build(&go, opts.no_cache, &step).await?;
+    let build = go_build();
+    let built = build.build(&go, opts.no_cache, &step).await?;
+    // Created when distribution released it: deterministic, and `docker images` says something
+    // true instead of "56 years ago".
+    let created = crate::gobuild::module_time(&go, &build.module, &build.version, &step)
+        .await?
+        .unwrap_or_else(|| crate::bom::FIXED_CREATED.into());
     step.progress("assembling the image");
     let work = docker_load::work_dir(&opts.cache_dir, ".registry-")?;
     let mut layer = LayerBuilder::new();
@@ -172,7 +178,7 @@ pub async fn build(
         name: image.clone(),
         config: image_config(&recipe_key()),
         layers: vec![blob],
-        created: "1970-01-01T00:00:00Z".into(),
+        created,
     };
     let id = docker_load::write_and_load(docker, spec, work.path(), &step).await?;
     step.done_with(format!("{} ({})", image, docker_load::short_id(&id)));

@@ -2,7 +2,7 @@
 //! CycloneDX; `kindred bom diff`: what changed between two node images or BOM files.
 
 use clap::{Args, Subcommand, ValueEnum};
-use kindred_node_image::bom::{self, cyclonedx, diff, spdx};
+use kindred_node_image::bom::{self, diff};
 
 use super::CmdResult;
 
@@ -67,13 +67,14 @@ pub async fn run(args: BomArgs) -> CmdResult {
     match args.output {
         Format::Table => out!("{}", bom.table()),
         Format::Json => out!("{}", String::from_utf8_lossy(&bom.to_json().0)),
-        Format::Spdx => {
-            let created = bom::document_time()?.unwrap_or_else(|| bom::FIXED_CREATED.into());
-            print_json(&spdx::document(&bom, &subject, &created))?;
-        }
-        Format::Cyclonedx => {
-            print_json(&cyclonedx::document(&bom, &subject, bom::document_time()?))?;
-        }
+        Format::Spdx => out!(
+            "{}",
+            String::from_utf8_lossy(&bom::spdx_json(&bom, &subject)?)
+        ),
+        Format::Cyclonedx => out!(
+            "{}",
+            String::from_utf8_lossy(&bom::cyclonedx_json(&bom, &subject)?)
+        ),
     }
     Ok(())
 }

@@ -71,7 +71,7 @@ const NODE_IMAGE_REF: &str = "node-image";
 
 /// The CycloneDX document for `bom`, whose metadata component is `subject` (the node image's
 /// name). `timestamp` is optional in CycloneDX: given only when it derives from the inputs
-/// (SOURCE_DATE_EPOCH), so that the same BOM always gives the same document.
+/// ([`super::document_time`]), so that the same BOM always gives the same document.
 pub fn document(bom: &Bom, subject: &str, timestamp: Option<String>) -> Document {
     let (_, bom_sha256) = bom.to_json();
     let sorted = bom.sorted();

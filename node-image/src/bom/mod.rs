@@ -16,9 +16,14 @@ use sha2::{Digest, Sha256};
 
 /// Where the BOM lives inside a node image.
 pub const BOM_PATH: &str = "/kindred/bom.json";
+/// The same BOM as SPDX 2.3 and CycloneDX 1.5 JSON, for scanners that look inside images.
+pub const SPDX_PATH: &str = "/kindred/bom.spdx.json";
+pub const CYCLONEDX_PATH: &str = "/kindred/bom.cdx.json";
 /// Image labels kindred sets on node images.
 pub const LABEL_KUBE_VERSION: &str = "io.kindred.kubernetes-version";
 pub const LABEL_BOM_SHA256: &str = "io.kindred.bom-sha256";
+pub const LABEL_KUBE_SOURCE: &str = "io.kindred.kubernetes-source";
+pub const LABEL_KINDRED_VERSION: &str = "io.kindred.version";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -63,6 +68,11 @@ pub struct Bom {
     pub kubernetes_version: String,
     pub kindred_version: String,
     pub go_version: String,
+    /// The newest release time (`YYYY-MM-DDThh:mm:ssZ`, as the Go module proxy gives it) among
+    /// the upstream Go modules the image is built from: the image's creation time. Absent in
+    /// BOMs of images built before kindred recorded it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub released: Option<String>,
     pub components: Vec<Component>,
 }
 
@@ -83,6 +93,22 @@ impl Bom {
         json.push(b'\n');
         let digest = hex::encode(Sha256::digest(&json));
         (json, digest)
+    }
+
+    /// Every Go module (path, version) a component comes from, from origins such as
+    /// `go:k8s.io/kubernetes@v1.34.12 (go1.26.8)`; sorted, without repeats.
+    pub fn go_modules(&self) -> Vec<(String, String)> {
+        let mut modules: Vec<(String, String)> = self
+            .components
+            .iter()
+            .filter_map(|c| c.origin.strip_prefix("go:"))
+            .filter_map(|o| o.split_whitespace().next())
+            .filter_map(|m| m.rsplit_once('@'))
+            .map(|(m, v)| (m.to_string(), v.to_string()))
+            .collect();
+        modules.sort();
+        modules.dedup();
+        modules
     }
 
     /// A human-readable table, one component per line.
@@ -157,23 +183,50 @@ pub fn read_file(path: &Path) -> Result<Bom, Error> {
     })
 }
 
-/// The time SPDX and CycloneDX documents give as their creation time, as
+/// The creation time of a node image and of the SPDX and CycloneDX documents of its BOM, as
 /// `YYYY-MM-DDThh:mm:ssZ`: `SOURCE_DATE_EPOCH` when set (the reproducible-builds convention for
-/// "the time of the inputs"), `None` otherwise. Never the clock: the same BOM must give the same
-/// document, so that documents can be compared and cached like the images they describe.
-pub fn document_time() -> Result<Option<String>, Error> {
+/// "the time of the inputs"), else the newest upstream release in it ([`Bom::released`]),
+/// `None` for BOMs that do not record one. Never the clock: the same inputs must give the same
+/// image and documents, so that they can be compared and cached.
+pub fn document_time(bom: &Bom) -> Result<Option<String>, Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => v
             .trim()
             .parse::<u64>()
             .map(|secs| Some(utc(secs)))
             .map_err(|_| Error::SourceDateEpoch(v)),
-        _ => Ok(None),
+        _ => Ok(bom.released.clone()),
     }
 }
 
-/// SPDX requires a creation time. Without SOURCE_DATE_EPOCH it is this fixed one (the Unix
-/// epoch), which says plainly that it is not a real time, rather than one derived from nothing.
+/// [`document_time`], or the fixed [`FIXED_CREATED`] where a time is required.
+pub fn created(bom: &Bom) -> Result<String, Error> {
+    Ok(document_time(bom)?.unwrap_or_else(|| FIXED_CREATED.into()))
+}
+
+/// The SPDX document of `bom` as a node image stores it and `kindred bom -o spdx` prints it.
+pub fn spdx_json(bom: &Bom, subject: &str) -> Result<Vec<u8>, Error> {
+    Ok(pretty_json(&spdx::document(bom, subject, &created(bom)?)))
+}
+
+/// The CycloneDX document of `bom` as a node image stores it and `kindred bom -o cyclonedx`
+/// prints it.
+pub fn cyclonedx_json(bom: &Bom, subject: &str) -> Result<Vec<u8>, Error> {
+    Ok(pretty_json(&cyclonedx::document(
+        bom,
+        subject,
+        document_time(bom)?,
+    )))
+}
+
+fn pretty_json(value: &impl Serialize) -> Vec<u8> {
+    let mut json = serde_json::to_vec_pretty(value).expect("serializable");
+    json.push(b'\n');
+    json
+}
+
+/// SPDX and image configs require a creation time. Without any known time it is this fixed one
+/// (the Unix epoch), which says plainly that it is not a real time.
 pub const FIXED_CREATED: &str = "1970-01-01T00:00:00Z";
 
 /// Seconds since 1970 as a UTC `YYYY-MM-DDThh:mm:ssZ` (proleptic Gregorian calendar).
@@ -270,6 +323,7 @@ pub(crate) mod tests {
             kubernetes_version: "v1.34.12".into(),
             kindred_version: "0.1.0".into(),
             go_version: "go1.26.8".into(),
+            released: None,
             components: vec![
                 c(
                     Kind::Binary,
@@ -379,6 +433,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn go_modules_come_from_origins() {
+        let m = sample().go_modules();
+        assert_eq!(
+            m,
+            vec![
+                (
+                    "github.com/containerd/containerd/v2".into(),
+                    "v2.1.5".into()
+                ),
+                ("go.etcd.io/etcd/server/v3".into(), "v3.6.5".into()),
+                ("k8s.io/kubernetes".into(), "v1.34.12".into()),
+            ],
+        );
+    }
+
+    #[test]
+    fn document_time_prefers_source_date_epoch_then_release() {
+        // The only test that touches SOURCE_DATE_EPOCH (tests run in parallel threads).
+        let mut bom = sample();
+        std::env::remove_var("SOURCE_DATE_EPOCH");
+        assert_eq!(document_time(&bom).unwrap(), None);
+        assert_eq!(created(&bom).unwrap(), FIXED_CREATED);
+        bom.released = Some("2026-09-23T17:08:30Z".into());
+        assert_eq!(created(&bom).unwrap(), "2026-09-23T17:08:30Z");
+        std::env::set_var("SOURCE_DATE_EPOCH", "1700000000");
+        assert_eq!(created(&bom).unwrap(), "2023-11-14T22:13:20Z");
+        std::env::set_var("SOURCE_DATE_EPOCH", "yesterday");
+        let e = document_time(&bom).unwrap_err().to_string();
+        std::env::remove_var("SOURCE_DATE_EPOCH");
+        assert!(e.contains("git log -1 --format=%ct"), "{e}");
+    }
+
+    #[test]
     fn read_file_names_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bom.json");
@@ -410,6 +497,7 @@ pub(crate) mod tests {
             kubernetes_version: "v1.34.12".into(),
             kindred_version: "0.1.0".into(),
             go_version: "go1.26.8".into(),
+            released: None,
             components: vec![
                 comp("zlib", Kind::DebianPackage),
                 comp("kubelet", Kind::Binary),
