@@ -16,7 +16,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use super::images::{self, Need, NodeImages, Wanted};
 use super::layout::{Layout, Part, Plan};
 use super::{select_nodes, ClusterError};
-use crate::provider::{InputStream, Provider, ProviderError};
+use crate::provider::{ExecOutput, InputStream, Provider, ProviderError};
 use crate::ui::{Step, Ui};
 
 /// Why one node did not get an image; shown in its [`LoadReport`]. Clone, since one failed
@@ -25,10 +25,20 @@ use crate::ui::{Step, Ui};
 enum NodeLoadError {
     #[error(transparent)]
     Provider(Arc<ProviderError>),
-    #[error("`crictl images` failed on {node} (is containerd running?): {stderr}")]
-    ListImages { node: String, stderr: String },
-    #[error("`ctr content ls` failed on {node} (is containerd running?): {stderr}")]
-    ListContent { node: String, stderr: String },
+    /// A command that asks the node's containerd what it has failed. With an empty output it
+    /// was seen when the host's disk was full.
+    #[error(
+        "`{command}` failed on {node} (exit {code}): {}\n\
+         Check that containerd runs in the node (`docker exec {node} systemctl status \
+         containerd`) and that the Docker host's disk has room",
+        if output.is_empty() { "no output" } else { output }
+    )]
+    NodeQuery {
+        command: &'static str,
+        node: String,
+        code: i64,
+        output: String,
+    },
     #[error(
         "cannot write the images to a temporary file (set TMPDIR to a directory with room for \
          them): {0}"
@@ -69,6 +79,22 @@ enum NodeLoadError {
          name)"
     )]
     NotImported { image: String, node: String },
+}
+
+impl NodeLoadError {
+    fn query(command: &'static str, node: &str, out: &ExecOutput) -> Self {
+        let output = if out.stderr.trim().is_empty() {
+            out.stdout.trim()
+        } else {
+            out.stderr.trim()
+        };
+        NodeLoadError::NodeQuery {
+            command,
+            node: node.to_string(),
+            code: out.code,
+            output: output.to_string(),
+        }
+    }
 }
 
 impl From<ProviderError> for NodeLoadError {
@@ -235,10 +261,7 @@ async fn node_images(docker: &dyn Provider, node: &str) -> Result<NodeImages, No
         .exec(node, &["crictl", "images", "-o", "json"])
         .await?;
     if out.code != 0 {
-        return Err(NodeLoadError::ListImages {
-            node: node.to_string(),
-            stderr: out.stderr.trim().to_string(),
-        });
+        return Err(NodeLoadError::query("crictl images", node, &out));
     }
     NodeImages::from_crictl_json(&out.stdout).map_err(NodeLoadError::ImageList)
 }
@@ -540,10 +563,7 @@ async fn node_content(docker: &dyn Provider, node: &str) -> Result<HashSet<Strin
         .exec(node, &["ctr", "-n", "k8s.io", "content", "ls", "-q"])
         .await?;
     if out.code != 0 {
-        return Err(NodeLoadError::ListContent {
-            node: node.to_string(),
-            stderr: out.stderr.trim().to_string(),
-        });
+        return Err(NodeLoadError::query("ctr content ls", node, &out));
     }
     Ok(out.stdout.split_whitespace().map(str::to_string).collect())
 }
@@ -699,6 +719,28 @@ pub fn fan_out(
 mod tests {
     use super::*;
     use futures_util::TryStreamExt;
+
+    #[test]
+    fn a_failed_node_query_gives_code_output_and_what_to_check() {
+        let out = |stdout: &str, stderr: &str| ExecOutput {
+            code: 1,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        };
+        let e = NodeLoadError::query("crictl images", "n1", &out("", "")).to_string();
+        assert!(
+            e.starts_with("`crictl images` failed on n1 (exit 1): no output"),
+            "{e}"
+        );
+        assert!(
+            e.contains("systemctl status containerd") && e.contains("disk has room"),
+            "{e}"
+        );
+        let e = NodeLoadError::query("ctr content ls", "n1", &out("x", " boom\n")).to_string();
+        assert!(e.contains("(exit 1): boom\n"), "{e}");
+        let e = NodeLoadError::query("ctr content ls", "n1", &out("only out", "")).to_string();
+        assert!(e.contains("(exit 1): only out\n"), "{e}");
+    }
 
     fn chunks(items: Vec<Result<&'static str, &'static str>>) -> InputStream {
         futures_util::stream::iter(items.into_iter().map(|i| {

@@ -149,6 +149,40 @@ impl Ownership {
         }
     }
 
+    /// Waits up to `limit` for Docker to answer, so that a create that failed because the
+    /// daemon went away (a restart, an upgrade) can still remove what it made once the daemon
+    /// is back, instead of leaving it for the user. Says on `step` that it waits. True if
+    /// Docker answers.
+    pub async fn wait_for_provider(
+        docker: &dyn Provider,
+        limit: Duration,
+        step: &crate::ui::Step,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut said = false;
+        loop {
+            match docker.info_json().await {
+                Ok(_) => return true,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    tracing::debug!("Docker still does not answer: {e}");
+                    return false;
+                }
+                Err(e) => {
+                    if !said {
+                        tracing::debug!("Docker does not answer: {e}");
+                        step.note(format!(
+                            "Docker does not answer; waiting up to {}s for it to come back \
+                             to clean up (Ctrl-C stops waiting)",
+                            limit.as_secs()
+                        ));
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
     /// The cluster's kubeconfig entry, if this invocation wrote it: an entry that was there
     /// before belongs to a cluster this invocation did not make.
     fn remove_own_kubeconfig_entry(&self, done: &mut CleanedUp, leftovers: &mut Vec<Leftover>) {
@@ -279,6 +313,20 @@ pub(super) async fn remove_network_if_idle(docker: &dyn Provider) -> Result<bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::fake::FakeProvider;
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_waits_for_a_restarting_daemon_but_not_forever() {
+        let ui = crate::ui::Ui::quiet();
+        let step = ui.step("t");
+        let back = FakeProvider::default().down_for(3);
+        assert!(Ownership::wait_for_provider(&back, Duration::from_secs(30), &step).await);
+        let gone = FakeProvider::default().down_for(usize::MAX);
+        let started = tokio::time::Instant::now();
+        assert!(!Ownership::wait_for_provider(&gone, Duration::from_secs(30), &step).await);
+        assert!(started.elapsed() >= Duration::from_secs(30));
+        assert!(started.elapsed() < Duration::from_secs(32));
+    }
 
     #[test]
     fn every_invocation_has_its_own_token_and_labels() {

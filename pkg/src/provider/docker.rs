@@ -26,7 +26,7 @@ use crate::config::Cidr;
 
 fn api(action: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> ProviderError {
     let action = action.into();
-    move |source| ProviderError::Api { action, source }
+    move |source| ProviderError::from_api(&action, source)
 }
 
 fn restart_policy(name: &str) -> bollard::models::RestartPolicy {

@@ -29,6 +29,8 @@ struct State {
     /// Every command run, as `container: cmd`.
     commands: Vec<String>,
     next_volume: usize,
+    /// How many more `info_json` calls fail as if the daemon were down.
+    down_for: usize,
 }
 
 /// See the module comment. `fail_run` makes creating that container fail; `fail_exec` makes
@@ -62,6 +64,12 @@ impl FakeProvider {
 
     pub fn output(mut self, text: &str, stdout: &str) -> Self {
         self.outputs.push((text.to_string(), stdout.to_string()));
+        self
+    }
+
+    /// The daemon does not answer the next `calls` calls of `info_json` (a restarting daemon).
+    pub fn down_for(self, calls: usize) -> Self {
+        self.state.lock().unwrap().down_for = calls;
         self
     }
 
@@ -114,6 +122,11 @@ impl Provider for FakeProvider {
     }
 
     async fn info_json(&self) -> Result<serde_json::Value, ProviderError> {
+        let mut state = self.state.lock().unwrap();
+        if state.down_for > 0 {
+            state.down_for -= 1;
+            return Err(ProviderError::Other("connection refused".into()));
+        }
         Ok(serde_json::json!({ "MemTotal": 64u64 << 30, "NCPU": 8 }))
     }
 

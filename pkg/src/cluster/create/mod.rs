@@ -105,6 +105,10 @@ pub async fn create(
     }
 }
 
+/// How long a failed create waits for an unanswering Docker daemon before cleaning up (a
+/// restarting daemon is back within seconds).
+const DOCKER_RETURN_WAIT: Duration = Duration::from_secs(30);
+
 /// [`create`] without the signal handling, cleaning up with `owner` on failure.
 async fn create_owned(
     docker: &dyn Provider,
@@ -132,6 +136,7 @@ async fn create_owned(
             ));
         } else {
             let step = ui.step("Deleting what this command created (--retain keeps it)");
+            Ownership::wait_for_provider(docker, DOCKER_RETURN_WAIT, &step).await;
             match owner.clean_up(docker, false).await {
                 Ok(_) => step.done(),
                 Err(e) => {
