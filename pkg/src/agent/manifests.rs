@@ -384,7 +384,8 @@ spec:
       labels:
         app: kindred-storage
     spec:
-      hostNetwork: true
+      # An ordinary pod: it needs only the API server and its hostPath, not the node's
+      # network (so it starts once the pod network does, like any workload).
       dnsPolicy: Default
       serviceAccountName: kindred-storage
       tolerations:
@@ -541,5 +542,7 @@ mod tests {
             "true"
         );
         assert_eq!(docs[4]["kind"], "DaemonSet");
+        let pod = &docs[4]["spec"]["template"]["spec"];
+        assert!(pod["hostNetwork"].is_null(), "the storage agent needs no host network");
     }
 }
