@@ -543,6 +543,9 @@ mod tests {
         );
         assert_eq!(docs[4]["kind"], "DaemonSet");
         let pod = &docs[4]["spec"]["template"]["spec"];
-        assert!(pod["hostNetwork"].is_null(), "the storage agent needs no host network");
+        assert!(
+            pod["hostNetwork"].is_null(),
+            "the storage agent needs no host network"
+        );
     }
 }
