@@ -36,6 +36,10 @@ if [[ -z ${KINDRED:-} ]]; then
 fi
 work=$(mktemp -d -t kindred-repro.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+# Both builds use this copy: a rebuild of kindred in between would change the agent binary
+# packed into the image.
+cp "$KINDRED" "$work/kindred"
+KINDRED=$work/kindred
 
 build() { # n -> image name on stdout; log in $work/build-n.log
   local n=$1 cache=${KINDRED_CACHE_DIR:-$HOME/.cache/kindred} start

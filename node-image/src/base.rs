@@ -38,7 +38,7 @@ pub const BASE_PACKAGES: &[&str] = &[
 ];
 
 /// Bumped whenever what this module does to the rootfs changes, so old caches are not reused.
-const RECIPE_VERSION: &str = "base-v1";
+const RECIPE_VERSION: &str = "base-v2";
 
 #[derive(Debug, Clone)]
 pub struct BaseOptions {
@@ -130,6 +130,7 @@ pub async fn ensure_base(
             source: Box::new(e),
         })?;
 
+    make_machine_neutral(&rootfs)?;
     step.progress("bill of materials");
     let packages = installed_packages(&rootfs)?;
 
@@ -151,6 +152,27 @@ pub async fn ensure_base(
     let text = serde_json::to_string_pretty(&base).expect("serializable");
     std::fs::write(&manifest, text).map_err(|e| Error::io(&manifest, e))?;
     Ok(base)
+}
+
+/// Removes what package installation made unique to this build (hack/check-reproducible.sh
+/// found each): systemd's postinst writes a random /etc/machine-id, which dbus copies to its
+/// own file, and ldconfig's aux-cache records inodes and times. An empty machine-id makes
+/// each node generate its own at boot (the entrypoint does); dbus's becomes the link to it that
+/// systemd's tmpfiles would make; the aux-cache is only a cache.
+fn make_machine_neutral(rootfs: &Path) -> Result<(), Error> {
+    let machine_id = rootfs.join("etc/machine-id");
+    std::fs::write(&machine_id, b"").map_err(|e| Error::io(&machine_id, e))?;
+    let dbus_id = rootfs.join("var/lib/dbus/machine-id");
+    if dbus_id.symlink_metadata().is_ok() {
+        std::fs::remove_file(&dbus_id).map_err(|e| Error::io(&dbus_id, e))?;
+        std::os::unix::fs::symlink("/etc/machine-id", &dbus_id)
+            .map_err(|e| Error::io(&dbus_id, e))?;
+    }
+    let aux_cache = rootfs.join("var/cache/ldconfig/aux-cache");
+    match std::fs::remove_file(&aux_cache) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&aux_cache, e)),
+        _ => Ok(()),
+    }
 }
 
 fn cache_key(opts: &BaseOptions) -> String {
@@ -232,6 +254,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_base_carries_no_identity_of_the_build_machine() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for dir in ["etc", "var/lib/dbus", "var/cache/ldconfig"] {
+            std::fs::create_dir_all(r.join(dir)).unwrap();
+        }
+        std::fs::write(
+            r.join("etc/machine-id"),
+            "0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("var/lib/dbus/machine-id"), "0123\n").unwrap();
+        std::fs::write(r.join("var/cache/ldconfig/aux-cache"), "inodes").unwrap();
+        make_machine_neutral(r).unwrap();
+        assert_eq!(std::fs::read(r.join("etc/machine-id")).unwrap(), b"");
+        assert_eq!(
+            std::fs::read_link(r.join("var/lib/dbus/machine-id")).unwrap(),
+            Path::new("/etc/machine-id")
+        );
+        assert!(!r.join("var/cache/ldconfig/aux-cache").exists());
+        // Again (nothing left to remove) is fine too.
+        make_machine_neutral(r).unwrap();
+    }
+
+    #[test]
     fn docs_and_caches_are_dropped_but_their_dirs_kept() {
         assert!(!keep_in_base(Path::new("usr/share/doc/bash/copyright")));
         assert!(keep_in_base(Path::new("usr/share/doc/")));
@@ -261,7 +308,8 @@ mod tests {
 
     #[test]
     fn default_key_is_unchanged_by_the_extra_packages_field() {
-        // The key the node image's base had before extra packages existed.
-        assert_eq!(cache_key(&BaseOptions::default()), "143aa627e06a6e33");
+        // Pinned: a new key rebuilds every user's base, so it changes only on purpose (base-v2:
+        // the machine-neutral rootfs).
+        assert_eq!(cache_key(&BaseOptions::default()), "225fb4a7b66ac9cb");
     }
 }

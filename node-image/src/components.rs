@@ -131,46 +131,84 @@ pub fn coredns(image_tag: &str) -> GoBuild {
 
 /// kindred's own pause, built from the Go source embedded in this crate.
 pub async fn pause(go: &GoEnv, tag: &str, no_cache: bool, step: &Step) -> Result<GoOutput, Error> {
-    let source = include_str!("../pause/main.go");
-    let key = {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(source.as_bytes());
-        h.update(tag.as_bytes());
-        h.update(go.go_version.as_bytes());
-        hex::encode(h.finalize())[..16].to_string()
+    let program = LocalProgram {
+        name: "pause",
+        main_go: include_str!("../pause/main.go"),
+        go_mod: include_str!("../pause/go.mod"),
+        ldflags: format!("-s -w -X main.version={tag}"),
+        cache_name: format!("pause-{tag}"),
     };
-    let dir = go
-        .cache_root
-        .join("go-builds")
-        .join(format!("pause-{tag}-{key}"));
-    let out = GoOutput {
-        dir: dir.join("out"),
-        go_version: go.go_version.clone(),
+    program.build(go, no_cache, step).await
+}
+
+/// kindred's rewriter of containerd's metadata database (see node-image/metadb/main.go),
+/// which makes the preloaded store reproducible.
+pub async fn metadb(go: &GoEnv, no_cache: bool, step: &Step) -> Result<GoOutput, Error> {
+    let program = LocalProgram {
+        name: "metadb",
+        main_go: include_str!("../metadb/main.go"),
+        go_mod: include_str!("../metadb/go.mod"),
+        ldflags: "-s -w".into(),
+        cache_name: "metadb".into(),
     };
-    if !no_cache && dir.join("done").exists() {
-        return Ok(out);
+    program.build(go, no_cache, step).await
+}
+
+/// A Go program whose source is embedded in this crate: one main.go and its go.mod (whose
+/// requirements come from the module proxy), built static with -trimpath into `out/<name>`,
+/// cached by source, flags and Go version.
+struct LocalProgram {
+    name: &'static str,
+    main_go: &'static str,
+    go_mod: &'static str,
+    ldflags: String,
+    cache_name: String,
+}
+
+impl LocalProgram {
+    async fn build(&self, go: &GoEnv, no_cache: bool, step: &Step) -> Result<GoOutput, Error> {
+        let key = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            for part in [self.main_go, self.go_mod, &self.ldflags, &go.go_version] {
+                h.update(part.as_bytes());
+                h.update(b"\0");
+            }
+            hex::encode(h.finalize())[..16].to_string()
+        };
+        let dir = go
+            .cache_root
+            .join("go-builds")
+            .join(format!("{}-{key}", self.cache_name));
+        let out = GoOutput {
+            dir: dir.join("out"),
+            go_version: go.go_version.clone(),
+        };
+        if !no_cache && dir.join("done").exists() {
+            return Ok(out);
+        }
+        write(&dir.join("main.go"), self.main_go)?;
+        write(&dir.join("go.mod"), self.go_mod)?;
+        let mut cmd = go.command(&dir);
+        let target = format!("out/{}", self.name);
+        cmd.env("CGO_ENABLED", "0").args([
+            "build",
+            "-trimpath",
+            "-ldflags",
+            &self.ldflags,
+            "-o",
+            &target,
+            ".",
+        ]);
+        kindred::process::run(cmd, step)
+            .await
+            .map_err(|e| Error::Step {
+                step: format!("building {}", self.name),
+                source: Box::new(e),
+            })?;
+        write(&dir.join("done"), "")?;
+        Ok(out)
     }
-    write(&dir.join("main.go"), source)?;
-    write(&dir.join("go.mod"), include_str!("../pause/go.mod"))?;
-    let mut cmd = go.command(&dir);
-    cmd.env("CGO_ENABLED", "0").args([
-        "build",
-        "-trimpath",
-        "-ldflags",
-        &format!("-s -w -X main.version={tag}"),
-        "-o",
-        "out/pause",
-        ".",
-    ]);
-    kindred::process::run(cmd, step)
-        .await
-        .map_err(|e| Error::Step {
-            step: "building pause".into(),
-            source: Box::new(e),
-        })?;
-    write(&dir.join("done"), "")?;
-    Ok(out)
 }
 
 fn write(path: &Path, text: &str) -> Result<(), Error> {

@@ -184,10 +184,12 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
     step.done_with(format!("{} images", built.images.len()));
 
     let step = ui.step("Preloading images into containerd");
+    let metadb = components::metadb(&go, opts.no_cache, &step).await?;
     let preloaded = preload::preload(
         &docker,
         &base,
         &containerd,
+        &metadb,
         &built,
         &opts.cache_dir,
         opts.no_cache,

@@ -18,7 +18,7 @@ use crate::layer::{LayerBlob, LayerBuilder};
 use crate::oci::{write_docker_archive, ImageConfig, ImageSpec};
 use crate::Error;
 
-const RECIPE_VERSION: &str = "preload-v1";
+const RECIPE_VERSION: &str = "preload-v2";
 
 /// Label put on every throwaway container and image kindred's builder creates.
 pub const BUILD_LABEL: &str = "io.kindred.build";
@@ -46,6 +46,10 @@ for i in $(seq 100); do /kindred-bin/ctr version >/dev/null 2>&1 && break; sleep
 for f in /kindred-images/*.tar; do
   /kindred-bin/ctr -n k8s.io images import --no-unpack --all-platforms "$f" >/dev/null
 done
+# Collect what the imports left unreferenced now rather than whenever containerd's scheduler
+# gets to it: deleting a lease with --sync runs the garbage collector and waits for it.
+lease=$(/kindred-bin/ctr -n k8s.io leases create)
+/kindred-bin/ctr -n k8s.io leases delete --sync "${lease%% *}"
 /kindred-bin/ctr -n k8s.io images ls -q
 kill "$containerd_pid"
 wait "$containerd_pid" || true
@@ -55,6 +59,7 @@ pub async fn preload(
     docker: &Docker,
     base: &Base,
     containerd: &GoOutput,
+    metadb: &GoOutput,
     images: &BuiltImages,
     cache: &Path,
     no_cache: bool,
@@ -65,6 +70,7 @@ pub async fn preload(
         h.update(RECIPE_VERSION.as_bytes());
         h.update(images.key.as_bytes());
         h.update(containerd.dir.to_string_lossy().as_bytes());
+        h.update(metadb.dir.to_string_lossy().as_bytes());
         hex::encode(h.finalize())[..16].to_string()
     };
     let dir = cache.join("preload").join(&key);
@@ -137,8 +143,21 @@ pub async fn preload(
         }
     }
 
+    let db = root.join("io.containerd.metadata.v1.bolt/meta.db");
+    let mut cmd = tokio::process::Command::new(metadb.binary("metadb"));
+    cmd.arg(&db);
+    kindred::process::run(cmd, step)
+        .await
+        .map_err(|e| Error::Step {
+            step: "making containerd's metadata reproducible".into(),
+            source: Box::new(e),
+        })?;
+
     let mut layer = LayerBuilder::new();
-    layer.add_tree(&root, Path::new("var/lib/containerd"), |_| true)?;
+    // containerd's instance UUID, drawn at its first start: each node draws its own.
+    layer.add_tree(&root, Path::new("var/lib/containerd"), |p| {
+        p != Path::new("var/lib/containerd/io.containerd.grpc.v1.introspection/uuid")
+    })?;
     let blob = layer.write_gzip_blob(&dir)?;
     std::fs::remove_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     std::fs::remove_dir_all(&archives).map_err(|e| Error::io(&archives, e))?;
