@@ -188,8 +188,10 @@ pub async fn build(opts: &BuildOptions, ui: &Ui) -> Result<BuildResult, Error> {
     let preloaded = preload::preload(
         &docker,
         &base,
-        &containerd,
-        &metadb,
+        &preload::PreloadTools {
+            containerd: &containerd,
+            metadb: &metadb,
+        },
         &built,
         &opts.cache_dir,
         opts.no_cache,

@@ -55,16 +55,23 @@ kill "$containerd_pid"
 wait "$containerd_pid" || true
 "#;
 
+/// The programs the preload runs: containerd and its `ctr` (in a throwaway container), and
+/// kindred's metadb (on the host, afterwards).
+pub struct PreloadTools<'a> {
+    pub containerd: &'a GoOutput,
+    pub metadb: &'a GoOutput,
+}
+
 pub async fn preload(
     docker: &Docker,
     base: &Base,
-    containerd: &GoOutput,
-    metadb: &GoOutput,
+    tools: &PreloadTools<'_>,
     images: &BuiltImages,
     cache: &Path,
     no_cache: bool,
     step: &Step,
 ) -> Result<Preloaded, Error> {
+    let PreloadTools { containerd, metadb } = tools;
     let key = {
         let mut h = Sha256::new();
         h.update(RECIPE_VERSION.as_bytes());
