@@ -79,14 +79,20 @@ async fn node_boots_runs_containerd_and_has_every_kubeadm_image() {
     .await;
 }
 
-#[tokio::test]
-async fn bom_lists_every_component_with_sha256_and_matches_the_label() {
+/// The default node image (which must be built) and the BOM stored in it.
+async fn default_image_and_bom() -> (kindred::provider::Docker, String, bom::Bom) {
     let docker = docker().await;
     let image = node_image();
     require_image(&docker, &image).await;
     let bom = kindred_node_image::read_bom(&docker, &image)
         .await
         .expect("read the BOM");
+    (docker, image, bom)
+}
+
+#[tokio::test]
+async fn bom_lists_every_component_with_sha256_and_matches_the_label() {
+    let (docker, image, bom) = default_image_and_bom().await;
     let labels = docker.image_labels(&image).await.expect("labels");
     assert_eq!(
         labels.get(LABEL_BOM_SHA256),
@@ -149,12 +155,7 @@ async fn bom_lists_every_component_with_sha256_and_matches_the_label() {
 /// the SPDX and CycloneDX documents it stores are exactly what `kindred bom -o ...` prints.
 #[tokio::test]
 async fn image_metadata_and_stored_sboms_match_the_bom() {
-    let docker = docker().await;
-    let image = node_image();
-    require_image(&docker, &image).await;
-    let bom = kindred_node_image::read_bom(&docker, &image)
-        .await
-        .expect("read the BOM");
+    let (docker, image, bom) = default_image_and_bom().await;
     let released = bom
         .released
         .clone()

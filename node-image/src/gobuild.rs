@@ -98,26 +98,13 @@ pub async fn resolve_module(
     version: &str,
     step: &Step,
 ) -> Result<ModuleInfo, Error> {
-    let scratch = go.cache_root.join("go");
-    std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-    let mut cmd = go.command(&scratch);
-    cmd.args(["mod", "download", "-json", &format!("{module}@{version}")]);
-    step.detail(format!("$ go mod download -json {module}@{version}"));
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| Error::Msg(format!("running go: {e}")))?;
-    let info: Option<ModuleInfo> = serde_json::from_slice(&out.stdout).ok();
-    let problem = match &info {
-        Some(i) => i.error.clone(),
-        None => Some(String::from_utf8_lossy(&out.stderr).trim().to_string()),
-    };
-    match (info, problem) {
-        (Some(info), None) if info.go_mod.is_some() => Ok(info),
-        (_, problem) => Err(Error::ModuleVersion {
+    let info = query_module(go, &["mod", "download"], module, version, step).await?;
+    match info.go_mod {
+        Some(_) => Ok(info),
+        None => Err(Error::ModuleVersion {
             module: module.to_string(),
             version: version.to_string(),
-            reason: problem.unwrap_or_default(),
+            reason: "the module proxy gave no go.mod".into(),
         }),
     }
 }
@@ -130,22 +117,36 @@ pub async fn module_time(
     version: &str,
     step: &Step,
 ) -> Result<Option<String>, Error> {
+    let info = query_module(go, &["list", "-m"], module, version, step).await?;
+    Ok(info.time.as_deref().and_then(utc_seconds))
+}
+
+/// `go <command> -json module@version`, run in kindred's scratch module directory, parsed. An
+/// answer with an error (or none) names the module, the version and Go's reason.
+async fn query_module(
+    go: &GoEnv,
+    command: &[&str],
+    module: &str,
+    version: &str,
+    step: &Step,
+) -> Result<ModuleInfo, Error> {
     let scratch = go.cache_root.join("go");
     std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    let target = format!("{module}@{version}");
     let mut cmd = go.command(&scratch);
-    cmd.args(["list", "-m", "-json", &format!("{module}@{version}")]);
-    step.detail(format!("$ go list -m -json {module}@{version}"));
+    cmd.args(command).args(["-json", &target]);
+    step.detail(format!("$ go {} -json {target}", command.join(" ")));
     let out = cmd
         .output()
         .await
         .map_err(|e| Error::Msg(format!("running go: {e}")))?;
-    let info: Option<ModuleInfo> = serde_json::from_slice(&out.stdout).ok();
-    match info {
-        Some(info) if info.error.is_none() => Ok(info.time.as_deref().and_then(utc_seconds)),
-        info => Err(Error::ModuleVersion {
+    match serde_json::from_slice::<ModuleInfo>(&out.stdout) {
+        Ok(info) if info.error.is_none() => Ok(info),
+        answer => Err(Error::ModuleVersion {
             module: module.to_string(),
             version: version.to_string(),
-            reason: info
+            reason: answer
+                .ok()
                 .and_then(|i| i.error)
                 .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string()),
         }),
