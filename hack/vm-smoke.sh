@@ -72,6 +72,14 @@ tar -C /tmp/smoke -c . | docker import -c 'ENTRYPOINT ["/bin/busybox"]' - kindre
 t0=\$(date +%s)
 kindred load docker-image kindred.test/smoke:v1
 load_s=\$(t \$t0)
+# The same image one layer on: only that layer goes to each node.
+docker run --name smoke-v2 kindred.test/smoke:v1 touch /www/v2
+docker commit smoke-v2 kindred.test/smoke:v2 >/dev/null && docker rm smoke-v2 >/dev/null
+sent=\$(kindred load docker-image kindred.test/smoke:v2 2>&1) || fail "loading v2 failed: \$sent"
+echo "\$sent"
+[[ \$(grep -c "1 of 2 layers sent" <<<"\$sent") == \$(( $workers + 1 )) ]] ||
+  fail "loading an image one layer newer did not send just that layer to every node"
+echo "vm-smoke: an image one layer newer sent one layer to each node"
 replicas=\$(( $workers + 1 ))
 kindred kubectl -- apply -f - <<YAML
 apiVersion: apps/v1

@@ -475,15 +475,6 @@ async fn send(
         },
         UnitSource::File(path) => path.clone(),
     };
-    // Layer-by-layer loading has not been run against Docker's containerd image store yet
-    // (its `docker save` is an OCI layout; the VM smoke test proves the whole-image path
-    // there): until it has, that store's images go whole.
-    if matches!(unit.source, UnitSource::Docker)
-        && docker.uses_containerd_image_store().await.unwrap_or(true)
-    {
-        step.note("sending whole images: Docker's containerd image store");
-        return send_whole(docker, nodes, &path, by_digest).await;
-    }
     let layout = match index(&path).await {
         Ok(layout) => layout,
         Err(NodeLoadError::Layout(why)) => {
