@@ -296,6 +296,7 @@ fn parse_oci_index(json: &str) -> Result<Vec<ArchiveImage>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::layout::tar_with;
 
     const ID: &str = "sha256:32379086076f82ebe1650347d6fcefdd2c4127b98cf1c00683eabe0410269a3e";
 
@@ -417,22 +418,6 @@ mod tests {
         assert_eq!(cri_snapshotter(""), None);
     }
 
-    fn tar_with(files: &[(&str, &str)]) -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        let mut builder = tar::Builder::new(file.reopen().unwrap());
-        for (name, body) in files {
-            let mut header = tar::Header::new_ustar();
-            header.set_size(body.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder
-                .append_data(&mut header, name, body.as_bytes())
-                .unwrap();
-        }
-        builder.finish().unwrap();
-        file
-    }
-
     #[test]
     fn docker_save_archives_name_their_images() {
         let manifest = format!(
@@ -441,7 +426,13 @@ mod tests {
             &ID[7..],
             &ID[7..]
         );
-        let file = tar_with(&[("l/layer.tar", "x"), ("manifest.json", &manifest)]);
+        let file = tar_with(
+            &[
+                ("l/layer.tar", b"x"),
+                ("manifest.json", manifest.as_bytes()),
+            ],
+            &[],
+        );
         let images = read_archive(file.path()).unwrap();
         assert_eq!(
             images,
@@ -464,7 +455,10 @@ mod tests {
     #[test]
     fn oci_layouts_are_always_imported() {
         let index = r#"{"manifests":[{"digest":"sha256:aa","annotations":{"io.containerd.image.name":"docker.io/me/app:v1"}}]}"#;
-        let file = tar_with(&[("oci-layout", "{}"), ("index.json", index)]);
+        let file = tar_with(
+            &[("oci-layout", b"{}"), ("index.json", index.as_bytes())],
+            &[],
+        );
         assert_eq!(
             read_archive(file.path()).unwrap(),
             vec![ArchiveImage {
@@ -490,7 +484,7 @@ mod tests {
         let gz = dir.path().join("image.tar.gz");
         std::fs::write(&gz, [0x1f, 0x8b, 8, 0]).unwrap();
         assert!(read_archive(&gz).unwrap_err().contains("gunzip"));
-        let plain = tar_with(&[("hello.txt", "hi")]);
+        let plain = tar_with(&[("hello.txt", b"hi")], &[]);
         assert!(read_archive(plain.path())
             .unwrap_err()
             .contains("not an image archive"));

@@ -600,29 +600,31 @@ fn walk(
     Ok(())
 }
 
+/// A tar file with these regular files and symlinks, for tests of archive reading.
+#[cfg(test)]
+pub(super) fn tar_with(files: &[(&str, &[u8])], links: &[(&str, &str)]) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let mut builder = tar::Builder::new(file.reopen().unwrap());
+    for (name, body) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, *body).unwrap();
+    }
+    for (name, target) in links {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder.append_link(&mut header, name, target).unwrap();
+    }
+    builder.finish().unwrap();
+    file
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_with(files: &[(&str, &[u8])], links: &[(&str, &str)]) -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        let mut builder = tar::Builder::new(file.reopen().unwrap());
-        for (name, body) in files {
-            let mut header = tar::Header::new_ustar();
-            header.set_size(body.len() as u64);
-            header.set_mode(0o644);
-            header.set_cksum();
-            builder.append_data(&mut header, name, *body).unwrap();
-        }
-        for (name, target) in links {
-            let mut header = tar::Header::new_ustar();
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_size(0);
-            builder.append_link(&mut header, name, target).unwrap();
-        }
-        builder.finish().unwrap();
-        file
-    }
 
     /// Layers stored under their own digest may be compressed (kindred's test-images archive
     /// gzips them): the blob is then the file under that digest, not the diff ID.
