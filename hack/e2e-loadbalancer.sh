@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Upstream's LoadBalancer e2e specs against kindred's built-in LoadBalancer Services: every
+# `[Feature:LoadBalancer]` spec of the cluster's e2e.test plus the Services spec on Type
+# LoadBalancer, on a fresh cluster of 1 control plane and 2 workers (some specs put the
+# server and the client on different nodes), with `kindred test conformance` (e2e.test built
+# from Go modules, test images built and loaded, registries closed). Prints the machine,
+# the commit and the summary; results (junit_01.xml, ginkgo.log, summary.txt) stay in the
+# artifacts directory. The cluster is deleted at the end.
+#
+#   hack/e2e-loadbalancer.sh [--focus RE] [--parallel N] [--artifacts DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+focus='\[Feature:LoadBalancer\]|Type LoadBalancer' parallel=2 artifacts=""
+while (($#)); do
+  case $1 in
+    --focus) focus=$2; shift 2 ;;
+    --parallel) parallel=$2; shift 2 ;;
+    --artifacts) artifacts=$2; shift 2 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "e2e-loadbalancer: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+cargo build --quiet --release --bin kindred
+kindred=$(realpath "${CARGO_TARGET_DIR:-target}/release/kindred")
+name=lb-e2e
+artifacts=${artifacts:-$(mktemp -d -t kindred-lb-e2e.XXXXXX)}
+export KUBECONFIG=$artifacts/kubeconfig
+trap '"$kindred" delete cluster --name $name >/dev/null 2>&1 || true' EXIT
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME"), Docker $(docker version -f '{{.Server.Version}}'), commit $(git rev-parse --short HEAD)"
+echo "command: $0 --focus '$focus' --parallel $parallel"
+"$kindred" create cluster --name $name --wait 5m --config - <<'EOF'
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+nodes:
+- role: control-plane
+- role: worker
+- role: worker
+EOF
+start=$(date +%s)
+status=0
+# Only the focus and what this host cannot do: no SCTP in the kernels kindred is tested on.
+"$kindred" test conformance --name $name --focus "$focus" --no-default-skips \
+  --skip 'SCTP' --parallel "$parallel" --artifacts "$artifacts" || status=$?
+echo "suite took $(($(date +%s) - start)) s; artifacts in $artifacts"
+exit $status
