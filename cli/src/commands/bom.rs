@@ -85,15 +85,8 @@ async fn run_diff(args: DiffArgs) -> CmdResult {
     let d = diff::diff(&from, &args.from, &to, &args.to);
     match args.output {
         DiffFormat::Table => out!("{}", d.table()),
-        DiffFormat::Json => print_json(&d)?,
+        DiffFormat::Json => out!("{}", String::from_utf8_lossy(&bom::pretty_json(&d))),
     }
-    Ok(())
-}
-
-fn print_json(value: &impl serde::Serialize) -> CmdResult {
-    let mut json = serde_json::to_string_pretty(value)?;
-    json.push('\n');
-    out!("{json}");
     Ok(())
 }
 

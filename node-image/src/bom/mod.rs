@@ -88,9 +88,7 @@ impl Bom {
 
     /// Deterministic JSON (components sorted by kind, then name) and its sha256.
     pub fn to_json(&self) -> (Vec<u8>, String) {
-        let sorted = self.sorted();
-        let mut json = serde_json::to_vec_pretty(&sorted).expect("serializable");
-        json.push(b'\n');
+        let json = pretty_json(&self.sorted());
         let digest = hex::encode(Sha256::digest(&json));
         (json, digest)
     }
@@ -219,7 +217,8 @@ pub fn cyclonedx_json(bom: &Bom, subject: &str) -> Result<Vec<u8>, Error> {
     )))
 }
 
-fn pretty_json(value: &impl Serialize) -> Vec<u8> {
+/// Indented JSON ending in a newline: how kindred writes every JSON document it prints or stores.
+pub fn pretty_json(value: &impl Serialize) -> Vec<u8> {
     let mut json = serde_json::to_vec_pretty(value).expect("serializable");
     json.push(b'\n');
     json

@@ -664,13 +664,18 @@ mod tests {
             (plain_digest.clone(), DOCKER_LAYER)
         );
         let layout = Layout::read(&file.reopen().unwrap()).unwrap();
-        let layers: Vec<&str> = layout
+        let layers = layer_digests(&layout);
+        assert_eq!(layers, [gz_digest.as_str(), plain_digest.as_str()]);
+    }
+
+    /// The digests of the layout's layer blobs, in order.
+    fn layer_digests(layout: &Layout) -> Vec<&str> {
+        layout
             .blobs
             .iter()
             .filter(|b| b.layer)
             .map(|b| b.digest.as_str())
-            .collect();
-        assert_eq!(layers, [gz_digest.as_str(), plain_digest.as_str()]);
+            .collect()
     }
 
     /// A legacy `docker save` of two images sharing their first layer (linked, as Docker does).
@@ -732,12 +737,7 @@ mod tests {
     fn a_docker_save_archive_becomes_a_layout_with_containerds_manifests() {
         let (file, [l1, l2, l3], c1) = docker_save();
         let layout = Layout::read(&file.reopen().unwrap()).unwrap();
-        let layers: Vec<&str> = layout
-            .blobs
-            .iter()
-            .filter(|b| b.layer)
-            .map(|b| b.digest.as_str())
-            .collect();
+        let layers = layer_digests(&layout);
         // The shared layer once, through the link.
         assert_eq!(layers, [l1.as_str(), l2.as_str(), l3.as_str()]);
         assert_eq!(layout.blobs.len(), 3 + 2 + 2);
@@ -815,12 +815,7 @@ mod tests {
             &[],
         );
         let layout = Layout::read(&file.reopen().unwrap()).unwrap();
-        let layers: Vec<&str> = layout
-            .blobs
-            .iter()
-            .filter(|b| b.layer)
-            .map(|b| b.digest.as_str())
-            .collect();
+        let layers = layer_digests(&layout);
         assert_eq!(layers, [ld.as_str()]);
         let plan = layout.plan(&HashSet::from([ld.clone()]));
         let files = assemble(&layout, &plan, file.as_file());
