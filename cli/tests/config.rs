@@ -271,8 +271,8 @@ fn bad_input_fails_before_anything_is_created(ctx: &Ctx) {
         ),
         (
             "config-bad-family",
-            format!("{header}networking:\n  ipFamily: ipv6\n"),
-            vec!["networking.ipFamily ipv6".to_string()],
+            format!("{header}networking:\n  ipFamily: ipv6\n  podSubnet: 10.244.0.0/16\n"),
+            vec!["\"10.244.0.0/16\" does not fit ipFamily ipv6".to_string()],
         ),
     ];
     for (name, yaml, expected) in cases {

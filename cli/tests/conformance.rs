@@ -4,7 +4,9 @@
 //! the test images built by kindred (hack/test.sh builds them first; cached) and nothing
 //! pulled from a registry. It must pass, within 15 minutes. Then, on the same cluster, a
 //! handful of upstream's NetworkPolicy specs (`[sig-network] Netpol`), which kindred's pod
-//! network agent must enforce (the whole Netpol suite: docs/networking.md).
+//! network agent must enforce (the whole Netpol suite: docs/networking.md). And an IPv6
+//! cluster (`networking.ipFamily: ipv6`) with a few of sig-network's [Conformance] specs
+//! (the whole sig-network set on IPv6 and dual-stack: hack/e2e-ipv6.sh, docs/networking.md).
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -35,6 +37,26 @@ const NETPOL_FOCUS: &str = concat!(
     r"not allow access by TCP when a policy specifies only UDP)"
 );
 const NETPOL_SPECS: u64 = 6;
+
+const IPV6_CLUSTER: &str = "conf-e2e-ipv6";
+const IPV6_CONFIG: &str = "kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+networking:
+  ipFamily: ipv6
+nodes:
+- role: control-plane
+- role: worker
+";
+/// Pod to pod across nodes, a ClusterIP Service, a NodePort Service and cluster DNS.
+const IPV6_FOCUS: &str = concat!(
+    r"\[sig-network\] (",
+    r"Services should serve a basic endpoint from pods|",
+    r"Services should be able to create a functioning NodePort service|",
+    r"DNS should provide DNS for services|",
+    r"Networking Granular Checks: Pods should function for intra-pod communication: http",
+    r") .*\[Conformance\]"
+);
+const IPV6_SPECS: u64 = 4;
 
 fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
     let exe = env!("CARGO_BIN_EXE_kindred");
@@ -95,6 +117,7 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
     let artifacts = dir.join("artifacts");
     let started = Instant::now();
     let run = test_conformance(
+        CLUSTER,
         kubeconfig,
         &artifacts,
         &["--focus", SUBSET_FOCUS, "--parallel", PARALLEL],
@@ -162,6 +185,7 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
 fn netpol_subset(dir: &Path, kubeconfig: &Path) {
     let artifacts = dir.join("netpol");
     let run = test_conformance(
+        CLUSTER,
         kubeconfig,
         &artifacts,
         &[
@@ -185,11 +209,167 @@ fn netpol_subset(dir: &Path, kubeconfig: &Path) {
     );
 }
 
-/// `kindred test conformance` on the test's cluster. ginkgo's progress goes straight to the
+#[test]
+fn an_ipv6_cluster_serves_pods_services_and_dns_over_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let cleanup = || {
+        let _ = kindred(
+            &["delete", "cluster", "--name", IPV6_CLUSTER],
+            &kubeconfig,
+            None,
+        );
+    };
+    kindred_e2e::cluster::cleaned_up(
+        &[IPV6_CLUSTER],
+        cleanup,
+        || {},
+        || ipv6_cluster(dir.path(), &kubeconfig),
+    );
+}
+
+fn ipv6_cluster(dir: &Path, kubeconfig: &Path) {
+    let image = kindred_e2e::node_image();
+    let created = kindred(
+        &[
+            "create",
+            "cluster",
+            "--name",
+            IPV6_CLUSTER,
+            "--config",
+            "-",
+            "--wait",
+            "5m",
+            "--image",
+            &image,
+        ],
+        kubeconfig,
+        Some(IPV6_CONFIG),
+    );
+    assert!(
+        created.status.success(),
+        "create {IPV6_CLUSTER} failed:\n{}",
+        text(&created)
+    );
+    // The host reaches the API server on IPv6 loopback (kind's default for ipv6).
+    let config = std::fs::read_to_string(kubeconfig).unwrap();
+    assert!(config.contains("server: https://[::1]:"), "{config}");
+    let nodes = kindred(
+        &[
+            "kubectl",
+            "--name",
+            IPV6_CLUSTER,
+            "--",
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.addresses[0].address} {.spec.podCIDRs}{\"\\n\"}{end}",
+        ],
+        kubeconfig,
+        None,
+    );
+    let nodes = kindred_e2e::stdout_ok(&nodes, "kubectl get nodes");
+    // Each node's InternalIP is the IPv6 address Docker pinned on the kindred network (so it
+    // survives restarts), and its pod range is IPv6.
+    let subnets = kindred_e2e::docker_out(&[
+        "network",
+        "inspect",
+        "kindred",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ]);
+    let v6_subnet = subnets
+        .split_whitespace()
+        .find(|s| s.contains(':'))
+        .unwrap_or_else(|| panic!("the kindred network has no IPv6 subnet: {subnets}"));
+    let prefix = v6_subnet.trim_end_matches("::/64");
+    assert_eq!(nodes.lines().count(), 2, "{nodes}");
+    for line in nodes.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (name, ip, cidrs) = (fields[0], fields[1], fields[2]);
+        assert!(ip.starts_with(prefix), "{name}: {ip} not in {v6_subnet}");
+        let pinned = kindred_e2e::docker_out(&[
+            "inspect",
+            name,
+            "--format",
+            "{{.NetworkSettings.Networks.kindred.IPAMConfig.IPv6Address}}",
+        ]);
+        assert_eq!(pinned.trim(), ip, "{name}'s IPv6 address is not pinned");
+        assert!(cidrs.contains("fd00:10:244:"), "{name}: pod CIDRs {cidrs}");
+    }
+
+    // LoadBalancer addresses are IPv4: an IPv6-only Service stays pending and says why.
+    let svc = kindred(
+        &[
+            "kubectl",
+            "--name",
+            IPV6_CLUSTER,
+            "--",
+            "create",
+            "service",
+            "loadbalancer",
+            "v6-lb",
+            "--tcp=80:80",
+        ],
+        kubeconfig,
+        None,
+    );
+    kindred_e2e::stdout_ok(&svc, "create service v6-lb");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let events = kindred(
+            &[
+                "kubectl",
+                "--name",
+                IPV6_CLUSTER,
+                "--",
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=v6-lb,reason=IPFamilyNotSupported",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ],
+            kubeconfig,
+            None,
+        );
+        let message = String::from_utf8_lossy(&events.stdout).into_owned();
+        if message.contains("PreferDualStack") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no IPFamilyNotSupported event for the IPv6-only Service: {}",
+            text(&events)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
+    let artifacts = dir.join("ipv6");
+    let run = test_conformance(
+        IPV6_CLUSTER,
+        kubeconfig,
+        &artifacts,
+        &["--focus", IPV6_FOCUS, "--parallel", "2"],
+    );
+    let summary = String::from_utf8_lossy(&run.stdout).into_owned();
+    eprintln!("ipv6 subset:\n{summary}");
+    assert!(
+        run.status.success(),
+        "the IPv6 subset failed:\n{summary}\n(see {})",
+        artifacts.join("ginkgo.log").display()
+    );
+    assert!(
+        summary.starts_with(&format!("passed: {IPV6_SPECS}, failed: 0, skipped: 0")),
+        "{summary}"
+    );
+}
+
+/// `kindred test conformance` on a test's cluster. ginkgo's progress goes straight to the
 /// test log; the summary (stdout) is returned for checking.
-fn test_conformance(kubeconfig: &Path, artifacts: &Path, args: &[&str]) -> Output {
+fn test_conformance(cluster: &str, kubeconfig: &Path, artifacts: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kindred"))
-        .args(["test", "conformance", "--name", CLUSTER])
+        .args(["test", "conformance", "--name", cluster])
         .args(args)
         .arg("--artifacts")
         .arg(artifacts)

@@ -48,10 +48,10 @@ pub async fn kubeconfig_entry(
     let server = if internal {
         format!("https://{front}:{API_SERVER_BIND_PORT}")
     } else {
-        let port = docker
+        let published = docker
             .host_port(front, &format!("{API_SERVER_BIND_PORT}/tcp"))
             .await?;
-        format!("https://127.0.0.1:{port}")
+        format!("https://{}", client_address(published))
     };
     let admin = docker.read_container_file(&cp, ADMIN_CONF).await?;
     Ok(kubeconfig::from_admin_conf(
@@ -59,6 +59,18 @@ pub async fn kubeconfig_entry(
         cluster,
         &server,
     )?)
+}
+
+/// Where a client on this host reaches a published port: a port published on every address
+/// is reached on loopback, of the same family.
+fn client_address(published: std::net::SocketAddr) -> std::net::SocketAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match published.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, published.port())
 }
 
 /// Names of the cluster's nodes that take ordinary pods: not cordoned, and without a
@@ -109,6 +121,16 @@ pub(crate) fn parse_schedulable(json: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubeconfig_servers_use_the_published_address() {
+        let url = |a: &str| format!("https://{}", client_address(a.parse().unwrap()));
+        assert_eq!(url("127.0.0.1:40000"), "https://127.0.0.1:40000");
+        assert_eq!(url("[::1]:40000"), "https://[::1]:40000");
+        assert_eq!(url("0.0.0.0:40000"), "https://127.0.0.1:40000");
+        assert_eq!(url("[::]:40000"), "https://[::1]:40000");
+        assert_eq!(url("192.168.1.5:6443"), "https://192.168.1.5:6443");
+    }
 
     #[test]
     fn control_planes_and_cordoned_nodes_are_not_schedulable() {

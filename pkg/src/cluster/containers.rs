@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use super::ownership::Ownership;
 use super::plan::{ClusterPlan, NodePlan};
 use super::registry::RegistryRequest;
-use super::{NETWORK, ROLE_LABEL};
-use crate::provider::{ContainerSpec, NodeSecurity, PublishedPort};
+use super::{IP_FAMILY_LABEL, NETWORK, ROLE_LABEL};
+use crate::config::IpFamily;
+use crate::provider::{ContainerSpec, NetworkAddressing, NodeSecurity, PublishedPort};
 
 /// Node restart policy: nodes come back with the Docker daemon (and after a host reboot)
 /// unless the user stopped them.
@@ -31,12 +32,29 @@ pub(super) struct ClusterContainers<'a> {
     /// The cluster's block for LoadBalancer Services, recorded on its nodes so other kindred
     /// processes leave it alone (provider::network).
     pub lb_pool: Option<crate::config::Cidr>,
+    /// The network's addressing: a node with a fixed IPv4 address gets the IPv6 address
+    /// derived from it where the network has IPv6.
+    pub addressing: NetworkAddressing,
 }
 
 impl ClusterContainers<'_> {
     /// A node container; `ip` pins its address on the network (None: Docker picks).
     pub fn node(&self, node: &NodePlan, ip: Option<String>) -> ContainerSpec {
         let role = (ROLE_LABEL.to_string(), node.role.as_str().to_string());
+        let family = self.plan.config.networking.ip_family;
+        let family_label = (IP_FAMILY_LABEL.to_string(), family.to_string());
+        // IPv6 nodes route pods' IPv6 traffic; Docker turns IPv6 off in containers otherwise.
+        let sysctls = if family == IpFamily::Ipv4 {
+            HashMap::new()
+        } else {
+            HashMap::from(
+                [
+                    ("net.ipv6.conf.all.disable_ipv6", "0"),
+                    ("net.ipv6.conf.all.forwarding", "1"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+        };
         // Marks the cluster as a user of the registry (see cluster::registry).
         let registry_user = self
             .registry
@@ -53,7 +71,7 @@ impl ClusterContainers<'_> {
                 self.owner
                     .labels()
                     .into_iter()
-                    .chain([role])
+                    .chain([role, family_label])
                     .chain(registry_user)
                     .chain(pool),
             ),
@@ -67,7 +85,9 @@ impl ClusterContainers<'_> {
                 vec![]
             },
             network: Some(NETWORK.into()),
+            ip6: self.ipv6_for(&ip),
             ip,
+            sysctls,
             restart_policy: Some(RESTART_POLICY.into()),
             security: Some(self.security),
             ports: if node.name == self.plan.api_endpoint_host() {
@@ -99,6 +119,7 @@ impl ClusterContainers<'_> {
             ]),
             env: vec!["KINDRED_LOG=kindred=info".into()],
             network: Some(NETWORK.into()),
+            ip6: self.ipv6_for(&ip),
             ip,
             restart_policy: Some(RESTART_POLICY.into()),
             // The image's stop signal is systemd's; the balancer exits on SIGTERM.
@@ -106,5 +127,11 @@ impl ClusterContainers<'_> {
             ports: vec![self.api_port.clone()],
             ..Default::default()
         }
+    }
+
+    /// The fixed IPv6 address that goes with a fixed IPv4 address, if the network has IPv6.
+    fn ipv6_for(&self, ip: &Option<String>) -> Option<String> {
+        let v4 = ip.as_deref()?.parse().ok()?;
+        Some(self.addressing.ipv6_for(v4)?.to_string())
     }
 }

@@ -174,11 +174,22 @@ pub enum ClusterError {
     )]
     DockerWithoutIpv6 { family: String, reason: String },
     #[error(
-        "networking.ipFamily {family} is not supported by kindred yet (this host and Docker can \
-         do IPv6, but kindred's node network and pod network are IPv4-only); use ipFamily ipv4 \
-         (the default)"
+        "node {node} has no IPv6 address on the Docker network `kindred`, which networking.\
+         ipFamily {family} needs; check that the network has an IPv6 subnet (`docker network \
+         inspect kindred`)"
     )]
-    Ipv6NotSupported { family: String },
+    NodeWithoutIpv6 { node: String, family: String },
+    #[error(
+        "networking.ipFamily {family} needs IPv6 on the Docker network `kindred` ({subnet}), \
+         which an older kindred made without it and which clusters {clusters} still use; \
+         kindred recreates it with IPv6 once no cluster uses it: delete those clusters \
+         (`kindred delete cluster --name NAME`), then create this one again"
+    )]
+    NetworkWithoutIpv6 {
+        family: String,
+        subnet: String,
+        clusters: String,
+    },
 
     // The local registry a create asks for (cluster::registry).
     #[error(

@@ -53,6 +53,9 @@ pub use registry::{
 
 /// Label carrying the cluster name on every node container.
 pub const CLUSTER_LABEL: &str = "io.kindred.cluster";
+/// Label on node containers: the cluster's `networking.ipFamily`, so that `create node` joins
+/// a new node in the same family.
+pub const IP_FAMILY_LABEL: &str = "io.kindred.ip-family";
 /// Label carrying the node role (`control-plane` or `worker`).
 pub const ROLE_LABEL: &str = "io.kindred.role";
 /// Role label value of an HA cluster's API load balancer (not a Kubernetes node).

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 
 use super::plan::ClusterPlan;
-use super::ClusterError;
+use super::{ClusterError, CLUSTER_LABEL, NETWORK};
 use crate::config::{IpFamily, Mount, MountPropagation, PortMapping, PortProtocol};
 use crate::provider::{ContainerSpec, Provider, PublishedPort};
 
@@ -337,9 +337,9 @@ fn join_unique(list: &str, extra: &[String]) -> String {
     entries.join(",")
 }
 
-/// Fails early, saying what the host lacks, when ipFamily asks for IPv6 and the host or Docker
-/// cannot give containers IPv6 addresses. Where they can, kindred still refuses, as the shared
-/// `kindred` network and the pod network agent are IPv4-only for now.
+/// Fails early, saying what is missing, when ipFamily asks for IPv6 and the host or Docker
+/// cannot give containers IPv6 addresses, or the `kindred` network was made without IPv6 and
+/// other clusters still use it (kindred replaces it once unused).
 async fn check_ip_family(docker: &dyn Provider, family: IpFamily) -> Result<(), ClusterError> {
     if family == IpFamily::Ipv4 {
         return Ok(());
@@ -356,8 +356,24 @@ async fn check_ip_family(docker: &dyn Provider, family: IpFamily) -> Result<(), 
             reason: reason.to_string(),
         });
     }
-    Err(ClusterError::Ipv6NotSupported {
+    let Some(network) = docker.network_addressing(NETWORK).await? else {
+        return Ok(());
+    };
+    if network.subnet_v6.is_some() {
+        return Ok(());
+    }
+    let users = docker.list_by_labels(&[CLUSTER_LABEL.to_string()]).await?;
+    let clusters: BTreeSet<&str> = users
+        .iter()
+        .filter_map(|c| c.labels.get(CLUSTER_LABEL).map(String::as_str))
+        .collect();
+    if clusters.is_empty() {
+        return Ok(());
+    }
+    Err(ClusterError::NetworkWithoutIpv6 {
         family: family.to_string(),
+        subnet: network.subnet.to_string(),
+        clusters: clusters.into_iter().collect::<Vec<_>>().join(", "),
     })
 }
 

@@ -341,6 +341,18 @@ impl IpFamily {
             IpFamily::Dual => "dual",
         }
     }
+
+    /// Whether nodes need IPv6 addresses (ipv6 and dual).
+    pub fn has_ipv6(self) -> bool {
+        self != IpFamily::Ipv4
+    }
+
+    /// The spelling of [`IpFamily::as_str`] back (labels on node containers).
+    pub fn parse_label(text: &str) -> Option<IpFamily> {
+        [IpFamily::Ipv4, IpFamily::Ipv6, IpFamily::Dual]
+            .into_iter()
+            .find(|f| f.as_str() == text)
+    }
 }
 
 impl KubeProxyMode {

@@ -16,7 +16,9 @@ use bollard::query_parameters::{
 };
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::network::{host_routes, pick_subnet, MTU_OPTION};
+use super::network::{
+    host_routes, host_routes_v6, lower_half, pick_subnet, pick_subnet_v6, MTU_OPTION,
+};
 use super::security::{is_privilege_refusal, NodeSecurity};
 use super::{
     block_addresses, file_stream, ContainerInfo, ContainerSpec, ExecOutput, InputStream,
@@ -43,12 +45,13 @@ fn restart_policy(name: &str) -> bollard::models::RestartPolicy {
     }
 }
 
-/// The endpoint config that pins `spec.ip` on `spec.network`.
+/// The endpoint config that pins `spec.ip` (and `spec.ip6`) on `spec.network`.
 fn fixed_address(spec: &ContainerSpec) -> Option<bollard::models::NetworkingConfig> {
     let (network, ip) = (spec.network.as_ref()?, spec.ip.as_ref()?);
     let endpoint = bollard::models::EndpointSettings {
         ipam_config: Some(bollard::models::EndpointIpamConfig {
             ipv4_address: Some(ip.clone()),
+            ipv6_address: spec.ip6.clone(),
             ..Default::default()
         }),
         ..Default::default()
@@ -172,6 +175,7 @@ impl Docker {
             }),
             network_mode: spec.network.clone(),
             restart_policy: spec.restart_policy.as_deref().map(restart_policy),
+            sysctls: (!spec.sysctls.is_empty()).then(|| spec.sysctls.clone()),
             ..Default::default()
         };
         if let Some(security) = security {
@@ -903,14 +907,39 @@ impl Provider for Docker {
             })
     }
 
-    async fn host_port(&self, name: &str, container_port: &str) -> Result<u16, ProviderError> {
+    async fn container_ipv6(
+        &self,
+        name: &str,
+        network: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        Ok(self
+            .network_settings(name)
+            .await?
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.global_ipv6_address)
+            .filter(|ip| !ip.is_empty()))
+    }
+
+    async fn host_port(
+        &self,
+        name: &str,
+        container_port: &str,
+    ) -> Result<std::net::SocketAddr, ProviderError> {
         self.network_settings(name)
             .await?
             .and_then(|n| n.ports)
             .and_then(|mut p| p.remove(container_port))
             .flatten()
-            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
-            .and_then(|p| p.parse().ok())
+            .and_then(|b| {
+                b.into_iter().find_map(|b| {
+                    let port: u16 = b.host_port?.parse().ok()?;
+                    // An empty host address is every IPv4 address.
+                    let ip = b.host_ip.filter(|ip| !ip.is_empty());
+                    let ip = ip.as_deref().unwrap_or("0.0.0.0").parse().ok()?;
+                    Some(std::net::SocketAddr::new(ip, port))
+                })
+            })
             .ok_or_else(|| {
                 ProviderError::Other(format!("container {name} publishes no {container_port}"))
             })
@@ -1009,11 +1038,15 @@ impl Provider for Docker {
         &self,
         name: &str,
         labels: HashMap<String, String>,
+        require_ipv6: bool,
     ) -> Result<NetworkAddressing, ProviderError> {
         if let Some(existing) = self.network_addressing(name).await? {
-            // A network from an older kindred, without a dynamic pool: replace it while no
-            // container uses it; otherwise the caller works without fixed addresses.
-            if existing.supports_fixed_addresses() || !self.remove_network_if_unused(name).await? {
+            // A network from an older kindred, without a dynamic pool (or without IPv6 when
+            // that is asked for): replace it while no container uses it; otherwise the caller
+            // works with what there is.
+            let lacking = !existing.supports_fixed_addresses()
+                || (require_ipv6 && existing.subnet_v6.is_none());
+            if !lacking || !self.remove_network_if_unused(name).await? {
                 return Ok(existing);
             }
         }
@@ -1028,6 +1061,7 @@ impl Provider for Docker {
             .filter_map(|c| c.subnet.as_deref()?.parse().ok())
             .collect();
         taken.extend(host_routes());
+        taken.extend(host_routes_v6());
         let subnet = pick_subnet(&taken).ok_or_else(|| {
             ProviderError::Other(
                 "no free private subnet for the kindred network (172.18-31.0.0/16 and \
@@ -1035,7 +1069,8 @@ impl Provider for Docker {
                     .into(),
             )
         })?;
-        let addressing = NetworkAddressing::for_subnet(subnet);
+        let mut addressing = NetworkAddressing::for_subnet(subnet);
+        addressing.subnet_v6 = pick_subnet_v6(&taken);
         // A daemon started with --mtu (nested in a network with a smaller MTU, e.g. a CI pod)
         // gives its default bridge that MTU; kindred's network must not exceed it either.
         let options = match self.bridge_mtu().await {
@@ -1047,25 +1082,38 @@ impl Provider for Docker {
             }
             None => HashMap::new(),
         };
-        let req = bollard::models::NetworkCreateRequest {
-            name: name.to_string(),
-            driver: Some("bridge".into()),
-            options: Some(options),
-            labels: Some(labels),
-            ipam: Some(bollard::models::Ipam {
-                config: Some(vec![bollard::models::IpamConfig {
+        let request = |addressing: &NetworkAddressing| {
+            let pools = [Some(addressing.subnet), addressing.subnet_v6]
+                .into_iter()
+                .flatten()
+                .map(|subnet| bollard::models::IpamConfig {
                     subnet: Some(subnet.to_string()),
-                    ip_range: addressing.ip_range.map(|r| r.to_string()),
+                    ip_range: Some(lower_half(&subnet).to_string()),
                     ..Default::default()
-                }]),
+                });
+            bollard::models::NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                enable_ipv6: Some(addressing.subnet_v6.is_some()),
+                options: Some(options.clone()),
+                labels: Some(labels.clone()),
+                ipam: Some(bollard::models::Ipam {
+                    config: Some(pools.collect()),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
+            }
         };
-        self.client()
-            .create_network(req)
-            .await
-            .map_err(|e| ProviderError::Other(format!("create network {name}: {e}")))?;
+        let created = match self.client().create_network(request(&addressing)).await {
+            // A daemon or host without IPv6: IPv4 clusters do not need it.
+            Err(e) if addressing.subnet_v6.is_some() && !require_ipv6 => {
+                tracing::debug!("network {name} without IPv6, as Docker refused it: {e}");
+                addressing.subnet_v6 = None;
+                self.client().create_network(request(&addressing)).await
+            }
+            other => other,
+        };
+        created.map_err(|e| ProviderError::Other(format!("create network {name}: {e}")))?;
         Ok(addressing)
     }
 
@@ -1082,13 +1130,28 @@ impl Provider for Docker {
             .await
             .map_err(|e| ProviderError::Other(format!("inspect network {name}: {e}")))?;
         let config = net.ipam.and_then(|i| i.config).unwrap_or_default();
-        let v4 = config.iter().find_map(|c| {
-            let subnet: Cidr = c.subnet.as_deref()?.parse().ok()?;
-            subnet.is_ipv4().then(|| NetworkAddressing {
-                subnet,
-                ip_range: c.ip_range.as_deref().and_then(|r| r.parse().ok()),
+        let pools: Vec<(Cidr, Option<Cidr>)> = config
+            .iter()
+            .filter_map(|c| {
+                let subnet: Cidr = c.subnet.as_deref()?.parse().ok()?;
+                Some((subnet, c.ip_range.as_deref().and_then(|r| r.parse().ok())))
             })
-        });
+            .collect();
+        // IPv6 counts only with Docker's pool in the lower half, where derived node
+        // addresses cannot collide with it.
+        let subnet_v6 = pools
+            .iter()
+            .find(|(s, range)| !s.is_ipv4() && *range == Some(lower_half(s)))
+            .filter(|_| net.enable_ipv6 == Some(true))
+            .map(|(s, _)| *s);
+        let v4 = pools
+            .iter()
+            .find(|(s, _)| s.is_ipv4())
+            .map(|&(subnet, ip_range)| NetworkAddressing {
+                subnet,
+                ip_range,
+                subnet_v6,
+            });
         Ok(v4)
     }
 

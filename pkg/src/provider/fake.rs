@@ -247,8 +247,20 @@ impl Provider for FakeProvider {
         Ok("172.30.128.2".into())
     }
 
-    async fn host_port(&self, _name: &str, _container_port: &str) -> Result<u16, ProviderError> {
-        Ok(40000)
+    async fn container_ipv6(
+        &self,
+        _name: &str,
+        _network: &str,
+    ) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+
+    async fn host_port(
+        &self,
+        _name: &str,
+        _container_port: &str,
+    ) -> Result<std::net::SocketAddr, ProviderError> {
+        Ok(([127, 0, 0, 1], 40000).into())
     }
 
     async fn logs(&self, _name: &str) -> Result<String, ProviderError> {
@@ -360,6 +372,7 @@ impl Provider for FakeProvider {
         &self,
         _name: &str,
         _labels: HashMap<String, String>,
+        _require_ipv6: bool,
     ) -> Result<NetworkAddressing, ProviderError> {
         Ok(NetworkAddressing::for_subnet(
             "172.30.0.0/16".parse().expect("valid subnet"),

@@ -97,8 +97,19 @@ pub trait Provider: Send + Sync {
     /// The container's IPv4 address on `network`.
     async fn container_ip(&self, name: &str, network: &str) -> Result<String, ProviderError>;
 
-    /// The host port Docker bound for a container port (`6443/tcp`).
-    async fn host_port(&self, name: &str, container_port: &str) -> Result<u16, ProviderError>;
+    /// The container's global IPv6 address on `network`, if it has one.
+    async fn container_ipv6(
+        &self,
+        name: &str,
+        network: &str,
+    ) -> Result<Option<String>, ProviderError>;
+
+    /// The host address and port Docker bound for a container port (`6443/tcp`).
+    async fn host_port(
+        &self,
+        name: &str,
+        container_port: &str,
+    ) -> Result<std::net::SocketAddr, ProviderError>;
 
     /// The container's own stdout and stderr (for a node: the entrypoint and systemd's output).
     async fn logs(&self, name: &str) -> Result<String, ProviderError>;
@@ -161,12 +172,15 @@ pub trait Provider: Send + Sync {
 
     // Networks.
     /// Creates the bridge network `name` unless it exists, with a subnet that supports fixed
-    /// node addresses; returns how it hands out addresses. Callers hold
-    /// [`lock_network`].
+    /// node addresses and, where the runtime can, an IPv6 subnet; returns how it hands out
+    /// addresses. With `require_ipv6` a new network without IPv6 is an error, and an unused
+    /// old one without IPv6 is replaced (one in use is returned as it is: the caller decides).
+    /// Callers hold [`lock_network`].
     async fn ensure_network(
         &self,
         name: &str,
         labels: HashMap<String, String>,
+        require_ipv6: bool,
     ) -> Result<NetworkAddressing, ProviderError>;
 
     /// The IPv4 subnet and dynamic pool of network `name`, if it exists.

@@ -13,9 +13,14 @@
 //! The block is recorded in a label on the cluster's node containers, so every kindred process
 //! sees which blocks are taken: node addresses avoid them, new blocks avoid them, and a block is
 //! free again when its cluster's containers are gone.
+//!
+//! Where Docker can, the network also has an IPv6 subnet (a /64 of unique local addresses),
+//! split the same way. A node's fixed IPv6 address is derived from its IPv4 one (the same
+//! offset into the upper half), so it needs no bookkeeping of its own and is as unique and as
+//! stable as the IPv4 address. IPv6 and dual-stack clusters use it; IPv4 clusters ignore it.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::ProviderError;
 use crate::config::Cidr;
@@ -36,22 +41,46 @@ fn candidate_subnets() -> impl Iterator<Item = Cidr> {
         .map(|s| s.parse().expect("candidate subnets are valid"))
 }
 
+/// IPv6 subnets tried for a new network, in order: /64s of the unique local range, the first
+/// spelling "kindre" in ASCII (6b69 6e64 7265), the next ones counting up from it.
+fn candidate_subnets_v6() -> impl Iterator<Item = Cidr> {
+    (0..16u32)
+        .map(|i| format!("fc00:6b69:6e64:{:x}::/64", 0x7265 + i))
+        .map(|s| s.parse().expect("candidate subnets are valid"))
+}
+
 /// How a network hands out addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkAddressing {
     pub subnet: Cidr,
     /// The dynamic pool; `None` on a network kindred did not create with fixed addresses.
     pub ip_range: Option<Cidr>,
+    /// The IPv6 subnet, when the network has one whose lower half is Docker's dynamic pool
+    /// (so that the upper half is free for derived node addresses).
+    pub subnet_v6: Option<Cidr>,
 }
 
 impl NetworkAddressing {
     /// Subnet split in two: the lower half for Docker, the upper half for kindred's nodes.
     pub(super) fn for_subnet(subnet: Cidr) -> NetworkAddressing {
-        let half = format!("{}/{}", subnet.network(), subnet.prefix() + 1);
         NetworkAddressing {
             subnet,
-            ip_range: Some(half.parse().expect("half of a valid subnet")),
+            ip_range: Some(lower_half(&subnet)),
+            subnet_v6: None,
         }
+    }
+
+    /// A node's fixed IPv6 address: the offset of its IPv4 address into the IPv4 subnet,
+    /// added to the start of the IPv6 subnet's upper half. `None` without an IPv6 subnet.
+    pub fn ipv6_for(&self, ipv4: Ipv4Addr) -> Option<Ipv6Addr> {
+        let (IpAddr::V4(net4), IpAddr::V6(net6)) =
+            (self.subnet.network(), self.subnet_v6?.network())
+        else {
+            return None;
+        };
+        let offset = u32::from(ipv4).checked_sub(u32::from(net4))?;
+        let half = 1u128 << (127 - u32::from(self.subnet_v6?.prefix()));
+        Some(Ipv6Addr::from(u128::from(net6) + half + u128::from(offset)))
     }
 
     /// Fixed addresses are safe only when Docker's dynamic pool excludes them.
@@ -124,6 +153,13 @@ impl NetworkAddressing {
     }
 }
 
+/// The lower half of a subnet (Docker's dynamic pool).
+pub(super) fn lower_half(subnet: &Cidr) -> Cidr {
+    format!("{}/{}", subnet.network(), subnet.prefix() + 1)
+        .parse()
+        .expect("half of a valid subnet")
+}
+
 /// Every address of an IPv4 block.
 pub fn block_addresses(block: &Cidr) -> Vec<Ipv4Addr> {
     let std::net::IpAddr::V4(net) = block.network() else {
@@ -140,6 +176,29 @@ pub fn block_addresses(block: &Cidr) -> Vec<Ipv4Addr> {
 /// of this host.
 pub(super) fn pick_subnet(taken: &[Cidr]) -> Option<Cidr> {
     candidate_subnets().find(|c| !taken.iter().any(|t| t.overlaps(c)))
+}
+
+/// Picks the first candidate IPv6 subnet overlapping no other network or route.
+pub(super) fn pick_subnet_v6(taken: &[Cidr]) -> Option<Cidr> {
+    candidate_subnets_v6().find(|c| !taken.iter().any(|t| t.overlaps(c)))
+}
+
+/// IPv6 destinations of this host's routes (default route and link-local excluded), from
+/// /proc/net/ipv6_route.
+pub(super) fn host_routes_v6() -> Vec<Cidr> {
+    let text = std::fs::read_to_string("/proc/net/ipv6_route").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let dest = u128::from_str_radix(f.first()?, 16).ok()?;
+            let prefix = u8::from_str_radix(f.get(1)?, 16).ok()?;
+            let addr = Ipv6Addr::from(dest);
+            let link_local = (addr.segments()[0] & 0xffc0) == 0xfe80;
+            let multicast = addr.segments()[0] & 0xff00 == 0xff00;
+            (prefix != 0 && !link_local && !multicast)
+                .then(|| format!("{addr}/{prefix}").parse().ok())?
+        })
+        .collect()
 }
 
 /// IPv4 destinations of this host's routes (default route excluded), from /proc/net/route.
@@ -203,6 +262,7 @@ mod tests {
         let a = NetworkAddressing {
             subnet: cidr("172.25.0.0/16"),
             ip_range: None,
+            subnet_v6: None,
         };
         assert!(!a.supports_fixed_addresses());
     }
@@ -243,5 +303,41 @@ mod tests {
         // Upper half of a /29 after its first address: .5 .6 (.7 is broadcast).
         assert_eq!(a.free_addresses(&BTreeSet::new(), 2).unwrap().len(), 2);
         assert!(a.free_addresses(&BTreeSet::new(), 3).is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_mirror_ipv4_offsets_in_the_upper_half() {
+        let mut a = NetworkAddressing::for_subnet(cidr("172.20.0.0/16"));
+        let node: Ipv4Addr = "172.20.128.3".parse().unwrap();
+        assert_eq!(a.ipv6_for(node), None, "no IPv6 subnet, no IPv6 address");
+        a.subnet_v6 = Some(cidr("fc00:6b69:6e64:7265::/64"));
+        assert_eq!(
+            a.ipv6_for(node),
+            Some("fc00:6b69:6e64:7265:8000::8003".parse().unwrap())
+        );
+        // Distinct IPv4 addresses give distinct IPv6 ones, all above Docker's pool.
+        let pool = lower_half(&cidr("fc00:6b69:6e64:7265::/64"));
+        assert_eq!(pool, cidr("fc00:6b69:6e64:7265::/65"));
+        let other = a.ipv6_for("172.20.255.254".parse().unwrap()).unwrap();
+        assert_eq!(
+            other,
+            "fc00:6b69:6e64:7265:8000::fffe"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
+        assert!(!pool.contains(other.into()));
+        // An address outside the IPv4 subnet has no counterpart.
+        assert_eq!(a.ipv6_for("10.0.0.1".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn ipv6_subnet_avoids_networks_and_routes() {
+        assert_eq!(pick_subnet_v6(&[]), Some(cidr("fc00:6b69:6e64:7265::/64")));
+        let taken = [cidr("fc00:6b69:6e64:7265::/64"), cidr("fc00::/120")];
+        assert_eq!(
+            pick_subnet_v6(&taken),
+            Some(cidr("fc00:6b69:6e64:7266::/64"))
+        );
+        assert_eq!(pick_subnet_v6(&[cidr("fc00::/7")]), None);
     }
 }

@@ -28,6 +28,10 @@ pub struct ContainerSpec {
     pub network: Option<String>,
     /// A fixed IPv4 address on `network` (see provider::network).
     pub ip: Option<String>,
+    /// A fixed IPv6 address on `network`, on a network with an IPv6 subnet.
+    pub ip6: Option<String>,
+    /// Namespaced kernel settings (`--sysctl`), e.g. IPv6 forwarding for IPv6 nodes.
+    pub sysctls: HashMap<String, String>,
     /// Docker restart policy name (`unless-stopped`, ...); none if unset.
     pub restart_policy: Option<String>,
     pub stop_signal: Option<String>,

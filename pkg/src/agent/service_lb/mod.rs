@@ -340,7 +340,14 @@ impl ServiceLbAgent {
             .as_ref()
             .and_then(|s| s.load_balancer_ip.as_deref());
         let status_ip = status_ips(svc).into_iter().next();
-        let ip = match pool::choose(&self.pool, &table.table, &holder, requested, status_ip) {
+        let families = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ip_families.clone())
+            .unwrap_or_default();
+        let chosen = pool::check_families(&families)
+            .and_then(|()| pool::choose(&self.pool, &table.table, &holder, requested, status_ip));
+        let ip = match chosen {
             Ok(ip) => ip,
             Err(e) => {
                 // Pending, with nothing half-configured: no address, no status.

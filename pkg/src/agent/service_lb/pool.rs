@@ -127,6 +127,12 @@ pub enum AllocError {
          LoadBalancer Service or change one's type to free an address"
     )]
     Exhausted { pool: String, size: usize },
+    #[error(
+        "the Service is IPv6-only (spec.ipFamilies {families:?}) and kindred's LoadBalancer \
+         addresses are IPv4; in a dual-stack cluster set ipFamilyPolicy: PreferDualStack, \
+         in an IPv6 cluster reach the Service through a NodePort"
+    )]
+    Ipv6Only { families: Vec<String> },
 }
 
 impl AllocError {
@@ -137,8 +143,20 @@ impl AllocError {
             AllocError::OutsidePool { .. } => "LoadBalancerIPOutsidePool",
             AllocError::Taken { .. } => "LoadBalancerIPTaken",
             AllocError::Exhausted { .. } => "PoolExhausted",
+            AllocError::Ipv6Only { .. } => "IPFamilyNotSupported",
         }
     }
+}
+
+/// Refuses a Service without IPv4 among its families (an IPv6-only Service): an IPv4
+/// address in its status would be one kube-proxy never programs.
+pub fn check_families(families: &[String]) -> Result<(), AllocError> {
+    if families.is_empty() || families.iter().any(|f| f == "IPv4") {
+        return Ok(());
+    }
+    Err(AllocError::Ipv6Only {
+        families: families.to_vec(),
+    })
 }
 
 /// The address `holder` should have: the one it asks for (`spec.loadBalancerIP`), else the one
@@ -337,5 +355,14 @@ mod tests {
         assert!(pool.contains(ip("192.168.15.255")));
         assert!(!pool.contains(ip("192.168.15.223")));
         assert_eq!(pool.addresses().count(), 32);
+    }
+
+    #[test]
+    fn ipv6_only_services_are_refused_with_the_fix() {
+        assert_eq!(check_families(&[]), Ok(()));
+        assert_eq!(check_families(&["IPv6".into(), "IPv4".into()]), Ok(()));
+        let err = check_families(&["IPv6".into()]).unwrap_err();
+        assert_eq!(err.reason(), "IPFamilyNotSupported");
+        assert!(err.to_string().contains("PreferDualStack"), "{err}");
     }
 }

@@ -14,17 +14,17 @@ use crate::cluster::nodes::{next_worker_name, wait_node_ready, NodeRoleRequest};
 use crate::cluster::ownership::Ownership;
 use crate::cluster::plan::{ClusterPlan, NodePlan};
 use crate::cluster::{
-    access, node_kubectl, node_setup, node_shell, ClusterError, CLUSTER_LABEL, LOAD_BALANCER_ROLE,
-    NETWORK, ROLE_LABEL,
+    access, node_kubectl, node_setup, node_shell, ClusterError, CLUSTER_LABEL, IP_FAMILY_LABEL,
+    LOAD_BALANCER_ROLE, NETWORK, ROLE_LABEL,
 };
-use crate::config::{Cluster, Node, NodeRole, Registry};
+use crate::config::{Cluster, IpFamily, Networking, Node, NodeRole, Registry};
 use crate::kubeadm::{self, NodeBootstrap, RenderInput};
 use crate::provider::{NodeSecurity, Provider, PublishedPort, LB_POOL_LABEL};
 use crate::ui::{Step, Ui};
 
 /// Labels copied from the cluster's existing nodes onto the new one: the local registry's
 /// user mark and the LoadBalancer block (so both stay the cluster's while any node lives).
-const INHERITED_LABELS: [&str; 2] = [crate::registry::USER_LABEL, LB_POOL_LABEL];
+const INHERITED_LABELS: [&str; 3] = [crate::registry::USER_LABEL, LB_POOL_LABEL, IP_FAMILY_LABEL];
 
 pub struct AddNodeOptions {
     pub cluster: String,
@@ -97,9 +97,18 @@ async fn forget_nodes(docker: &dyn Provider, cluster: &str, owner: &Ownership) {
 /// The config `create` would have had for the new worker: a control plane (the plan names
 /// the API endpoint after it; it is never touched) and the worker, with the cluster's
 /// registry when its nodes use one.
-fn node_config(cluster: &str, image: &str, registry_port: Option<i32>) -> Cluster {
+fn node_config(
+    cluster: &str,
+    image: &str,
+    registry_port: Option<i32>,
+    family: IpFamily,
+) -> Cluster {
     Cluster {
         name: cluster.to_string(),
+        networking: Networking {
+            ip_family: family,
+            ..Networking::default()
+        },
         nodes: vec![
             Node {
                 role: NodeRole::ControlPlane,
@@ -157,6 +166,12 @@ async fn add_owned(
         .labels
         .get(crate::registry::USER_LABEL)
         .and_then(|p| p.parse::<i32>().ok());
+    // Clusters from before the label are IPv4 (kindred made no other).
+    let family = cp_info
+        .labels
+        .get(IP_FAMILY_LABEL)
+        .and_then(|f| IpFamily::parse_label(f))
+        .unwrap_or(IpFamily::Ipv4);
     let (name, config, options) = {
         // Held until the container exists: a concurrent create must not take its address.
         let _lock = crate::provider::lock_network(NETWORK, &|waiting| step.note(waiting)).await?;
@@ -166,6 +181,7 @@ async fn add_owned(
             .ensure_network(
                 NETWORK,
                 HashMap::from([("io.kindred.network".to_string(), "true".to_string())]),
+                family.has_ipv6(),
             )
             .await?;
         let ip = if addressing.supports_fixed_addresses() {
@@ -178,7 +194,7 @@ async fn add_owned(
         } else {
             None
         };
-        let config = node_config(cluster, &image, registry_port);
+        let config = node_config(cluster, &image, registry_port, family);
         let node = config.nodes[1].clone();
         let plan = ClusterPlan::new(config);
         let shared = ClusterContainers {
@@ -195,6 +211,7 @@ async fn add_owned(
                 host_port: None,
             },
             lb_pool: None,
+            addressing,
         };
         let mut spec = shared.node(
             &NodePlan {
@@ -226,7 +243,7 @@ async fn add_owned(
     step.done_with(name.clone());
 
     let step = ui.step(format!("Joining {name} to {cluster}"));
-    join(docker, cluster, &cp, lb.as_deref(), &name, &step).await?;
+    join(docker, cluster, &cp, lb.as_deref(), &name, family, &step).await?;
     step.done();
 
     if !opts.wait.is_zero() {
@@ -248,6 +265,7 @@ async fn join(
     cp: &str,
     lb: Option<&str>,
     node: &str,
+    family: IpFamily,
     step: &Step,
 ) -> Result<(), ClusterError> {
     let token = node_shell::sh(
@@ -265,13 +283,17 @@ async fn join(
         .to_string();
     let cluster_config = Cluster {
         name: cluster.to_string(),
+        networking: Networking {
+            ip_family: family,
+            ..Networking::default()
+        },
         ..Cluster::default()
     }
     .with_defaults();
     let mut input = RenderInput::from_cluster(&cluster_config, &Node::default());
     input.kubernetes_version = kube_version;
     input.node_name = node.to_string();
-    input.node_ips = vec![docker.container_ip(node, NETWORK).await?];
+    input.node_ips = kubeadm_config::node_ips_of(docker, node, family).await?;
     input.bootstrap = NodeBootstrap::Worker;
     input.control_plane_endpoint =
         format!("{}:{}", lb.unwrap_or(cp), kubeadm::API_SERVER_BIND_PORT);

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use super::Ctx;
 use crate::cluster::plan::NodePlan;
 use crate::cluster::{node_shell, ClusterError, NETWORK};
+use crate::config::IpFamily;
 use crate::kubeadm::{self, NodeBootstrap, NodeConfig, RenderInput};
 use crate::provider::Provider;
 use crate::ui::Step;
@@ -27,7 +28,7 @@ pub(super) struct Bootstrap {
     /// cluster, encrypted with this key; joining control planes fetch them with it.
     pub certificate_key: Option<String>,
     cgroup_v1: bool,
-    node_ips: HashMap<String, String>,
+    node_ips: HashMap<String, Vec<String>>,
 }
 
 pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Bootstrap, ClusterError> {
@@ -52,9 +53,17 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Bootstrap, Cluster
         Some(_) => Some(crate::random::hex(32)?),
         None => None,
     };
+    let family = plan.config.networking.ip_family;
+    // Dual-stack with IPv6 first in podSubnet: IPv6 is the primary family, of nodes too.
+    let ipv6_first = (plan.config.networking.pod_subnet.split(',').next())
+        .is_some_and(|first| first.contains(':'));
     let mut node_ips = HashMap::new();
     for n in &plan.nodes {
-        node_ips.insert(n.name.clone(), docker.container_ip(&n.name, NETWORK).await?);
+        let mut ips = node_ips_of(docker, &n.name, family).await?;
+        if ipv6_first {
+            ips.reverse();
+        }
+        node_ips.insert(n.name.clone(), ips);
     }
     Ok(Bootstrap {
         kube_version,
@@ -78,11 +87,12 @@ impl Bootstrap {
         let mut input = RenderInput::from_cluster(config, &node.config);
         input.kubernetes_version = self.kube_version.clone();
         input.node_name = node.name.clone();
-        input.node_ips = vec![self.node_ips[&node.name].clone()];
+        input.node_ips = self.node_ips[&node.name].clone();
         input.bootstrap = bootstrap;
         input.control_plane_endpoint = self.endpoint.clone();
         input.api_server_cert_sans = vec![
             "127.0.0.1".into(),
+            "::1".into(),
             "localhost".into(),
             config.networking.api_server_address.clone(),
         ];
@@ -92,6 +102,29 @@ impl Bootstrap {
         input.timeout_scale = crate::patience::scale();
         Ok(kubeadm::render_node(&input)?)
     }
+}
+
+/// The node's addresses for kubelet's `node-ip`, in the family's order: IPv4, IPv6, or both
+/// (IPv4 first, the primary family of a dual-stack cluster with the default subnets).
+pub(super) async fn node_ips_of(
+    docker: &dyn Provider,
+    node: &str,
+    family: IpFamily,
+) -> Result<Vec<String>, ClusterError> {
+    let v4 = docker.container_ip(node, NETWORK).await?;
+    if family == IpFamily::Ipv4 {
+        return Ok(vec![v4]);
+    }
+    let Some(v6) = docker.container_ipv6(node, NETWORK).await? else {
+        return Err(ClusterError::NodeWithoutIpv6 {
+            node: node.to_string(),
+            family: family.to_string(),
+        });
+    };
+    Ok(match family {
+        IpFamily::Ipv6 => vec![v6],
+        _ => vec![v4, v6],
+    })
 }
 
 /// Writes the node's kubeadm config and the files it refers to (the node's kubelet patches).

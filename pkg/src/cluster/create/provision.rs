@@ -33,12 +33,22 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
     let _lock = crate::provider::lock_network(NETWORK, &|waiting| step.note(waiting)).await?;
     pause_point("locked").await;
     preflight::reserve_name(docker, plan).await?;
+    let family = plan.config.networking.ip_family;
     let addressing = docker
         .ensure_network(
             NETWORK,
             HashMap::from([("io.kindred.network".to_string(), "true".to_string())]),
+            family.has_ipv6(),
         )
         .await?;
+    if family.has_ipv6() && addressing.subnet_v6.is_none() {
+        // A cluster made the old network its own since the check before create.
+        return Err(ClusterError::NetworkWithoutIpv6 {
+            family: family.to_string(),
+            subnet: addressing.subnet.to_string(),
+            clusters: "(another create, just now)".into(),
+        });
+    }
     // The registry first, so that the nodes' addresses are picked around its address.
     let registry = RegistryRequest::of(&plan.config);
     if let Some(request) = registry {
@@ -99,6 +109,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
         lib_modules,
         api_port: api_port(&plan.config.networking)?,
         lb_pool,
+        addressing: addressing.clone(),
     };
     let mut specs: Vec<ContainerSpec> = plan
         .nodes
