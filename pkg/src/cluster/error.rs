@@ -181,9 +181,9 @@ pub enum ClusterError {
     NodeWithoutIpv6 { node: String, family: String },
     #[error(
         "networking.ipFamily {family} needs IPv6 on the Docker network `kindred` ({subnet}), \
-         which an older kindred made without it and which clusters {clusters} still use; \
-         kindred recreates it with IPv6 once no cluster uses it: delete those clusters \
-         (`kindred delete cluster --name NAME`), then create this one again"
+         which an older kindred made without IPv6 and which is still used by clusters: \
+         {clusters}; kindred recreates it with IPv6 once no cluster uses it: delete those \
+         clusters (`kindred delete cluster --name NAME`), then create this one again"
     )]
     NetworkWithoutIpv6 {
         family: String,

@@ -305,3 +305,28 @@ fn no_proxy_alone_is_forwarded_too() {
         "{env:?}"
     );
 }
+
+#[tokio::test]
+async fn ipv6_is_refused_while_other_clusters_use_a_network_without_it() {
+    let docker = crate::provider::fake::FakeProvider::default();
+    // IPv4 needs nothing of the host or the network.
+    assert!(check_ip_family(&docker, IpFamily::Ipv4).await.is_ok());
+    // The fake's network has no IPv6 subnet; no cluster uses it yet, so create may replace it.
+    let lack = host_ipv6_lack();
+    let alone = check_ip_family(&docker, IpFamily::Ipv6).await;
+    match &lack {
+        Some(_) => assert!(matches!(alone, Err(ClusterError::HostWithoutIpv6 { .. }))),
+        None => assert!(alone.is_ok(), "{alone:?}"),
+    }
+    docker.add_container("old-control-plane", &[(CLUSTER_LABEL, "old")]);
+    let err = check_ip_family(&docker, IpFamily::Dual).await.unwrap_err();
+    if lack.is_none() {
+        let msg = err.to_string();
+        assert!(
+            matches!(err, ClusterError::NetworkWithoutIpv6 { .. }),
+            "{msg}"
+        );
+        assert!(msg.contains("still used by clusters: old;"), "{msg}");
+        assert!(msg.contains("kindred delete cluster --name NAME"), "{msg}");
+    }
+}
