@@ -4,7 +4,7 @@
 //! are gone; deleting the control plane, an unknown node or adding a control plane is refused
 //! with the reason; an add interrupted by SIGTERM removes the new container and volume and
 //! nothing else; a stopped worker is deleted without a drain; the control plane is restarted
-//! and Ready again.
+//! and Ready again; the cluster is deleted although a pod cgroup of its node is frozen.
 
 use std::time::{Duration, Instant};
 
@@ -146,8 +146,38 @@ fn nodes_are_added_restarted_and_deleted() {
             ]);
             assert!(out.status.success(), "create cluster:\n{}", text(&out));
             exercise();
+            deleted_with_a_frozen_pod_cgroup(kubeconfig);
         },
     );
+}
+
+/// A pod cgroup left frozen (runc freezes one while it changes its device rules on cgroup v1,
+/// and a runc killed then never thaws it) keeps the node's init from exiting after the kill:
+/// Docker alone cannot remove the node. `delete cluster` thaws it and removes the node.
+fn deleted_with_a_frozen_pod_cgroup(kubeconfig: &str) {
+    let frozen = kindred_e2e::node_sh(
+        &cp(),
+        "for d in /sys/fs/cgroup/freezer/kubepods.slice/*/ /sys/fs/cgroup/kubepods.slice/*/; do \
+           if [ -f $d/freezer.state ]; then echo FROZEN > $d/freezer.state; echo $d; break; \
+           elif [ -f $d/cgroup.freeze ]; then echo 1 > $d/cgroup.freeze; echo $d; break; fi; \
+         done",
+    );
+    assert!(!frozen.trim().is_empty(), "no pod cgroup to freeze");
+    let out = kindred(&[
+        "-v",
+        "delete",
+        "cluster",
+        "--name",
+        NAME,
+        "--kubeconfig",
+        kubeconfig,
+    ]);
+    assert!(
+        out.status.success(),
+        "delete cluster with {frozen} frozen:\n{}",
+        text(&out)
+    );
+    assert_eq!(kindred_e2e::containers_of(NAME), "", "{}", text(&out));
 }
 
 fn exercise() {

@@ -82,6 +82,11 @@ pub struct Docker {
     client: bollard::Docker,
 }
 
+/// Docker sent the kill, but the container's init did not exit (see provider::thaw).
+fn is_stuck_exit(e: &bollard::errors::Error) -> bool {
+    e.to_string().contains("did not receive an exit event")
+}
+
 fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(
         e,
@@ -114,6 +119,34 @@ impl Docker {
 
     pub fn client(&self) -> &bollard::Docker {
         &self.client
+    }
+
+    /// A kill Docker sent did not end the container: its init waits for tasks in frozen
+    /// cgroups (see provider::thaw). Thaws them, or says how to when this process cannot.
+    async fn thaw_stuck(
+        &self,
+        name: &str,
+        e: &bollard::errors::Error,
+    ) -> Result<(), ProviderError> {
+        let pid = self
+            .client
+            .inspect_container(name, None)
+            .await
+            .ok()
+            .and_then(|c| c.state?.pid)
+            .unwrap_or_default();
+        let frozen = super::thaw::frozen_below(pid, Path::new("/sys/fs/cgroup"));
+        let thawed = super::thaw::thaw(&frozen);
+        if thawed == 0 {
+            return Err(ProviderError::Other(format!(
+                "container {name} does not exit ({e}): its init (host PID {pid}) waits for \
+                 tasks of its PID namespace; on a cgroup v1 host these are usually in a pod \
+                 cgroup that runc left frozen. As root, write THAWED into each freezer.state \
+                 that reads FROZEN under /sys/fs/cgroup/freezer/docker/<its id>/, then try again."
+            )));
+        }
+        tracing::info!("{name}: thawed {thawed} frozen cgroup(s) so that it can exit");
+        Ok(())
     }
 
     async fn run_with_fallback(
@@ -500,7 +533,14 @@ impl Provider for Docker {
             t: Some(timeout_secs),
             ..Default::default()
         };
-        match self.client.stop_container(name, Some(opts)).await {
+        let mut result = self.client.stop_container(name, Some(opts.clone())).await;
+        if let Err(e) = &result {
+            if is_stuck_exit(e) {
+                self.thaw_stuck(name, e).await?;
+                result = self.client.stop_container(name, Some(opts)).await;
+            }
+        }
+        match result {
             Ok(()) => Ok(()),
             // 304: already stopped.
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -526,9 +566,16 @@ impl Provider for Docker {
             v: true,
             ..Default::default()
         };
-        match self.client.remove_container(name, Some(opts)).await {
+        match self.client.remove_container(name, Some(opts.clone())).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) if is_stuck_exit(&e) => {
+                self.thaw_stuck(name, &e).await?;
+                match self.client.remove_container(name, Some(opts)).await {
+                    Err(e) if !is_not_found(&e) => Err(api(format!("remove container {name}"))(e)),
+                    _ => Ok(()),
+                }
+            }
             Err(e) => Err(api(format!("remove container {name}"))(e)),
         }
     }

@@ -10,6 +10,7 @@ pub(crate) mod fake;
 mod lock;
 mod network;
 mod security;
+mod thaw;
 mod types;
 
 use std::collections::{BTreeSet, HashMap};
