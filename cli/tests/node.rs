@@ -117,14 +117,7 @@ fn nodes_are_added_restarted_and_deleted() {
     let kubeconfig = dir.path().join("kubeconfig");
     let kubeconfig = kubeconfig.to_str().unwrap();
     let cleanup = || {
-        kindred(&[
-            "delete",
-            "cluster",
-            "--name",
-            NAME,
-            "--kubeconfig",
-            kubeconfig,
-        ]);
+        delete_cluster(kubeconfig);
     };
     let image = kindred_e2e::node_image();
     kindred_e2e::cluster::cleaned_up(
@@ -163,7 +156,18 @@ fn deleted_with_a_frozen_pod_cgroup(kubeconfig: &str) {
          done",
     );
     assert!(!frozen.trim().is_empty(), "no pod cgroup to freeze");
-    let out = kindred(&[
+    let out = delete_cluster(kubeconfig);
+    assert!(
+        out.status.success(),
+        "delete cluster with {frozen} frozen:\n{}",
+        text(&out)
+    );
+    assert_eq!(kindred_e2e::containers_of(NAME), "", "{}", text(&out));
+}
+
+/// `delete cluster` of the test's cluster, verbose (it says what it thawed).
+fn delete_cluster(kubeconfig: &str) -> std::process::Output {
+    kindred(&[
         "-v",
         "delete",
         "cluster",
@@ -171,13 +175,7 @@ fn deleted_with_a_frozen_pod_cgroup(kubeconfig: &str) {
         NAME,
         "--kubeconfig",
         kubeconfig,
-    ]);
-    assert!(
-        out.status.success(),
-        "delete cluster with {frozen} frozen:\n{}",
-        text(&out)
-    );
-    assert_eq!(kindred_e2e::containers_of(NAME), "", "{}", text(&out));
+    ])
 }
 
 fn exercise() {
