@@ -26,6 +26,9 @@ use crate::registry;
 /// Label carrying the token of the `create cluster` invocation that made a container or volume.
 pub const TOKEN_LABEL: &str = "io.kindred.create-token";
 
+/// Cleanup passes at most after an interruption (see [`Ownership::clean_up`]).
+const SETTLE_PASSES: usize = 6;
+
 /// One `create cluster` invocation: its token and what it has done that cleanup must undo.
 #[derive(Debug)]
 pub struct Ownership {
@@ -104,9 +107,10 @@ impl Ownership {
         self.wrote_kubeconfig.store(true, Ordering::SeqCst);
     }
 
-    /// Removes everything this invocation made. With `settle`, a second pass runs a second
-    /// later: after an interruption a container creation already sent to Docker may complete
-    /// after the first pass.
+    /// Removes everything this invocation made. With `settle`, more passes follow, a second
+    /// apart: after an interruption a container creation already sent to Docker may complete
+    /// after a pass (late, on a busy daemon). Passes go on until two in a row find nothing
+    /// left, at most [`SETTLE_PASSES`]; the last pass's failures count.
     pub async fn clean_up(
         &self,
         docker: &dyn Provider,
@@ -116,12 +120,19 @@ impl Ownership {
         let mut leftovers = Vec::new();
         self.remove_containers_and_volumes(docker, &mut done, &mut leftovers)
             .await;
-        if settle {
+        let passes = if settle { SETTLE_PASSES } else { 1 };
+        let mut quiet_before = false;
+        for _ in 1..passes {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            // The second pass retries what the first could not remove; its failures count.
+            let removed = done.containers.len() + done.volumes;
             leftovers.clear();
             self.remove_containers_and_volumes(docker, &mut done, &mut leftovers)
                 .await;
+            let quiet = leftovers.is_empty() && done.containers.len() + done.volumes == removed;
+            if quiet && quiet_before {
+                break;
+            }
+            quiet_before = quiet;
         }
         match self.remove_registry_if_made_and_unused(docker).await {
             Ok(removed) => done.registry = removed,
