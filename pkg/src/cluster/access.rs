@@ -49,7 +49,7 @@ pub async fn kubeconfig_entry(
         format!("https://{front}:{API_SERVER_BIND_PORT}")
     } else {
         let published = docker
-            .host_port(front, &format!("{API_SERVER_BIND_PORT}/tcp"))
+            .published_address(front, &format!("{API_SERVER_BIND_PORT}/tcp"))
             .await?;
         format!("https://{}", client_address(published))
     };

@@ -968,7 +968,7 @@ impl Provider for Docker {
             .filter(|ip| !ip.is_empty()))
     }
 
-    async fn host_port(
+    async fn published_address(
         &self,
         name: &str,
         container_port: &str,

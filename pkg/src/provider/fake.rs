@@ -255,7 +255,7 @@ impl Provider for FakeProvider {
         Ok(None)
     }
 
-    async fn host_port(
+    async fn published_address(
         &self,
         _name: &str,
         _container_port: &str,

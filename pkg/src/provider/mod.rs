@@ -106,7 +106,7 @@ pub trait Provider: Send + Sync {
     ) -> Result<Option<String>, ProviderError>;
 
     /// The host address and port Docker bound for a container port (`6443/tcp`).
-    async fn host_port(
+    async fn published_address(
         &self,
         name: &str,
         container_port: &str,
