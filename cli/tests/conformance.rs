@@ -253,7 +253,12 @@ fn ipv6_cluster(dir: &Path, kubeconfig: &Path) {
     );
     // The host reaches the API server on IPv6 loopback (kind's default for ipv6).
     let config = std::fs::read_to_string(kubeconfig).unwrap();
-    assert!(config.contains("server: https://[::1]:"), "{config}");
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&config).unwrap();
+    let server = parsed["clusters"][0]["cluster"]["server"].as_str();
+    assert!(
+        server.is_some_and(|s| s.starts_with("https://[::1]:")),
+        "{config}"
+    );
     let nodes = kindred(
         &[
             "kubectl",

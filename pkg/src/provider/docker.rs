@@ -1117,7 +1117,15 @@ impl Provider for Docker {
             )
         })?;
         let mut addressing = NetworkAddressing::for_subnet(subnet);
-        addressing.subnet_v6 = pick_subnet_v6(&taken);
+        if require_ipv6 {
+            addressing.subnet_v6 = Some(pick_subnet_v6(&taken).ok_or_else(|| {
+                ProviderError::Other(
+                    "no free IPv6 subnet for the kindred network (fc00:6b69:6e64:7265::/64 \
+                     and the 15 after it are all used by other networks or routes)"
+                        .into(),
+                )
+            })?);
+        }
         // A daemon started with --mtu (nested in a network with a smaller MTU, e.g. a CI pod)
         // gives its default bridge that MTU; kindred's network must not exceed it either.
         let options = match self.bridge_mtu().await {
@@ -1151,16 +1159,10 @@ impl Provider for Docker {
                 ..Default::default()
             }
         };
-        let created = match self.client().create_network(request(&addressing)).await {
-            // A daemon or host without IPv6: IPv4 clusters do not need it.
-            Err(e) if addressing.subnet_v6.is_some() && !require_ipv6 => {
-                tracing::debug!("network {name} without IPv6, as Docker refused it: {e}");
-                addressing.subnet_v6 = None;
-                self.client().create_network(request(&addressing)).await
-            }
-            other => other,
-        };
-        created.map_err(|e| ProviderError::Other(format!("create network {name}: {e}")))?;
+        self.client()
+            .create_network(request(&addressing))
+            .await
+            .map_err(|e| ProviderError::Other(format!("create network {name}: {e}")))?;
         Ok(addressing)
     }
 

@@ -173,10 +173,9 @@ pub trait Provider: Send + Sync {
 
     // Networks.
     /// Creates the bridge network `name` unless it exists, with a subnet that supports fixed
-    /// node addresses and, where the runtime can, an IPv6 subnet; returns how it hands out
-    /// addresses. With `require_ipv6` a new network without IPv6 is an error, and an unused
-    /// old one without IPv6 is replaced (one in use is returned as it is: the caller decides).
-    /// Callers hold [`lock_network`].
+    /// node addresses and, with `require_ipv6`, an IPv6 subnet too; returns how it hands out
+    /// addresses. With `require_ipv6` an unused network without IPv6 is replaced (one in use
+    /// is returned as it is: the caller decides). Callers hold [`lock_network`].
     async fn ensure_network(
         &self,
         name: &str,

@@ -14,10 +14,10 @@
 //! sees which blocks are taken: node addresses avoid them, new blocks avoid them, and a block is
 //! free again when its cluster's containers are gone.
 //!
-//! Where Docker can, the network also has an IPv6 subnet (a /64 of unique local addresses),
-//! split the same way. A node's fixed IPv6 address is derived from its IPv4 one (the same
-//! offset into the upper half), so it needs no bookkeeping of its own and is as unique and as
-//! stable as the IPv4 address. IPv6 and dual-stack clusters use it; IPv4 clusters ignore it.
+//! Made for an IPv6 or dual-stack cluster, the network also has an IPv6 subnet (a /64 of
+//! unique local addresses), split the same way; IPv4 clusters can share it. A node's fixed
+//! IPv6 address is derived from its IPv4 one (the same offset into the upper half), so it
+//! needs no bookkeeping of its own and is as unique and as stable as the IPv4 address.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
