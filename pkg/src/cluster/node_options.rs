@@ -363,17 +363,30 @@ async fn check_ip_family(docker: &dyn Provider, family: IpFamily) -> Result<(), 
         return Ok(());
     }
     let users = docker.list_by_labels(&[CLUSTER_LABEL.to_string()]).await?;
-    let clusters: BTreeSet<&str> = users
+    let mut clusters: Vec<String> = users
         .iter()
-        .filter_map(|c| c.labels.get(CLUSTER_LABEL).map(String::as_str))
+        .filter_map(|c| c.labels.get(CLUSTER_LABEL).cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
+    // A kept local registry holds the network too.
+    if docker
+        .container(crate::registry::CONTAINER)
+        .await?
+        .is_some()
+    {
+        clusters.push(format!(
+            "(and the registry {}: `kindred delete registry`)",
+            crate::registry::CONTAINER
+        ));
+    }
     if clusters.is_empty() {
         return Ok(());
     }
     Err(ClusterError::NetworkWithoutIpv6 {
         family: family.to_string(),
         subnet: network.subnet.to_string(),
-        clusters: clusters.into_iter().collect::<Vec<_>>().join(", "),
+        clusters: clusters.join(", "),
     })
 }
 

@@ -329,4 +329,10 @@ async fn ipv6_is_refused_while_other_clusters_use_a_network_without_it() {
         assert!(msg.contains("still used by clusters: old;"), "{msg}");
         assert!(msg.contains("kindred delete cluster --name NAME"), "{msg}");
     }
+    // A kept registry holds the network as well.
+    docker.add_container(crate::registry::CONTAINER, &[]);
+    let err = check_ip_family(&docker, IpFamily::Ipv6).await.unwrap_err();
+    if lack.is_none() {
+        assert!(err.to_string().contains("kindred delete registry"), "{err}");
+    }
 }
