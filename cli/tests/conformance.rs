@@ -58,9 +58,10 @@ const IPV6_FOCUS: &str = concat!(
 );
 const IPV6_SPECS: u64 = 4;
 
+const EXE: &str = env!("CARGO_BIN_EXE_kindred");
+
 fn kindred(args: &[&str], kubeconfig: &Path, stdin: Option<&str>) -> Output {
-    let exe = env!("CARGO_BIN_EXE_kindred");
-    kindred_e2e::output(&mut kindred_e2e::kindred(exe, args, kubeconfig), stdin)
+    kindred_e2e::output(&mut kindred_e2e::kindred(EXE, args, kubeconfig), stdin)
 }
 
 #[test]
@@ -90,7 +91,7 @@ fn the_ci_subset_passes_on_a_one_plus_two_cluster() {
     kindred_e2e::cluster::cleaned_up(
         &[CLUSTER],
         cleanup,
-        || {},
+        || kindred_e2e::cluster::export_logs_if_kept(EXE, CLUSTER, &kubeconfig),
         || {
             exercise(dir.path(), &kubeconfig);
         },
@@ -114,7 +115,7 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
         text(&created)
     );
 
-    let artifacts = dir.join("artifacts");
+    let artifacts = kindred_e2e::cluster::artifacts_dir("conformance-subset", dir);
     let started = Instant::now();
     let run = test_conformance(
         CLUSTER,
@@ -125,32 +126,45 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
     let took = started.elapsed();
     let summary = String::from_utf8_lossy(&run.stdout).into_owned();
     eprintln!("conformance subset: {took:?}\n{summary}");
-    assert!(
-        run.status.success(),
-        "the subset failed:\n{summary}\n(see {})",
-        artifacts.join("ginkgo.log").display()
-    );
-
-    // The report: JUnit from the e2e framework, and kindred's summary of it.
-    let junit = std::fs::read_to_string(artifacts.join("junit_01.xml")).expect("junit_01.xml");
-    assert!(junit.contains("<testsuite"), "{junit}");
     let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(artifacts.join("summary.json")).expect("summary.json"),
+        &std::fs::read_to_string(artifacts.join("summary.json"))
+            .unwrap_or_else(|e| panic!("no summary.json ({e}); the run printed:\n{summary}")),
     )
     .unwrap();
     let s = &json["summary"];
+    let failed: Vec<String> = s["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
     let passed = s["passed"].as_u64().unwrap();
-    assert_eq!(s["failed"].as_array().unwrap().len(), 0, "{json:#}");
+    if run.status.success() {
+        assert!(failed.is_empty(), "{json:#}");
+        assert!(
+            summary.starts_with(&format!("passed: {passed}, failed: 0")),
+            "{summary}"
+        );
+    } else {
+        assert!(
+            !failed.is_empty() && failed.len() <= MAX_RERUN,
+            "the subset failed:\n{summary}\n(see {})",
+            artifacts.join("ginkgo.log").display()
+        );
+        rerun_once(dir, kubeconfig, &failed, &summary);
+    }
     assert_eq!(s["suite_failures"].as_array().unwrap().len(), 0, "{json:#}");
     // Every spec of the subset ran (none skipped itself for lack of something).
-    assert!(passed >= 40, "only {passed} specs passed: {json:#}");
+    assert!(
+        passed + failed.len() as u64 >= 40,
+        "only {passed} specs passed: {json:#}"
+    );
     assert_eq!(s["skipped"].as_array().unwrap().len(), 0, "{json:#}");
     assert_eq!(json["imagePulls"].as_array().unwrap().len(), 0, "{json:#}");
     assert_eq!(json["kubernetesVersion"], json["e2eVersion"]);
-    assert!(
-        summary.starts_with(&format!("passed: {passed}, failed: 0")),
-        "{summary}"
-    );
+    // The report: JUnit from the e2e framework, and kindred's summary of it.
+    let junit = std::fs::read_to_string(artifacts.join("junit_01.xml")).expect("junit_01.xml");
+    assert!(junit.contains("<testsuite"), "{junit}");
     // What ran against what, for whoever reads the artifacts.
     for f in [
         "kubeconfig",
@@ -180,10 +194,60 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
     netpol_subset(dir, kubeconfig);
 }
 
+/// At most this many failed specs are run again; more is a broken cluster, not a flake.
+const MAX_RERUN: usize = 2;
+
+/// Runs the specs that failed once more, on the same cluster, after exporting its logs (into
+/// $KINDRED_ARTIFACTS when CI keeps it): they must pass now. A spec that fails once in many
+/// runs on this loaded cgroup v1 host (seen: runc's "unable to freeze" counted a container
+/// restart; docs/reliability.md) is reported loudly, with the evidence kept, without failing
+/// CI; one that fails again fails the test.
+fn rerun_once(dir: &Path, kubeconfig: &Path, failed: &[String], first: &str) {
+    kindred_e2e::cluster::export_logs_if_kept(EXE, CLUSTER, kubeconfig);
+    let focus = failed
+        .iter()
+        .map(|name| regex_escape(name))
+        .collect::<Vec<_>>()
+        .join("|");
+    let artifacts = kindred_e2e::cluster::artifacts_dir("conformance-subset-rerun", dir);
+    let run = test_conformance(
+        CLUSTER,
+        kubeconfig,
+        &artifacts,
+        &["--focus", &focus, "--parallel", "1"],
+    );
+    let again = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success() && again.starts_with(&format!("passed: {}, failed: 0", failed.len())),
+        "the subset failed, and its failed specs failed again:\n{first}\nagain:\n{again}"
+    );
+    // Passing tests' output is not shown by CI: the flake is also written down, and .ci/run
+    // prints every FLAKE.txt of its run.
+    let note = format!(
+        "FLAKE: {} spec(s) of the conformance subset failed once and passed when run again: \
+         {failed:?}\nfirst run:\n{first}\n",
+        failed.len()
+    );
+    eprintln!("{note}");
+    std::fs::write(artifacts.join("FLAKE.txt"), note).unwrap();
+}
+
+/// `text` as a regular expression that matches exactly it (spec names hold `[`, `(`, `.`).
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The Netpol specs carry `[Feature:NetworkPolicy]`, which the default skips leave out: they
 /// run with --no-default-skips.
 fn netpol_subset(dir: &Path, kubeconfig: &Path) {
-    let artifacts = dir.join("netpol");
+    let artifacts = kindred_e2e::cluster::artifacts_dir("conformance-netpol", dir);
     let run = test_conformance(
         CLUSTER,
         kubeconfig,
@@ -223,7 +287,7 @@ fn an_ipv6_cluster_serves_pods_services_and_dns_over_ipv6() {
     kindred_e2e::cluster::cleaned_up(
         &[IPV6_CLUSTER],
         cleanup,
-        || {},
+        || kindred_e2e::cluster::export_logs_if_kept(EXE, IPV6_CLUSTER, &kubeconfig),
         || ipv6_cluster(dir.path(), &kubeconfig),
     );
 }
@@ -350,7 +414,7 @@ fn ipv6_cluster(dir: &Path, kubeconfig: &Path) {
         std::thread::sleep(Duration::from_secs(2));
     }
 
-    let artifacts = dir.join("ipv6");
+    let artifacts = kindred_e2e::cluster::artifacts_dir("conformance-ipv6", dir);
     let run = test_conformance(
         IPV6_CLUSTER,
         kubeconfig,

@@ -448,11 +448,20 @@ fn bad_input(ctx: &Ctx) {
         &["load", "docker-image", HELLO, "--name", "daily-e2e-nope"],
         &["no cluster named daily-e2e-nope", CLUSTER],
     );
-    fails_with(
-        ctx,
+    // Refused before its default (temporary) directory is made: nothing left behind.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ctx.kindred_env(
         &["export", "logs", "--name", "daily-e2e-nope"],
-        &["no cluster named daily-e2e-nope"],
+        &[("TMPDIR", tmp.path().to_str().unwrap())],
     );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("no cluster named daily-e2e-nope"),
+        "{}",
+        text(&out)
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "export logs left {left:?}");
 }
 
 fn non_empty(path: &Path) -> String {

@@ -75,3 +75,21 @@ pub fn cleaned_up(
     }
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
+
+/// Where a test keeps what its failure must leave behind (e.g. a conformance run's report):
+/// `$KINDRED_ARTIFACTS/<name>` when CI keeps that directory (.ci/run sets it), else
+/// `scratch/<name>` (the test's own temporary directory).
+pub fn artifacts_dir(name: &str, scratch: &std::path::Path) -> PathBuf {
+    match std::env::var_os("KINDRED_ARTIFACTS").filter(|a| !a.is_empty()) {
+        Some(kept) => PathBuf::from(kept).join(name),
+        None => scratch.join(name),
+    }
+}
+
+/// Exports the logs of `cluster` into `$KINDRED_ARTIFACTS/kindred-logs-<cluster>` when CI keeps
+/// that directory (for a failed test: run it before the cluster is deleted).
+pub fn export_logs_if_kept(exe: &'static str, cluster: &str, kubeconfig: &std::path::Path) {
+    if std::env::var_os("KINDRED_ARTIFACTS").is_some() {
+        let _ = kindred(exe, &["export", "logs", "--name", cluster], kubeconfig).output();
+    }
+}

@@ -22,12 +22,8 @@ pub struct ExportLogsArgs {
 pub async fn run(args: ExportLogsArgs, ui: &Ui) -> CmdResult {
     let docker = Docker::connect().await?;
     let name = cluster::default_name(args.name.as_deref());
-    let dir = match args.dir {
-        Some(d) => d,
-        None => cluster::default_logs_dir(&name)?,
-    };
     let step = ui.step(format!("Exporting the logs of cluster \"{name}\""));
-    let exported = cluster::export_logs(&docker, &name, &dir).await?;
+    let exported = cluster::export_logs(&docker, &name, args.dir.as_deref()).await?;
     if exported.errors.is_empty() {
         step.done();
     } else {

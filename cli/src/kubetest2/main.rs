@@ -438,7 +438,7 @@ impl Deployer {
                 .ui
                 .step(format!("Exporting the logs of {name} to {}", dir.display()));
             // Missing logs must not keep the cluster alive.
-            match cluster::export_logs(&docker, name, &dir).await {
+            match cluster::export_logs(&docker, name, Some(&dir)).await {
                 Ok(_) => step.done(),
                 Err(e) => step.done_with(format!("failed: {e}")),
             }

@@ -84,7 +84,7 @@ pub fn artifacts_dir(cluster: &str, artifacts: Option<&str>) -> Option<PathBuf> 
 }
 
 /// [`artifacts_dir`] from the environment, else a new temporary directory (kept).
-pub fn default_logs_dir(cluster: &str) -> Result<PathBuf, ClusterError> {
+fn default_logs_dir(cluster: &str) -> Result<PathBuf, ClusterError> {
     logs_dir(cluster, std::env::var(ARTIFACTS_ENV).ok().as_deref())
 }
 
@@ -99,14 +99,20 @@ fn logs_dir(cluster: &str, artifacts: Option<&str>) -> Result<PathBuf, ClusterEr
     Ok(dir.keep())
 }
 
-/// Collects the logs of every node of `cluster` into `dir` (created if missing).
+/// Collects the logs of every node of `cluster` into `dir` (created if missing; `None`: the
+/// default directory, made only once the cluster is known to exist).
 pub async fn export_logs(
     docker: &dyn Provider,
     cluster: &str,
-    dir: &Path,
+    dir: Option<&Path>,
 ) -> Result<ExportedLogs, ClusterError> {
     let all = super::nodes(docker, Some(cluster)).await?;
     let nodes = select_nodes(cluster, &all, &[], &super::clusters(docker).await?)?;
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None => default_logs_dir(cluster)?,
+    };
+    let dir = dir.as_path();
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|source| ClusterError::Io {

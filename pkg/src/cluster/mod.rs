@@ -41,7 +41,7 @@ pub use list::{
     clusters, node_details, nodes, render_nodes, select_nodes, NodeDetails, NodeFormat, NodeSummary,
 };
 pub use load::{load, ImageSource, LoadReport, Outcome};
-pub use logs::{default_logs_dir, export_logs, ExportedLogs, ARTIFACTS_ENV};
+pub use logs::{export_logs, ExportedLogs, ARTIFACTS_ENV};
 pub use node_options::{NodeExtras, NodeOptions, PROXY_VARIABLES};
 pub use nodes::{delete_node, next_worker_name, restart_node, NodeRoleRequest};
 pub use offline::{block_registry_pulls, unblock_registry_pulls, BlockedPulls};
