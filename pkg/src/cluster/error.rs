@@ -181,14 +181,17 @@ pub enum ClusterError {
     NodeWithoutIpv6 { node: String, family: String },
     #[error(
         "networking.ipFamily {family} needs IPv6 on the Docker network `kindred` ({subnet}), \
-         which an older kindred made without IPv6 and which is still used by clusters: \
-         {clusters}; kindred recreates it with IPv6 once no cluster uses it: delete those \
-         clusters (`kindred delete cluster --name NAME`), then create this one again"
+         which was made IPv4-only (by an IPv4 cluster, or an older kindred) and is still used \
+         by {users}; kindred recreates it with IPv6 once nothing uses it: delete {them}, then \
+         create this cluster again"
     )]
     NetworkWithoutIpv6 {
         family: String,
         subnet: String,
-        clusters: String,
+        /// What holds the network, e.g. "clusters a, b and the local registry kindred-registry".
+        users: String,
+        /// How to remove them, e.g. "the clusters (`kindred delete cluster --name NAME`)".
+        them: String,
     },
 
     // The local registry a create asks for (cluster::registry).

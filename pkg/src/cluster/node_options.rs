@@ -363,30 +363,35 @@ async fn check_ip_family(docker: &dyn Provider, family: IpFamily) -> Result<(), 
         return Ok(());
     }
     let users = docker.list_by_labels(&[CLUSTER_LABEL.to_string()]).await?;
-    let mut clusters: Vec<String> = users
+    let clusters: Vec<String> = users
         .iter()
         .filter_map(|c| c.labels.get(CLUSTER_LABEL).cloned())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     // A kept local registry holds the network too.
-    if docker
+    let registry = docker
         .container(crate::registry::CONTAINER)
         .await?
-        .is_some()
-    {
-        clusters.push(format!(
-            "(and the registry {}: `kindred delete registry`)",
-            crate::registry::CONTAINER
-        ));
+        .is_some();
+    let mut users = Vec::new();
+    let mut them = Vec::new();
+    if !clusters.is_empty() {
+        users.push(format!("clusters {}", clusters.join(", ")));
+        them.push("those clusters (`kindred delete cluster --name NAME`)".to_string());
     }
-    if clusters.is_empty() {
+    if registry {
+        users.push(format!("the local registry {}", crate::registry::CONTAINER));
+        them.push("the registry (`kindred delete registry`)".to_string());
+    }
+    if users.is_empty() {
         return Ok(());
     }
     Err(ClusterError::NetworkWithoutIpv6 {
         family: family.to_string(),
         subnet: network.subnet.to_string(),
-        clusters: clusters.join(", "),
+        users: users.join(" and "),
+        them: them.join(" and "),
     })
 }
 

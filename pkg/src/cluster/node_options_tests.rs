@@ -326,13 +326,35 @@ async fn ipv6_is_refused_while_other_clusters_use_a_network_without_it() {
             matches!(err, ClusterError::NetworkWithoutIpv6 { .. }),
             "{msg}"
         );
-        assert!(msg.contains("still used by clusters: old;"), "{msg}");
+        assert!(msg.contains("still used by clusters old;"), "{msg}");
         assert!(msg.contains("kindred delete cluster --name NAME"), "{msg}");
+        assert!(!msg.contains("registry"), "{msg}");
     }
     // A kept registry holds the network as well.
     docker.add_container(crate::registry::CONTAINER, &[]);
     let err = check_ip_family(&docker, IpFamily::Ipv6).await.unwrap_err();
     if lack.is_none() {
-        assert!(err.to_string().contains("kindred delete registry"), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!(
+                "used by clusters old and the local registry {};",
+                crate::registry::CONTAINER
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("kindred delete registry"), "{msg}");
+    }
+    // The registry alone: no word of clusters.
+    crate::provider::Provider::remove_container(&docker, "old-control-plane")
+        .await
+        .unwrap();
+    let err = check_ip_family(&docker, IpFamily::Ipv6).await.unwrap_err();
+    if lack.is_none() {
+        let msg = err.to_string();
+        assert!(!msg.contains("cluster --name"), "{msg}");
+        assert!(
+            msg.contains("delete the registry (`kindred delete registry`)"),
+            "{msg}"
+        );
     }
 }

@@ -46,7 +46,8 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
         return Err(ClusterError::NetworkWithoutIpv6 {
             family: family.to_string(),
             subnet: addressing.subnet.to_string(),
-            clusters: "(another create, just now)".into(),
+            users: "another create that took it just now".into(),
+            them: "that cluster".into(),
         });
     }
     // The registry first, so that the nodes' addresses are picked around its address.
