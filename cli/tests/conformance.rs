@@ -6,7 +6,8 @@
 //! handful of upstream's NetworkPolicy specs (`[sig-network] Netpol`), which kindred's pod
 //! network agent must enforce (the whole Netpol suite: docs/networking.md). And an IPv6
 //! cluster (`networking.ipFamily: ipv6`) with a few of sig-network's [Conformance] specs
-//! (the whole sig-network set on IPv6 and dual-stack: hack/e2e-ipv6.sh, docs/networking.md).
+//! (the whole sig-network set on IPv6 and dual-stack: hack/e2e-ipv6.sh, docs/networking.md)
+//! and an IPv6-only LoadBalancer Service answering from this host.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -367,52 +368,7 @@ fn ipv6_cluster(dir: &Path, kubeconfig: &Path) {
         assert!(cidrs.contains("fd00:10:244:"), "{name}: pod CIDRs {cidrs}");
     }
 
-    // LoadBalancer addresses are IPv4: an IPv6-only Service stays pending and says why.
-    let svc = kindred(
-        &[
-            "kubectl",
-            "--name",
-            IPV6_CLUSTER,
-            "--",
-            "create",
-            "service",
-            "loadbalancer",
-            "v6-lb",
-            "--tcp=80:80",
-        ],
-        kubeconfig,
-        None,
-    );
-    kindred_e2e::stdout_ok(&svc, "create service v6-lb");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let events = kindred(
-            &[
-                "kubectl",
-                "--name",
-                IPV6_CLUSTER,
-                "--",
-                "get",
-                "events",
-                "--field-selector",
-                "involvedObject.name=v6-lb,reason=IPFamilyNotSupported",
-                "-o",
-                "jsonpath={.items[*].message}",
-            ],
-            kubeconfig,
-            None,
-        );
-        let message = String::from_utf8_lossy(&events.stdout).into_owned();
-        if message.contains("PreferDualStack") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no IPFamilyNotSupported event for the IPv6-only Service: {}",
-            text(&events)
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    load_balancer_over_ipv6(kubeconfig, prefix);
 
     let artifacts = kindred_e2e::cluster::artifacts_dir("conformance-ipv6", dir);
     let run = test_conformance(
@@ -432,6 +388,121 @@ fn ipv6_cluster(dir: &Path, kubeconfig: &Path) {
         summary.starts_with(&format!("passed: {IPV6_SPECS}, failed: 0, skipped: 0")),
         "{summary}"
     );
+}
+
+/// An IPv6-only LoadBalancer Service gets an address of the IPv6 twin of the cluster's pool
+/// (in the upper half of the network's IPv6 subnet, `prefix`) and answers there from this host.
+/// The server is the etcd image every node image preloads.
+fn load_balancer_over_ipv6(kubeconfig: &Path, prefix: &str) {
+    let cp = format!("{IPV6_CLUSTER}-control-plane");
+    let images = kindred_e2e::docker_out(&["exec", &cp, "crictl", "images", "-o", "json"]);
+    let images: serde_json::Value = serde_json::from_str(&images).unwrap();
+    let etcd = images["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["repoTags"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(String::from))
+        .find(|t| t.starts_with("registry.k8s.io/etcd:"))
+        .expect("an etcd image preloaded in the node image");
+    let manifest = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: v6-web
+  labels: {{app: v6-web}}
+spec:
+  containers:
+  - name: etcd
+    image: {etcd}
+    imagePullPolicy: Never
+    command: [etcd, --data-dir=/tmp/etcd, '--listen-client-urls=http://[::]:2379',
+              '--advertise-client-urls=http://[::1]:2379', '--listen-peer-urls=http://[::1]:2380']
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: v6-lb
+spec:
+  type: LoadBalancer
+  selector: {{app: v6-web}}
+  ports:
+  - {{port: 80, targetPort: 2379, protocol: TCP}}
+"
+    );
+    let kubectl = |args: &[&str], stdin: Option<&str>| {
+        let mut all = vec!["kubectl", "--name", IPV6_CLUSTER, "--"];
+        all.extend_from_slice(args);
+        kindred(&all, kubeconfig, stdin)
+    };
+    kindred_e2e::stdout_ok(
+        &kubectl(&["apply", "-f", "-"], Some(&manifest)),
+        "apply v6-lb",
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let ip = kubectl(
+            &[
+                "get",
+                "svc",
+                "v6-lb",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[*].ip}",
+            ],
+            None,
+        );
+        let ip = String::from_utf8_lossy(&ip.stdout).trim().to_string();
+        let last;
+        if let Ok(addr) = ip.parse::<std::net::Ipv6Addr>() {
+            // Not one of Docker's dynamic addresses (the lower half): the pool's twin.
+            assert!(
+                ip.starts_with(&format!("{prefix}:8000:")),
+                "{ip} is not in the upper half of {prefix}::/64"
+            );
+            match etcd_version(addr) {
+                Ok(_) => break,
+                Err(e) => last = format!("{ip}: {e}"),
+            }
+        } else {
+            last = format!("status shows {ip:?}");
+        }
+        if Instant::now() > deadline {
+            let describe = kubectl(&["describe", "svc", "v6-lb"], None);
+            panic!(
+                "the IPv6 LoadBalancer Service does not answer from this host: {last}\n{}",
+                text(&describe)
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    kindred_e2e::stdout_ok(
+        &kubectl(&["delete", "svc/v6-lb", "pod/v6-web", "--wait=false"], None),
+        "delete v6-lb",
+    );
+}
+
+/// `GET /version` from etcd at `[ip]:80`, from this host.
+fn etcd_version(ip: std::net::Ipv6Addr) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from((ip, 80));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let request = format!("GET /version HTTP/1.0\r\nHost: [{ip}]\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    stream
+        .read_to_string(&mut body)
+        .map_err(|e| e.to_string())?;
+    if body.contains("etcdserver") {
+        Ok(body)
+    } else {
+        Err(format!("unexpected answer: {body}"))
+    }
 }
 
 /// `kindred test conformance` on a test's cluster. ginkgo's progress goes straight to the

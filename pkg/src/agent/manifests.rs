@@ -182,9 +182,14 @@ spec:
 
 /// The LoadBalancer Service agent (see `agent::service_lb`): not in node images, since only
 /// kindred knows the cluster's address pool; `create cluster` renders it with the agent image
-/// the node image carries. Its Leases and address table live in kube-system.
-pub fn service_lb(image: &str, pool: &str) -> String {
+/// the node image carries. Its Leases and address table live in kube-system. `pool6`: the
+/// pool's IPv6 twin, in a cluster with IPv6.
+pub fn service_lb(image: &str, pool: &str, pool6: Option<&str>) -> String {
     use super::service_lb::TABLE;
+    // Quoted like LB_POOL; indented to sit in the env list.
+    let pool6 = pool6
+        .map(|p| format!("\n            - name: LB_POOL_V6\n              value: \"{p}\""))
+        .unwrap_or_default();
     format!(
         r#"apiVersion: v1
 kind: ServiceAccount
@@ -291,7 +296,7 @@ spec:
                 fieldRef:
                   fieldPath: spec.nodeName
             - name: LB_POOL
-              value: "{pool}"
+              value: "{pool}"{pool6}
             - name: KINDRED_LOG
               value: info
           securityContext:
@@ -500,9 +505,26 @@ mod tests {
     }
 
     #[test]
+    fn service_lb_manifest_carries_the_ipv6_twin_when_given() {
+        let text = render(
+            &service_lb("img:v1", "172.18.255.192/27", Some("fc00::ffc0/123")),
+            "fd00:10:244::/56",
+            "fd00:10:96::/112",
+            "c:6443",
+        )
+        .unwrap();
+        let docs = documents(&text);
+        let env = env_of(&docs[5]);
+        let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("LB_POOL"), Some("172.18.255.192/27"));
+        assert_eq!(get("LB_POOL_V6"), Some("fc00::ffc0/123"));
+        assert_eq!(get("KINDRED_LOG"), Some("info"));
+    }
+
+    #[test]
     fn service_lb_manifest_carries_the_pool_and_the_endpoint() {
         let text = render(
-            &service_lb("img:v1", "172.18.255.192/27"),
+            &service_lb("img:v1", "172.18.255.192/27", None),
             "10.244.0.0/16",
             "10.96.0.0/16",
             "c:6443",
@@ -515,6 +537,7 @@ mod tests {
         let env = env_of(ds);
         let get = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         assert_eq!(get("LB_POOL"), Some("172.18.255.192/27"));
+        assert_eq!(get("LB_POOL_V6"), None);
         assert_eq!(get(CONTROL_PLANE_ENDPOINT), Some("c:6443"));
         assert_eq!(daemon_set_image(&text).as_deref(), Some("img:v1"));
         assert_eq!(

@@ -83,6 +83,19 @@ impl NetworkAddressing {
         Some(Ipv6Addr::from(u128::from(net6) + half + u128::from(offset)))
     }
 
+    /// The IPv6 twin of an IPv4 block of the subnet (a LoadBalancer pool): the block of as
+    /// many IPv6 addresses whose n-th is [`NetworkAddressing::ipv6_for`] of the block's n-th.
+    /// `None` without an IPv6 subnet.
+    pub fn ipv6_block_for(&self, block: &Cidr) -> Option<Cidr> {
+        let IpAddr::V4(first) = block.network() else {
+            return None;
+        };
+        let start = self.ipv6_for(first)?;
+        format!("{start}/{}", 128 - (32 - u32::from(block.prefix())))
+            .parse()
+            .ok()
+    }
+
     /// Fixed addresses are safe only when Docker's dynamic pool excludes them.
     pub fn supports_fixed_addresses(&self) -> bool {
         self.ip_range
@@ -328,6 +341,13 @@ mod tests {
         assert!(!pool.contains(other.into()));
         // An address outside the IPv4 subnet has no counterpart.
         assert_eq!(a.ipv6_for("10.0.0.1".parse().unwrap()), None);
+        // A LoadBalancer block's twin: as many addresses, starting at its first's twin.
+        assert_eq!(
+            a.ipv6_block_for(&cidr("172.20.255.224/27")),
+            Some(cidr("fc00:6b69:6e64:7265:8000::ffe0/123"))
+        );
+        a.subnet_v6 = None;
+        assert_eq!(a.ipv6_block_for(&cidr("172.20.255.224/27")), None);
     }
 
     #[test]

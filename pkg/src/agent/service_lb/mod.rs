@@ -17,6 +17,10 @@
 //!   freed, the status cleared, the finalizer and the Lease removed;
 //! - every agent keeps exactly the addresses of the Services it holds on its interface.
 //!
+//! In a cluster with IPv6 the agent also gets the pool's IPv6 twin (`LB_POOL_V6`, see
+//! [`pool::Pool6`]): a Service's IPv6 address is the twin of its IPv4 slot, shown per its
+//! `spec.ipFamilies`, so IPv6-only and dual-stack Services share the one table.
+//!
 //! Services whose `loadBalancerClass` names another implementation are left alone.
 
 mod address;
@@ -24,7 +28,7 @@ pub mod lease;
 pub mod pool;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -40,7 +44,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use self::address::Uplink;
 use self::lease::Decision;
-use self::pool::{AllocError, Holder, Pool, Table};
+use self::pool::{AllocError, Holder, Pool, Pool6, Table};
 use super::{env, AgentError};
 
 /// The finalizer service controllers put on LoadBalancer Services they provision.
@@ -65,6 +69,8 @@ const PASS: Duration = Duration::from_secs(2);
 pub struct ServiceLbAgent {
     node_name: String,
     pool: Pool,
+    /// The pool's IPv6 twin, in a cluster with IPv6.
+    pool6: Option<Pool6>,
 }
 
 struct Apis {
@@ -88,9 +94,17 @@ impl ServiceLbAgent {
     pub fn from_env() -> Result<Self, AgentError> {
         let pool =
             Pool::parse(&env("LB_POOL")?).map_err(|e| AgentError::Msg(format!("LB_POOL: {e}")))?;
+        let pool6 = match std::env::var("LB_POOL_V6").ok().filter(|v| !v.is_empty()) {
+            Some(text) => Some(
+                Pool6::parse(&text, &pool)
+                    .map_err(|e| AgentError::Msg(format!("LB_POOL_V6: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(ServiceLbAgent {
             node_name: env("NODE_NAME")?,
             pool,
+            pool6,
         })
     }
 
@@ -99,7 +113,8 @@ impl ServiceLbAgent {
         let client = super::client().await?;
         let apis = self.apis(client);
         let uplink = Uplink::find().await?;
-        tracing::info!(node = %self.node_name, pool = %self.pool, dev = %uplink.dev, "LoadBalancer agent started");
+        let pool6 = self.pool6.map(|p| p.to_string()).unwrap_or_default();
+        tracing::info!(node = %self.node_name, pool = %self.pool, pool6, dev = %uplink.dev, "LoadBalancer agent started");
         let mut events =
             Box::pin(watcher(apis.services.clone(), watcher::Config::default()).default_backoff());
         let mut tick = tokio::time::interval(PASS);
@@ -198,10 +213,7 @@ impl ServiceLbAgent {
                 self.release(apis, svc, &mut table).await
             };
             match result {
-                Ok(Some(ip)) => {
-                    keep.insert(ip);
-                }
-                Ok(None) => {}
+                Ok(ips) => keep.extend(ips),
                 Err(e) => tracing::warn!("{}: {e}", name_of(svc)),
             }
         }
@@ -315,14 +327,15 @@ impl ServiceLbAgent {
         Ok(true)
     }
 
-    /// The holder's work for a Service that wants an address; returns the address to hold.
+    /// The holder's work for a Service that wants an address; returns the addresses to hold
+    /// (one per family it shows).
     async fn provide(
         &self,
         apis: &Apis,
         svc: &Service,
         table: &mut TableHandle,
         memory: &mut Memory,
-    ) -> Result<Option<Ipv4Addr>, AgentError> {
+    ) -> Result<Vec<IpAddr>, AgentError> {
         let ns = svc.namespace().unwrap_or_default();
         let services: Api<Service> = Api::namespaced(apis.services.clone().into_client(), &ns);
         if !svc.finalizers().iter().any(|f| f == FINALIZER) {
@@ -338,15 +351,24 @@ impl ServiceLbAgent {
         let requested = svc
             .spec
             .as_ref()
-            .and_then(|s| s.load_balancer_ip.as_deref());
-        let status_ip = status_ips(svc).into_iter().next();
+            .and_then(|s| s.load_balancer_ip.as_deref())
+            .map(|r| self.requested_slot(r));
+        // The slot behind the first address the status shows (an IPv6 one: its twin's slot).
+        let status_ip = status_ips(svc).into_iter().find_map(|ip| self.slot_of(ip));
         let families = svc
             .spec
             .as_ref()
             .and_then(|s| s.ip_families.clone())
             .unwrap_or_default();
-        let chosen = pool::check_families(&families)
-            .and_then(|()| pool::choose(&self.pool, &table.table, &holder, requested, status_ip));
+        let chosen = pool::check_families(&families, self.pool6.is_some()).and_then(|()| {
+            pool::choose(
+                &self.pool,
+                &table.table,
+                &holder,
+                requested.as_deref(),
+                status_ip,
+            )
+        });
         let ip = match chosen {
             Ok(ip) => ip,
             Err(e) => {
@@ -355,26 +377,53 @@ impl ServiceLbAgent {
                     table.write(&apis.tables).await?;
                 }
                 if !status_ips(svc).is_empty() {
-                    set_status(&services, svc, None).await?;
+                    set_status(&services, svc, &[]).await?;
                 }
                 self.tell(apis, svc, memory, EventType::Warning, &e).await;
-                return Ok(None);
+                return Ok(Vec::new());
             }
         };
         if pool::assign(&mut table.table, &holder, ip) {
             table.write(&apis.tables).await?;
         }
-        if status_ips(svc) != vec![ip] || !reports_vip(svc) {
-            set_status(&services, svc, Some(ip)).await?;
+        let shown = pool::addresses_for(&families, &self.pool, self.pool6.as_ref(), ip);
+        if status_ips(svc) != shown || !reports_vip(svc) {
+            set_status(&services, svc, &shown).await?;
             memory.told.remove(&holder.uid);
+            let list: Vec<String> = shown.iter().map(IpAddr::to_string).collect();
+            let pools = match &self.pool6 {
+                Some(p6) => format!("{} and {p6}", self.pool),
+                None => self.pool.to_string(),
+            };
             let note = format!(
-                "{ip} from pool {}, answered by node {}",
-                self.pool, self.node_name
+                "{} from pool {pools}, answered by node {}",
+                list.join(", "),
+                self.node_name
             );
             self.publish(apis, svc, EventType::Normal, "IPAllocated", note)
                 .await;
         }
-        Ok(Some(ip))
+        Ok(shown)
+    }
+
+    /// `spec.loadBalancerIP` as the IPv4 slot the table keeps: an address of the IPv6 twin
+    /// asks for its slot; anything else goes to [`pool::choose`] as written (which refuses
+    /// what is not in the pool).
+    fn requested_slot(&self, requested: &str) -> String {
+        match (requested.trim().parse::<IpAddr>(), &self.pool6) {
+            (Ok(IpAddr::V6(v6)), Some(p6)) => p6
+                .slot(&self.pool, v6)
+                .map_or_else(|| requested.to_string(), |slot| slot.to_string()),
+            _ => requested.to_string(),
+        }
+    }
+
+    /// The IPv4 slot behind an address a status shows.
+    fn slot_of(&self, ip: IpAddr) -> Option<Ipv4Addr> {
+        match ip {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(v6) => self.pool6.as_ref()?.slot(&self.pool, v6),
+        }
     }
 
     /// The holder's work for a Service deleted or no longer a LoadBalancer: everything undone,
@@ -384,7 +433,7 @@ impl ServiceLbAgent {
         apis: &Apis,
         svc: &Service,
         table: &mut TableHandle,
-    ) -> Result<Option<Ipv4Addr>, AgentError> {
+    ) -> Result<Vec<IpAddr>, AgentError> {
         let ns = svc.namespace().unwrap_or_default();
         let services: Api<Service> = Api::namespaced(apis.services.clone().into_client(), &ns);
         let uid = svc.uid().unwrap_or_default();
@@ -392,7 +441,7 @@ impl ServiceLbAgent {
             table.write(&apis.tables).await?;
         }
         if svc.metadata.deletion_timestamp.is_none() && !status_ips(svc).is_empty() {
-            set_status(&services, svc, None).await?;
+            set_status(&services, svc, &[]).await?;
         }
         let finalizers: Vec<String> = svc
             .finalizers()
@@ -406,16 +455,16 @@ impl ServiceLbAgent {
             .delete(&format!("{LEASE_PREFIX}{uid}"), &Default::default())
             .await;
         tracing::info!("released the address of {}", name_of(svc));
-        Ok(None)
+        Ok(Vec::new())
     }
 
     /// Exactly the addresses this node answers for on its interface; new ones announced.
     async fn sync_addresses(
         &self,
         uplink: &Uplink,
-        keep: &BTreeSet<Ipv4Addr>,
+        keep: &BTreeSet<IpAddr>,
     ) -> Result<(), AgentError> {
-        let held = uplink.held(&self.pool).await?;
+        let held = uplink.held(&self.pool, self.pool6.as_ref()).await?;
         for ip in held.difference(keep) {
             uplink.remove(*ip).await?;
             tracing::info!("removed {ip} from {}", uplink.dev);
@@ -601,7 +650,7 @@ fn endpoint_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> {
         .collect()
 }
 
-fn status_ips(svc: &Service) -> Vec<Ipv4Addr> {
+fn status_ips(svc: &Service) -> Vec<IpAddr> {
     svc.status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
@@ -623,15 +672,18 @@ fn reports_vip(svc: &Service) -> bool {
         .is_some_and(|i| i.iter().all(|i| i.ip_mode.as_deref() == Some("VIP")))
 }
 
-/// Sets (or with `None` clears) the Service's load balancer status.
+/// Sets (or with no addresses clears) the Service's load balancer status.
 async fn set_status(
     services: &Api<Service>,
     svc: &Service,
-    ip: Option<Ipv4Addr>,
+    ips: &[IpAddr],
 ) -> Result<(), AgentError> {
-    let ingress = match ip {
-        Some(ip) => serde_json::json!([{ "ip": ip.to_string(), "ipMode": "VIP" }]),
-        None => serde_json::Value::Null,
+    let ingress = if ips.is_empty() {
+        serde_json::Value::Null
+    } else {
+        ips.iter()
+            .map(|ip| serde_json::json!({ "ip": ip.to_string(), "ipMode": "VIP" }))
+            .collect()
     };
     let patch = serde_json::json!({ "status": { "loadBalancer": { "ingress": ingress } } });
     services

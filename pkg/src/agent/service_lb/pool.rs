@@ -6,7 +6,7 @@
 //! (the resourceVersion): two agents allocating at once cannot both win an address.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::config::Cidr;
 
@@ -54,6 +54,82 @@ impl std::fmt::Display for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.cidr.fmt(f)
     }
+}
+
+/// The IPv6 twin of the pool (clusters with IPv6): a block of as many IPv6 addresses, the n-th
+/// paired with the pool's n-th IPv4 address (kindred derives it from the IPv4 block as it
+/// derives node addresses, see `NetworkAddressing::ipv6_for`). The table keeps IPv4 slots only;
+/// a Service's IPv6 address is its slot's twin, so both families share one allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool6 {
+    first: u128,
+    size: u128,
+    cidr: Cidr,
+}
+
+impl Pool6 {
+    /// Parses the block and checks it pairs with `v4` (the same number of addresses).
+    pub fn parse(text: &str, v4: &Pool) -> Result<Pool6, String> {
+        let cidr: Cidr = text.trim().parse()?;
+        let IpAddr::V6(net) = cidr.network() else {
+            return Err(format!("the IPv6 LoadBalancer pool {cidr} is not IPv6"));
+        };
+        let size = 1u128 << (128 - u32::from(cidr.prefix()));
+        if size != u128::from(v4.size) {
+            return Err(format!(
+                "the IPv6 LoadBalancer pool {cidr} does not pair with {v4} (sizes differ)"
+            ));
+        }
+        Ok(Pool6 {
+            first: u128::from(net),
+            size,
+            cidr,
+        })
+    }
+
+    /// The IPv6 address paired with the pool's `ip`.
+    pub fn twin(&self, v4: &Pool, ip: Ipv4Addr) -> Ipv6Addr {
+        Ipv6Addr::from(self.first + u128::from(u32::from(ip) - v4.first))
+    }
+
+    /// The pool's IPv4 address paired with `ip`, if `ip` is in this block.
+    pub fn slot(&self, v4: &Pool, ip: Ipv6Addr) -> Option<Ipv4Addr> {
+        let offset = u128::from(ip).checked_sub(self.first)?;
+        (offset < self.size).then(|| Ipv4Addr::from(v4.first + offset as u32))
+    }
+
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip)
+            .checked_sub(self.first)
+            .is_some_and(|o| o < self.size)
+    }
+}
+
+impl std::fmt::Display for Pool6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.cidr.fmt(f)
+    }
+}
+
+/// The addresses a Service holding `slot` shows, in the order of its `spec.ipFamilies` (none
+/// listed: IPv4): the slot for IPv4, its twin for IPv6 when the cluster has an IPv6 pool.
+pub fn addresses_for(
+    families: &[String],
+    v4: &Pool,
+    v6: Option<&Pool6>,
+    slot: Ipv4Addr,
+) -> Vec<IpAddr> {
+    if families.is_empty() {
+        return vec![IpAddr::V4(slot)];
+    }
+    families
+        .iter()
+        .filter_map(|f| match f.as_str() {
+            "IPv4" => Some(IpAddr::V4(slot)),
+            "IPv6" => v6.map(|p| IpAddr::V6(p.twin(v4, slot))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Who holds an address: the Service by namespace, name and uid (a Service deleted and made
@@ -128,9 +204,10 @@ pub enum AllocError {
     )]
     Exhausted { pool: String, size: usize },
     #[error(
-        "the Service is IPv6-only (spec.ipFamilies {families:?}) and kindred's LoadBalancer \
-         addresses are IPv4; in a dual-stack cluster set ipFamilyPolicy: PreferDualStack, \
-         in an IPv6 cluster reach the Service through a NodePort"
+        "the Service is IPv6-only (spec.ipFamilies {families:?}) and this cluster's \
+         LoadBalancer pool is IPv4 only (a cluster with IPv6 made by an older kindred): set \
+         ipFamilyPolicy: PreferDualStack, reach the Service through a NodePort, or recreate \
+         the cluster"
     )]
     Ipv6Only { families: Vec<String> },
 }
@@ -148,10 +225,10 @@ impl AllocError {
     }
 }
 
-/// Refuses a Service without IPv4 among its families (an IPv6-only Service): an IPv4
-/// address in its status would be one kube-proxy never programs.
-pub fn check_families(families: &[String]) -> Result<(), AllocError> {
-    if families.is_empty() || families.iter().any(|f| f == "IPv4") {
+/// Refuses an IPv6-only Service when the cluster has no IPv6 pool: an IPv4 address in its
+/// status would be one kube-proxy never programs.
+pub fn check_families(families: &[String], has_v6: bool) -> Result<(), AllocError> {
+    if has_v6 || families.is_empty() || families.iter().any(|f| f == "IPv4") {
         return Ok(());
     }
     Err(AllocError::Ipv6Only {
@@ -358,11 +435,63 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_only_services_are_refused_with_the_fix() {
-        assert_eq!(check_families(&[]), Ok(()));
-        assert_eq!(check_families(&["IPv6".into(), "IPv4".into()]), Ok(()));
-        let err = check_families(&["IPv6".into()]).unwrap_err();
+    fn ipv6_only_services_are_refused_without_an_ipv6_pool() {
+        assert_eq!(check_families(&[], false), Ok(()));
+        assert_eq!(
+            check_families(&["IPv6".into(), "IPv4".into()], false),
+            Ok(())
+        );
+        let err = check_families(&["IPv6".into()], false).unwrap_err();
         assert_eq!(err.reason(), "IPFamilyNotSupported");
         assert!(err.to_string().contains("PreferDualStack"), "{err}");
+        assert_eq!(check_families(&["IPv6".into()], true), Ok(()));
+    }
+
+    #[test]
+    fn the_ipv6_pool_pairs_address_by_address_with_the_ipv4_one() {
+        let v4 = Pool::parse("172.18.255.224/27").unwrap();
+        let v6 = Pool6::parse("fc00:6b69:6e64:7265:8000::ffe0/123", &v4).unwrap();
+        assert_eq!(
+            v6.twin(&v4, ip("172.18.255.224")),
+            "fc00:6b69:6e64:7265:8000::ffe0"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+        );
+        let last: Ipv6Addr = "fc00:6b69:6e64:7265:8000::ffff".parse().unwrap();
+        assert_eq!(v6.twin(&v4, ip("172.18.255.255")), last);
+        assert_eq!(v6.slot(&v4, last), Some(ip("172.18.255.255")));
+        assert!(v6.contains(last));
+        let outside: Ipv6Addr = "fc00:6b69:6e64:7265:8000::1:0".parse().unwrap();
+        assert_eq!(v6.slot(&v4, outside), None);
+        assert!(!v6.contains(outside));
+        // A block of another size pairs with nothing; IPv4 is not an IPv6 pool.
+        assert!(Pool6::parse("fc00::/120", &v4).is_err());
+        assert!(Pool6::parse("10.0.0.0/27", &v4).is_err());
+    }
+
+    #[test]
+    fn a_service_shows_one_address_per_family_in_its_order() {
+        let v4 = Pool::parse("172.18.255.224/27").unwrap();
+        let v6 = Pool6::parse("fc00::ffe0/123", &v4).unwrap();
+        let slot = ip("172.18.255.225");
+        let fam = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let six: IpAddr = "fc00::ffe1".parse().unwrap();
+        assert_eq!(
+            addresses_for(&[], &v4, Some(&v6), slot),
+            vec![IpAddr::V4(slot)]
+        );
+        assert_eq!(
+            addresses_for(&fam(&["IPv6"]), &v4, Some(&v6), slot),
+            vec![six]
+        );
+        assert_eq!(
+            addresses_for(&fam(&["IPv6", "IPv4"]), &v4, Some(&v6), slot),
+            vec![six, IpAddr::V4(slot)]
+        );
+        // Without an IPv6 pool a dual-stack Service gets its IPv4 address only.
+        assert_eq!(
+            addresses_for(&fam(&["IPv4", "IPv6"]), &v4, None, slot),
+            vec![IpAddr::V4(slot)]
+        );
     }
 }

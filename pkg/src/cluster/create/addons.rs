@@ -17,7 +17,7 @@ const ADDONS_MANIFEST: &str = "/kind/addons.yaml";
 pub(super) async fn run(
     ctx: &Ctx<'_>,
     endpoint: &str,
-    lb_pool: Option<Cidr>,
+    lb_pool: Option<(Cidr, Option<Cidr>)>,
     step: &Step,
 ) -> Result<(), ClusterError> {
     let (docker, plan) = (ctx.docker, ctx.plan);
@@ -37,8 +37,8 @@ pub(super) async fn run(
         }
         rendered.push(render(ctx, &out.stdout, path, endpoint)?);
     }
-    if let Some(pool) = lb_pool {
-        rendered.extend(service_lb_manifest(ctx, endpoint, pool, &rendered, step).await?);
+    if let Some((pool, pool6)) = lb_pool {
+        rendered.extend(service_lb_manifest(ctx, endpoint, pool, pool6, &rendered, step).await?);
     }
     if let Some(request) = RegistryRequest::of(&plan.config) {
         // kind's discovery ConfigMap for the local registry (KEP-1755).
@@ -59,6 +59,7 @@ async fn service_lb_manifest(
     ctx: &Ctx<'_>,
     endpoint: &str,
     pool: Cidr,
+    pool6: Option<Cidr>,
     rendered: &[String],
     step: &Step,
 ) -> Result<Option<String>, ClusterError> {
@@ -76,9 +77,15 @@ async fn service_lb_manifest(
         ));
         return Ok(None);
     };
-    let template = manifests::service_lb(&image, &pool.to_string());
+    let pool6 = pool6.map(|p| p.to_string());
+    let template = manifests::service_lb(&image, &pool.to_string(), pool6.as_deref());
     let manifest = render(ctx, &template, "the LoadBalancer agent manifest", endpoint)?;
-    step.detail(format!("LoadBalancer Services: addresses from {pool}"));
+    match &pool6 {
+        Some(p6) => step.detail(format!(
+            "LoadBalancer Services: addresses from {pool} and {p6}"
+        )),
+        None => step.detail(format!("LoadBalancer Services: addresses from {pool}")),
+    }
     Ok(Some(manifest))
 }
 

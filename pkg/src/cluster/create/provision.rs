@@ -22,8 +22,9 @@ const CREATE_CONCURRENCY: usize = 4;
 pub(super) struct Provisioned {
     /// The security profile the nodes run with (privileged, or restricted where refused).
     pub security: NodeSecurity,
-    /// The cluster's block of addresses for LoadBalancer Services, when it has one.
-    pub lb_pool: Option<Cidr>,
+    /// The cluster's block of addresses for LoadBalancer Services, when it has one, and its
+    /// IPv6 twin in a cluster with IPv6.
+    pub lb_pool: Option<(Cidr, Option<Cidr>)>,
 }
 
 pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, ClusterError> {
@@ -129,9 +130,12 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
     let used = bounded::run_all(&specs, CREATE_CONCURRENCY, |s| docker.run(s))
         .await
         .map_err(|e| name_conflict(e, plan.name()))?;
+    let lb_pool6 = lb_pool
+        .filter(|_| plan.config.networking.ip_family.has_ipv6())
+        .and_then(|block| addressing.ipv6_block_for(&block));
     Ok(Provisioned {
         security: used.into_iter().flatten().next().unwrap_or(shared.security),
-        lb_pool,
+        lb_pool: lb_pool.map(|block| (block, lb_pool6)),
     })
 }
 
