@@ -5,19 +5,21 @@
 # server and the client on different nodes), with `kindred test conformance` (e2e.test built
 # from Go modules, test images built and loaded, registries closed). Prints the machine,
 # the commit and the summary; results (junit_01.xml, ginkgo.log, summary.txt) stay in the
-# artifacts directory. The cluster is deleted at the end.
+# artifacts directory. The cluster is deleted at the end. `--ip-family ipv6|dual` runs them on
+# an IPv6 or dual-stack cluster (the Services get addresses of the pool's IPv6 twin).
 #
-#   hack/e2e-loadbalancer.sh [--focus RE] [--parallel N] [--artifacts DIR]
+#   hack/e2e-loadbalancer.sh [--focus RE] [--parallel N] [--artifacts DIR] [--ip-family F]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-focus='\[Feature:LoadBalancer\]|Type LoadBalancer' parallel=2 artifacts=""
+focus='\[Feature:LoadBalancer\]|Type LoadBalancer' parallel=2 artifacts="" family=ipv4
 while (($#)); do
   case $1 in
     --focus) focus=$2; shift 2 ;;
     --parallel) parallel=$2; shift 2 ;;
     --artifacts) artifacts=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --ip-family) family=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "e2e-loadbalancer: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -30,10 +32,12 @@ export KUBECONFIG=$artifacts/kubeconfig
 trap '"$kindred" delete cluster --name $name >/dev/null 2>&1 || true' EXIT
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME"), Docker $(docker version -f '{{.Server.Version}}'), commit $(git rev-parse --short HEAD)"
-echo "command: $0 --focus '$focus' --parallel $parallel"
-"$kindred" create cluster --name $name --wait 5m --config - <<'EOF'
+echo "command: $0 --focus '$focus' --parallel $parallel --ip-family $family"
+"$kindred" create cluster --name $name --wait 5m --config - <<EOF
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
+networking:
+  ipFamily: $family
 nodes:
 - role: control-plane
 - role: worker
