@@ -459,7 +459,7 @@ spec:
                 ip.starts_with(&format!("{prefix}:8000:")),
                 "{ip} is not in the upper half of {prefix}::/64"
             );
-            match etcd_version(addr) {
+            match kindred_e2e::etcd_version((addr, 80).into()) {
                 Ok(_) => break,
                 Err(e) => last = format!("{ip}: {e}"),
             }
@@ -479,30 +479,6 @@ spec:
         &kubectl(&["delete", "svc/v6-lb", "pod/v6-web", "--wait=false"], None),
         "delete v6-lb",
     );
-}
-
-/// `GET /version` from etcd at `[ip]:80`, from this host.
-fn etcd_version(ip: std::net::Ipv6Addr) -> Result<String, String> {
-    use std::io::{Read, Write};
-    let addr = std::net::SocketAddr::from((ip, 80));
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    let request = format!("GET /version HTTP/1.0\r\nHost: [{ip}]\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut body = String::new();
-    stream
-        .read_to_string(&mut body)
-        .map_err(|e| e.to_string())?;
-    if body.contains("etcdserver") {
-        Ok(body)
-    } else {
-        Err(format!("unexpected answer: {body}"))
-    }
 }
 
 /// `kindred test conformance` on a test's cluster. ginkgo's progress goes straight to the

@@ -5,8 +5,7 @@
 //! with an Event naming the reason; deleted, the address stops answering and is handed out
 //! again. The servers are images every node image preloads (etcd for HTTP, CoreDNS for DNS).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use kindred_e2e::{node_kubectl, run, stdout_ok, text};
@@ -80,25 +79,7 @@ fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<
 
 /// `GET /version` from etcd at `ip:port`, from this host.
 fn http_version(ip: Ipv4Addr, port: u16) -> Result<String, String> {
-    let addr = SocketAddr::from((ip, port));
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    let request = format!("GET /version HTTP/1.0\r\nHost: {ip}\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut body = String::new();
-    stream
-        .read_to_string(&mut body)
-        .map_err(|e| e.to_string())?;
-    if body.contains("etcdserver") {
-        Ok(body)
-    } else {
-        Err(format!("unexpected answer: {body}"))
-    }
+    kindred_e2e::etcd_version(SocketAddr::from((ip, port)))
 }
 
 /// A DNS query for `kindred.test.` to `ip:53` over UDP, from this host: any answer carrying

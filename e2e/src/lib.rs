@@ -235,3 +235,27 @@ pub fn run_subtests_into<C>(ctx: &C, subtests: &[Subtest<C>], failed: &mut Vec<S
         }
     }
 }
+
+/// `GET /version` from an etcd server at `addr` (e.g. behind a LoadBalancer Service), from this
+/// host: its body when etcd answered, else what went wrong.
+pub fn etcd_version(addr: std::net::SocketAddr) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let request = format!("GET /version HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    stream
+        .read_to_string(&mut body)
+        .map_err(|e| e.to_string())?;
+    if body.contains("etcdserver") {
+        Ok(body)
+    } else {
+        Err(format!("unexpected answer: {body}"))
+    }
+}
