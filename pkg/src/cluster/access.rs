@@ -75,7 +75,10 @@ fn client_address(published: std::net::SocketAddr) -> std::net::SocketAddr {
 
 /// Names of the cluster's nodes that take ordinary pods: not cordoned, and without a
 /// `NoSchedule` or `NoExecute` taint (a multi-node cluster's control planes), as the API server
-/// sees them.
+/// sees them. A Ready node still carrying the node lifecycle controller's `not-ready` or
+/// `unreachable` taint counts: the controller lifts it seconds after Ready (a cluster just
+/// created, or a node that missed a heartbeat under load), as the e2e framework's own wait
+/// for schedulable nodes assumes.
 pub async fn schedulable_nodes(
     docker: &dyn Provider,
     cluster: &str,
@@ -103,10 +106,21 @@ pub(crate) fn parse_schedulable(json: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     for node in items {
         let cordoned = node["spec"]["unschedulable"].as_bool().unwrap_or(false);
+        let ready = node["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        let lifecycle = |t: &serde_json::Value| {
+            matches!(
+                t["key"].as_str(),
+                Some("node.kubernetes.io/not-ready") | Some("node.kubernetes.io/unreachable")
+            )
+        };
         let tainted = node["spec"]["taints"].as_array().is_some_and(|taints| {
-            taints
-                .iter()
-                .any(|t| matches!(t["effect"].as_str(), Some("NoSchedule") | Some("NoExecute")))
+            taints.iter().any(|t| {
+                matches!(t["effect"].as_str(), Some("NoSchedule") | Some("NoExecute"))
+                    && !(ready && lifecycle(t))
+            })
         });
         if !cordoned && !tainted {
             if let Some(name) = node["metadata"]["name"].as_str() {
@@ -145,5 +159,21 @@ mod tests {
             vec!["c-worker".to_string(), "c-worker2".to_string()]
         );
         assert!(parse_schedulable("{}").is_err());
+    }
+
+    #[test]
+    fn a_ready_node_awaiting_its_not_ready_taint_removal_counts() {
+        let json = r#"{"items":[
+          {"metadata":{"name":"c-worker"},"spec":{"taints":[{"key":"node.kubernetes.io/not-ready","effect":"NoSchedule"}]},
+           "status":{"conditions":[{"type":"Ready","status":"True"}]}},
+          {"metadata":{"name":"c-worker2"},"spec":{"taints":[{"key":"node.kubernetes.io/not-ready","effect":"NoExecute"}]},
+           "status":{"conditions":[{"type":"Ready","status":"False"}]}},
+          {"metadata":{"name":"c-worker3"},"spec":{"taints":[{"key":"node.kubernetes.io/unreachable","effect":"NoExecute"}]},
+           "status":{"conditions":[{"type":"Ready","status":"Unknown"}]}}
+        ]}"#;
+        assert_eq!(
+            parse_schedulable(json).unwrap(),
+            vec!["c-worker".to_string()]
+        );
     }
 }
