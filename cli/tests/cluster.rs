@@ -640,7 +640,7 @@ fn a_failing_step_is_explained_and_cleaned_up_unless_retained() {
         Some(BROKEN_KUBEADM),
     );
     assert!(!out.status.success());
-    let kept = kindred_e2e::containers_of(name);
+    let kept = kindred_e2e::node_containers_of(name);
     let _ = kindred(&["delete", "cluster", "--name", name], &kubeconfig, None);
     assert_eq!(
         kept,

@@ -185,7 +185,7 @@ fn exercise(ctx: &Ctx) {
         .unwrap()
         .starts_with("kindred "));
     assert!(!root.join("unused-kubeconfig").exists());
-    assert_eq!(containers_of(CLUSTER).lines().count(), 3);
+    assert_eq!(kindred_e2e::node_containers_of(CLUSTER).lines().count(), 3);
 
     // 2. Test again (failing) and down, in a new invocation: the run directory from
     // $KUBETEST2_RUN_DIR, the kubeconfig written again for the tester.

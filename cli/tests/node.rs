@@ -5,6 +5,9 @@
 //! with the reason; an add interrupted by SIGTERM removes the new container and volume and
 //! nothing else; a stopped worker is deleted without a drain; the control plane is restarted
 //! and Ready again; the cluster is deleted although a pod cgroup of its node is frozen.
+//! The node lifecycle agent, as a cloud: a worker stopped behind kindred's back gets the
+//! shutdown taint, which goes when it runs and is Ready again; a worker removed with
+//! `docker rm -f` loses its Node within 30 s.
 
 use std::time::{Duration, Instant};
 
@@ -93,7 +96,7 @@ fn interrupted_add_removes_only_the_new_node() {
         "{}",
         text(&out)
     );
-    assert_eq!(kindred_e2e::containers_of(NAME), cp());
+    assert_eq!(kindred_e2e::node_containers_of(NAME), cp());
     assert_eq!(volumes_of(NAME), volumes);
     assert_eq!(ready(&cp()), "True");
 }
@@ -183,7 +186,7 @@ fn exercise() {
     let out = kindred(&["create", "node", "--name", NAME, "--role", "control-plane"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("only workers"), "{}", text(&out));
-    assert_eq!(kindred_e2e::containers_of(NAME), cp());
+    assert_eq!(kindred_e2e::node_containers_of(NAME), cp());
 
     interrupted_add_removes_only_the_new_node();
 
@@ -279,7 +282,7 @@ spec:
         "{}",
         text(&gone)
     );
-    assert_eq!(kindred_e2e::containers_of(NAME), cp());
+    assert_eq!(kindred_e2e::node_containers_of(NAME), cp());
     for volume in &volumes {
         let out = run("docker", &["volume", "inspect", volume], None);
         assert!(!out.status.success(), "volume {volume} is left");
@@ -312,7 +315,9 @@ spec:
     );
     assert!(text(&out).contains("skipped"), "{}", text(&out));
     assert!(started.elapsed() < Duration::from_secs(60));
-    assert_eq!(kindred_e2e::containers_of(NAME), cp());
+    assert_eq!(kindred_e2e::node_containers_of(NAME), cp());
+
+    node_lifecycle_follows_the_containers();
 
     // The control plane reboots too: its API answers and it is Ready again.
     let started = Instant::now();
@@ -327,4 +332,88 @@ spec:
         started.elapsed().as_secs_f64()
     );
     assert_eq!(ready(&cp()), "True");
+}
+
+fn taint_keys(node: &str) -> String {
+    kubectl(
+        &["get", "node", node, "-o", "jsonpath={.spec.taints[*].key}"],
+        None,
+    )
+}
+
+/// What a cloud's controller manager does for its machines, done for containers by the
+/// cluster's node lifecycle agent.
+fn node_lifecycle_follows_the_containers() {
+    const SHUTDOWN: &str = "node.cloudprovider.kubernetes.io/shutdown";
+    let agent = format!("{NAME}-node-lifecycle");
+    assert!(
+        kindred_e2e::containers_of(NAME).lines().any(|c| c == agent),
+        "no {agent}: {}",
+        kindred_e2e::containers_of(NAME)
+    );
+    let out = kindred(&["create", "node", "--name", NAME]);
+    assert!(out.status.success(), "create node:\n{}", text(&out));
+    let id = kubectl(
+        &[
+            "get",
+            "node",
+            &worker(),
+            "-o",
+            "jsonpath={.spec.providerID}",
+        ],
+        None,
+    );
+    assert_eq!(id, format!("kindred://docker/{NAME}/{}", worker()));
+
+    let stop = run("docker", &["stop", &worker()], None);
+    assert!(stop.status.success(), "{}", text(&stop));
+    let started = Instant::now();
+    wait_for(
+        "the stopped worker's Node is tainted",
+        Duration::from_secs(30),
+        || {
+            let keys = taint_keys(&worker());
+            keys.contains(SHUTDOWN).then_some(()).ok_or(keys)
+        },
+    );
+    eprintln!(
+        "shutdown taint after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let start = run("docker", &["start", &worker()], None);
+    assert!(start.status.success(), "{}", text(&start));
+    let started = Instant::now();
+    wait_for(
+        "the started worker's taint goes",
+        Duration::from_secs(120),
+        || {
+            let keys = taint_keys(&worker());
+            (!keys.contains(SHUTDOWN) && ready(&worker()) == "True")
+                .then_some(())
+                .ok_or(keys)
+        },
+    );
+    eprintln!("taint gone after {:.1}s", started.elapsed().as_secs_f64());
+
+    let rm = run("docker", &["rm", "-f", "-v", &worker()], None);
+    assert!(rm.status.success(), "{}", text(&rm));
+    let started = Instant::now();
+    wait_for(
+        "the removed worker's Node is deleted",
+        Duration::from_secs(30),
+        || {
+            let out = node_kubectl(&cp(), &["get", "node", &worker()], None);
+            (!out.status.success() && text(&out).contains("NotFound"))
+                .then_some(())
+                .ok_or(text(&out))
+        },
+    );
+    eprintln!("Node deleted after {:.1}s", started.elapsed().as_secs_f64());
+    assert_eq!(kindred_e2e::node_containers_of(NAME), cp());
+    let logs = run("docker", &["logs", &agent], None);
+    assert!(
+        text(&logs).contains(&format!("Node {}: its container is gone", worker())),
+        "{}",
+        text(&logs)
+    );
 }

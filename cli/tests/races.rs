@@ -282,7 +282,7 @@ async fn creates_of_a_taken_name_never_touch_the_cluster_that_has_it() {
     );
     assert!(!loser.1.contains("No such container"), "{both}");
     let node = format!("{NAME}-control-plane");
-    assert_eq!(containers_of(NAME), node, "{both}");
+    assert_eq!(kindred_e2e::node_containers_of(NAME), node, "{both}");
     let nodes = kindred_e2e::node_kubectl(&node, &["get", "nodes", "--no-headers"], None);
     assert!(nodes.status.success(), "{}\n{both}", text(&nodes));
     assert!(

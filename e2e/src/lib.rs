@@ -199,6 +199,29 @@ pub fn containers_of(cluster: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The names of a cluster's node containers (and an HA cluster's load balancer), one a line,
+/// as `kindred get nodes` lists them: [`containers_of`] without the node lifecycle agent.
+pub fn node_containers_of(cluster: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=io.kindred.cluster={cluster}"),
+            "--format",
+            "{{.Names}} {{.Label \"io.kindred.role\"}}",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, role)| *role != "node-lifecycle")
+        .map(|(name, _)| name)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A named check run against a shared fixture (a cluster) by [`run_subtests`].
 pub type Subtest<C> = (&'static str, fn(&C));
 

@@ -416,6 +416,11 @@ fn image_labels(
         (bom::LABEL_KUBE_SOURCE, kube_origin),
         (bom::LABEL_BOM_SHA256, bom_sha256),
         (bom::LABEL_KINDRED_VERSION, bom.kindred_version.as_str()),
+        // What a create may run from this image beside the cluster.
+        (
+            kindred::agent::HOST_AGENTS_LABEL,
+            kindred::agent::HOST_AGENTS,
+        ),
         ("org.opencontainers.image.title", "kindred node image"),
         ("org.opencontainers.image.description", &bom.summary()),
         (

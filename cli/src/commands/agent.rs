@@ -1,4 +1,4 @@
-//! `kindred agent network|storage|service-lb|loadbalancer`: the agents. Not for people: the node image packs
+//! `kindred agent network|storage|service-lb|loadbalancer|node-lifecycle`: the agents. Not for people: the node image packs
 //! this binary into the agent image, and the DaemonSets and the load balancer container kindred
 //! creates run these commands.
 
@@ -23,6 +23,10 @@ pub enum AgentCommand {
     /// TCP load balancer in front of the API servers of several control planes.
     #[command(name = "loadbalancer")]
     LoadBalancer(LoadBalancerArgs),
+    /// Deletes the Nodes whose containers are gone and taints those whose containers are
+    /// stopped (runs beside the cluster, given the container runtime's socket).
+    #[command(name = "node-lifecycle")]
+    NodeLifecycle(NodeLifecycleArgs),
     /// Time computing and programming one node's NetworkPolicy rules for a synthetic cluster
     /// (needs nft and CAP_NET_ADMIN; hack/bench-netpol.sh runs it in a throwaway node).
     #[command(name = "policy-bench")]
@@ -38,6 +42,13 @@ pub struct PolicyBenchArgs {
     pods: usize,
     #[arg(long, default_value_t = 20)]
     namespaces: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeLifecycleArgs {
+    /// The cluster whose Nodes to keep in step with its containers.
+    #[arg(long)]
+    cluster: String,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +84,12 @@ pub async fn run(what: AgentCommand) -> CmdResult {
             };
             let config = LoadBalancerConfig::new(args.listen, args.backends, health);
             LoadBalancer::new(config)?.run().await?
+        }
+        AgentCommand::NodeLifecycle(args) => {
+            kindred::agent::node_lifecycle::NodeLifecycle::connect(args.cluster)
+                .await?
+                .run()
+                .await?
         }
         AgentCommand::PolicyBench(a) => {
             let r = kindred::agent::policy::bench::run(a.policies, a.pods, a.namespaces).await?;

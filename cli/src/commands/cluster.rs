@@ -57,6 +57,10 @@ pub struct CreateClusterArgs {
     /// [config: `loadBalancerServices: {enabled: false}`].
     #[arg(long)]
     disable_load_balancer_services: bool,
+    /// Run no node lifecycle agent: Nodes of removed containers stay, stopped ones get no
+    /// shutdown taint (as on kind) [config: `nodeLifecycle: {enabled: false}`].
+    #[arg(long)]
+    disable_node_lifecycle: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +167,7 @@ pub async fn create(cmd: CreateCommand, ui: &Ui) -> CmdResult {
         registry: (args.registry || args.registry_port.is_some() || args.keep_registry)
             .then_some((args.registry_port, args.keep_registry)),
         disable_load_balancer_services: args.disable_load_balancer_services,
+        disable_node_lifecycle: args.disable_node_lifecycle,
         default_image: None,
     };
     // The config is checked with the cgroup v1 default image before Docker is touched (bad input

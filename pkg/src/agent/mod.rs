@@ -8,7 +8,9 @@
 //! - `service_lb`: a DaemonSet that gives LoadBalancer Services addresses from the cluster's
 //!   pool on the `kindred` network and makes one node answer for each;
 //! - `loadbalancer`: not in the cluster but in front of it: the TCP load balancer container
-//!   before the API servers of a cluster with several control planes.
+//!   before the API servers of a cluster with several control planes;
+//! - `node_lifecycle`: not in the cluster but beside it: deletes the Nodes whose containers are
+//!   gone and taints those whose containers are stopped, as a cloud would.
 //!
 //! The DaemonSets reconcile from the API server continuously, so they follow nodes added,
 //! removed or readdressed after create.
@@ -16,6 +18,7 @@
 pub mod loadbalancer;
 pub mod manifests;
 pub mod network;
+pub mod node_lifecycle;
 pub mod policy;
 pub mod service_lb;
 pub mod storage;
@@ -26,6 +29,12 @@ use futures_util::{Stream, StreamExt};
 
 /// The image both agents run from (preloaded, never pulled).
 pub const IMAGE: &str = concat!("localhost/kindred/agent:v", env!("CARGO_PKG_VERSION"));
+
+/// Node image label listing the agents its kindred binary runs in containers of their own
+/// (beside the cluster, not in it), so a create can tell an image that predates one.
+pub const HOST_AGENTS_LABEL: &str = "io.kindred.host-agents";
+/// This binary's agents of that kind, as the label lists them.
+pub const HOST_AGENTS: &str = "loadbalancer,node-lifecycle";
 
 /// How often the agents reconcile when nothing changes, to repair drift (a route deleted by
 /// hand, a node restarted with its tables empty).

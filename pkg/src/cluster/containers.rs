@@ -1,5 +1,5 @@
 //! The container specs of a cluster: a Kubernetes node (systemd, its own /var, the kernel
-//! modules) and an HA cluster's API load balancer. Every container carries the cluster and
+//! modules), an HA cluster's API load balancer and the node lifecycle agent. Every container carries the cluster and
 //! create-token labels, so that cleanup finds what one create made.
 
 use std::collections::HashMap;
@@ -125,6 +125,35 @@ impl ClusterContainers<'_> {
             // The image's stop signal is systemd's; the balancer exits on SIGTERM.
             stop_signal: Some("SIGTERM".into()),
             ports: vec![self.api_port.clone()],
+            ..Default::default()
+        }
+    }
+
+    /// The node lifecycle agent (`kindred agent node-lifecycle` from the node image), an
+    /// ordinary container given the runtime's API socket (`socket`, a path on the daemon's
+    /// host) so it can tell a stopped node from a removed one. Docker picks its address.
+    pub fn node_lifecycle(&self, socket: &str) -> ContainerSpec {
+        let name = format!("{}-{}", self.plan.name(), super::NODE_LIFECYCLE_ROLE);
+        ContainerSpec {
+            hostname: Some(name.clone()),
+            name,
+            image: self.plan.first_control_plane().config.image.clone(),
+            labels: HashMap::from_iter(self.owner.labels().into_iter().chain([(
+                ROLE_LABEL.to_string(),
+                super::NODE_LIFECYCLE_ROLE.to_string(),
+            )])),
+            entrypoint: Some(vec!["/usr/local/bin/kindred".into()]),
+            cmd: Some(vec![
+                "agent".into(),
+                "node-lifecycle".into(),
+                "--cluster".into(),
+                self.plan.name().to_string(),
+            ]),
+            env: vec!["KINDRED_LOG=kindred=info".into()],
+            binds: vec![format!("{socket}:/var/run/docker.sock")],
+            network: Some(NETWORK.into()),
+            restart_policy: Some(RESTART_POLICY.into()),
+            stop_signal: Some("SIGTERM".into()),
             ..Default::default()
         }
     }

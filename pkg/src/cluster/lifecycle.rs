@@ -42,6 +42,10 @@ fn is_control_plane(n: &NodeSummary) -> bool {
 /// server longer than needed and etcd members stop together.
 pub async fn stop(docker: &dyn Provider, name: &str, ui: &Ui) -> Result<(), ClusterError> {
     let nodes = cluster_nodes(docker, name).await?;
+    // First, so that nodes stopped on purpose are not tainted as shut down.
+    for agent in super::list::node_lifecycle_agents(docker, name).await? {
+        docker.stop_container(&agent, STOP_TIMEOUT_SECS).await?;
+    }
     let (control, workers): (Vec<_>, Vec<_>) = nodes.iter().partition(|n| is_control_plane(n));
     for (what, group) in [("worker", workers), ("control-plane", control)] {
         if group.is_empty() {
@@ -154,6 +158,9 @@ pub async fn start(
         )
         .await?;
         step.done();
+    }
+    for agent in super::list::node_lifecycle_agents(docker, name).await? {
+        docker.start_container(&agent).await?;
     }
     if !wait.is_zero() {
         let step = ui.step(format!(

@@ -3,7 +3,7 @@
 
 use futures_util::future::join_all;
 
-use super::{ClusterError, CLUSTER_LABEL, NETWORK, ROLE_LABEL};
+use super::{ClusterError, CLUSTER_LABEL, NETWORK, NODE_LIFECYCLE_ROLE, ROLE_LABEL};
 use crate::provider::Provider;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -53,7 +53,9 @@ pub async fn clusters(docker: &dyn Provider) -> Result<Vec<String>, ClusterError
     Ok(names)
 }
 
-/// Node containers of one cluster, or of all clusters with `None`.
+/// Node containers of one cluster, or of all clusters with `None`: the Kubernetes nodes and an
+/// HA cluster's load balancer, as kind lists them (not the node lifecycle agent, which kind has
+/// no counterpart of: scripts run node commands in each name listed).
 pub async fn nodes(
     docker: &dyn Provider,
     cluster: Option<&str>,
@@ -66,6 +68,7 @@ pub async fn nodes(
         .list_by_labels(&[filter])
         .await?
         .into_iter()
+        .filter(|c| c.labels.get(ROLE_LABEL).map(String::as_str) != Some(NODE_LIFECYCLE_ROLE))
         .map(|c| NodeSummary {
             cluster: c.labels.get(CLUSTER_LABEL).cloned().unwrap_or_default(),
             role: c.labels.get(ROLE_LABEL).cloned().unwrap_or_default(),
@@ -74,6 +77,22 @@ pub async fn nodes(
             state: c.state,
             image: c.image,
         })
+        .collect())
+}
+
+/// The cluster's node lifecycle agent container (none in clusters made without it).
+pub(super) async fn node_lifecycle_agents(
+    docker: &dyn Provider,
+    name: &str,
+) -> Result<Vec<String>, ClusterError> {
+    Ok(docker
+        .list_by_labels(&[
+            format!("{CLUSTER_LABEL}={name}"),
+            format!("{ROLE_LABEL}={NODE_LIFECYCLE_ROLE}"),
+        ])
+        .await?
+        .into_iter()
+        .map(|c| c.name)
         .collect())
 }
 

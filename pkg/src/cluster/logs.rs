@@ -121,6 +121,7 @@ pub async fn export_logs(
             source,
         })?;
 
+    let agents = super::list::node_lifecycle_agents(docker, cluster).await?;
     let mut jobs: Vec<Job> = vec![
         Box::pin(async move {
             let text = format!(
@@ -148,6 +149,10 @@ pub async fn export_logs(
             .iter()
             .any(|n| &n.name == node && n.role != super::LOAD_BALANCER_ROLE);
         jobs.extend(node_jobs(docker, node, dir, kube_node));
+    }
+    // The node lifecycle agent's output says what it did to which Node.
+    for agent in &agents {
+        jobs.extend(node_jobs(docker, agent, dir, false));
     }
     let mut errors: Vec<String> = join_all(jobs)
         .await

@@ -60,6 +60,9 @@ pub const IP_FAMILY_LABEL: &str = "io.kindred.ip-family";
 pub const ROLE_LABEL: &str = "io.kindred.role";
 /// Role label value of an HA cluster's API load balancer (not a Kubernetes node).
 pub const LOAD_BALANCER_ROLE: &str = "external-load-balancer";
+/// Role label value of the container that keeps the cluster's Nodes in step with its node
+/// containers (`agent::node_lifecycle`; not a Kubernetes node, and not listed as one).
+pub const NODE_LIFECYCLE_ROLE: &str = "node-lifecycle";
 /// The Docker network all clusters share.
 pub const NETWORK: &str = "kindred";
 /// kubeadm's admin kubeconfig on control-plane nodes.

@@ -58,6 +58,10 @@ pub fn parse(yaml: &str, source: &str) -> Result<Cluster, ConfigError> {
             "loadBalancerServices",
             "pass `--disable-load-balancer-services` to `kindred create cluster`",
         ),
+        (
+            "nodeLifecycle",
+            "pass `--disable-node-lifecycle` to `kindred create cluster`",
+        ),
     ];
     for (field, flag) in kindred_fields {
         if api_version.as_deref() != Some(KIND_API_VERSION) || !map.contains_key(field) {
@@ -398,6 +402,24 @@ nodes:
             "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nloadBalancerServices: {enable: false}\n",
         );
         assert!(msg.contains("unknown field `enable`"), "{msg}");
+    }
+
+    #[test]
+    fn node_lifecycle_is_on_unless_turned_off() {
+        let c = parse_ok("apiVersion: kindred.dev/v1alpha4\nkind: Cluster\n");
+        assert!(c.node_lifecycle());
+        let c = parse_ok(
+            "apiVersion: kindred.dev/v1alpha4\nkind: Cluster\nnodeLifecycle: {enabled: false}\n",
+        );
+        assert!(!c.node_lifecycle());
+        let msg = parse_err(
+            "apiVersion: kind.x-k8s.io/v1alpha4\nkind: Cluster\nnodeLifecycle: {enabled: false}\n",
+        );
+        assert!(
+            msg.contains("nodeLifecycle (line 3) is a kindred field"),
+            "{msg}"
+        );
+        assert!(msg.contains("--disable-node-lifecycle"), "{msg}");
     }
 
     #[test]

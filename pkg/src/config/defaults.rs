@@ -36,7 +36,15 @@ impl Cluster {
 
     /// Turns LoadBalancer Services off (`--disable-load-balancer-services`).
     pub fn without_load_balancer_services(mut self) -> Cluster {
-        self.load_balancer_services = Some(super::types::LoadBalancerServices {
+        self.load_balancer_services = Some(super::types::Toggle {
+            enabled: Some(false),
+        });
+        self
+    }
+
+    /// Runs no node lifecycle agent (`--disable-node-lifecycle`).
+    pub fn without_node_lifecycle(mut self) -> Cluster {
+        self.node_lifecycle = Some(super::types::Toggle {
             enabled: Some(false),
         });
         self

@@ -20,8 +20,8 @@ pub use decode::{load, parse};
 pub use defaults::{DEFAULT_CLUSTER_NAME, DEFAULT_REGISTRY_PORT};
 pub use error::{ConfigError, Problem};
 pub use types::{
-    Cluster, IpFamily, KubeProxyMode, LoadBalancerServices, Mount, MountPropagation, Networking,
-    Node, NodeRole, PatchJson6902, PortMapping, PortProtocol, Registry, CLUSTER_KIND,
-    KINDRED_API_VERSION, KIND_API_VERSION,
+    Cluster, IpFamily, KubeProxyMode, Mount, MountPropagation, Networking, Node, NodeRole,
+    PatchJson6902, PortMapping, PortProtocol, Registry, Toggle, CLUSTER_KIND, KINDRED_API_VERSION,
+    KIND_API_VERSION,
 };
 pub use validate::MAX_NODES;

@@ -88,14 +88,19 @@ pub struct Cluster {
     /// LoadBalancer Services (`kindred.dev/v1alpha4` only; with kind's apiVersion use
     /// `create cluster --disable-load-balancer-services` to turn them off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub load_balancer_services: Option<LoadBalancerServices>,
+    pub load_balancer_services: Option<Toggle>,
+    /// The node lifecycle agent (`kindred.dev/v1alpha4` only; with kind's apiVersion use
+    /// `create cluster --disable-node-lifecycle` to turn it off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_lifecycle: Option<Toggle>,
 }
 
-/// `loadBalancerServices: {enabled: false}` turns off addresses for LoadBalancer Services
-/// (on by default; see `agent::service_lb`).
+/// A feature that is on unless `{enabled: false}`: `loadBalancerServices` (addresses for
+/// LoadBalancer Services, `agent::service_lb`) and `nodeLifecycle` (Nodes follow their
+/// containers, `agent::node_lifecycle`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadBalancerServices {
+pub struct Toggle {
     /// Unset means on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
@@ -129,6 +134,14 @@ impl Cluster {
     /// Whether LoadBalancer Services get addresses (the default).
     pub fn load_balancer_services(&self) -> bool {
         self.load_balancer_services
+            .as_ref()
+            .and_then(|l| l.enabled)
+            .unwrap_or(true)
+    }
+
+    /// Whether a node lifecycle agent runs beside the cluster (the default).
+    pub fn node_lifecycle(&self) -> bool {
+        self.node_lifecycle
             .as_ref()
             .and_then(|l| l.enabled)
             .unwrap_or(true)

@@ -97,6 +97,14 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// The socket path DOCKER_HOST names (Docker's default socket when it is unset or empty).
+fn socket_path(docker_host: Option<&str>) -> Option<String> {
+    match docker_host.filter(|h| !h.is_empty()) {
+        None => Some("/var/run/docker.sock".into()),
+        Some(host) => host.strip_prefix("unix://").map(str::to_string),
+    }
+}
+
 impl Docker {
     /// Connects to DOCKER_HOST (or the local socket), negotiates the API version and checks the
     /// daemon answers, so later errors are about the request, not the connection.
@@ -429,6 +437,10 @@ impl Docker {
 
 #[async_trait]
 impl Provider for Docker {
+    fn api_socket(&self) -> Option<String> {
+        socket_path(std::env::var("DOCKER_HOST").ok().as_deref())
+    }
+
     async fn image_exists(&self, name: &str) -> Result<bool, ProviderError> {
         match self.client.inspect_image(name).await {
             Ok(_) => Ok(true),
@@ -1269,6 +1281,21 @@ fn container_info(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_unix_socket_can_be_given_to_a_container() {
+        assert_eq!(socket_path(None).as_deref(), Some("/var/run/docker.sock"));
+        assert_eq!(
+            socket_path(Some("")).as_deref(),
+            Some("/var/run/docker.sock")
+        );
+        assert_eq!(
+            socket_path(Some("unix:///run/user/1000/docker.sock")).as_deref(),
+            Some("/run/user/1000/docker.sock")
+        );
+        assert_eq!(socket_path(Some("tcp://127.0.0.1:2375")), None);
+        assert_eq!(socket_path(Some("ssh://me@host")), None);
+    }
 
     #[test]
     fn a_refused_device_rule_is_explained_with_the_fix() {

@@ -117,6 +117,10 @@ impl FakeProvider {
 
 #[async_trait]
 impl Provider for FakeProvider {
+    fn api_socket(&self) -> Option<String> {
+        None
+    }
+
     async fn cgroup_version(&self) -> Result<String, ProviderError> {
         Ok("2".into())
     }

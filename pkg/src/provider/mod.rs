@@ -35,6 +35,9 @@ pub use types::{
 #[async_trait]
 pub trait Provider: Send + Sync {
     // The host and the runtime.
+    /// The runtime's API socket as a path on the daemon's host, which a container can be given
+    /// as a bind mount; `None` when it is reached otherwise (TCP, SSH).
+    fn api_socket(&self) -> Option<String>;
     /// The daemon's cgroup version, `"1"` or `"2"`.
     async fn cgroup_version(&self) -> Result<String, ProviderError>;
 

@@ -1,6 +1,6 @@
-//! Action 1: the node containers (and an HA cluster's load balancer), made under the network
-//! lock with addresses pinned on the `kindred` network, at most [`CREATE_CONCURRENCY`] at a
-//! time. The local registry, when asked for, is started first so node addresses avoid it.
+//! Action 1: the node containers (and an HA cluster's load balancer, and the node lifecycle
+//! agent), made under the network lock with addresses pinned on the `kindred` network, at most
+//! [`CREATE_CONCURRENCY`] at a time. The local registry, when asked for, is started first so node addresses avoid it.
 
 use std::collections::HashMap;
 
@@ -127,6 +127,9 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
     if let Some(lb) = &plan.load_balancer {
         specs.push(shared.load_balancer(lb, lb_ip));
     }
+    if let Some(socket) = node_lifecycle_socket(ctx).await? {
+        specs.push(shared.node_lifecycle(&socket));
+    }
     let used = bounded::run_all(&specs, CREATE_CONCURRENCY, |s| docker.run(s))
         .await
         .map_err(|e| name_conflict(e, plan.name()))?;
@@ -137,6 +140,38 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Provisioned, Clust
         security: used.into_iter().flatten().next().unwrap_or(shared.security),
         lb_pool: lb_pool.map(|block| (block, lb_pool6)),
     })
+}
+
+/// The socket to give the node lifecycle agent, when the cluster wants one and can have it:
+/// the node image's kindred must have the agent (kind's images and older kindred ones do
+/// not), and the runtime must be reached through a socket a container can be given.
+async fn node_lifecycle_socket(ctx: &Ctx<'_>) -> Result<Option<String>, ClusterError> {
+    let plan = ctx.plan;
+    if !plan.config.node_lifecycle() {
+        return Ok(None);
+    }
+    let image = &plan.first_control_plane().config.image;
+    let labels = ctx.docker.image_labels(image).await?;
+    let agents = labels
+        .get(crate::agent::HOST_AGENTS_LABEL)
+        .map(String::as_str)
+        .unwrap_or_default();
+    if !agents.split(',').any(|a| a == "node-lifecycle") {
+        ctx.ui.info(format!(
+            "Nodes will not follow their containers (no node lifecycle agent): the image \
+             {image} has none; build a node image with this kindred to have it"
+        ));
+        return Ok(None);
+    }
+    let socket = ctx.docker.api_socket();
+    if socket.is_none() {
+        ctx.ui.info(
+            "Nodes will not follow their containers (no node lifecycle agent): the container \
+             runtime is reached over the network (DOCKER_HOST), not a socket a container can \
+             be given",
+        );
+    }
+    Ok(socket)
 }
 
 /// The API server's published port: the config's, else a free one. A fixed host port, so the

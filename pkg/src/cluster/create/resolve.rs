@@ -18,6 +18,8 @@ pub struct ConfigOverrides {
     pub registry: Option<(Option<u16>, bool)>,
     /// `--disable-load-balancer-services`.
     pub disable_load_balancer_services: bool,
+    /// `--disable-node-lifecycle`.
+    pub disable_node_lifecycle: bool,
     /// The image of nodes that name none: the host's default (`cluster::host_default`);
     /// unset, the cgroup v1 default, for checking a config before the host is known.
     pub default_image: Option<String>,
@@ -44,6 +46,9 @@ pub fn resolve_config(
     }
     if overrides.disable_load_balancer_services {
         cluster = cluster.without_load_balancer_services();
+    }
+    if overrides.disable_node_lifecycle {
+        cluster = cluster.without_node_lifecycle();
     }
     let mut cluster = match &overrides.default_image {
         Some(image) => cluster.with_defaults_using(image),
