@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use kindred::cluster::{self, ImageSource, Outcome};
-use kindred::provider::{Docker, Provider};
+use kindred::provider::Provider;
 use kindred::ui::Ui;
 use kindred_node_image::base::BaseOptions;
 use kindred_node_image::gobuild::GoEnv;
@@ -137,7 +137,7 @@ pub async fn prepare(
 }
 
 /// Runs the suite against a cluster and writes the report into the artifacts directory.
-pub async fn run(docker: &Docker, opts: &Options, ui: &Ui) -> Result<Report, Error> {
+pub async fn run(docker: &dyn Provider, opts: &Options, ui: &Ui) -> Result<Report, Error> {
     let started = Instant::now();
     let name = &opts.cluster;
     let step = ui.step(format!("Checking cluster \"{name}\""));
@@ -389,7 +389,11 @@ pub fn render_skips(skips: &[Skip], user: &[String]) -> String {
 }
 
 /// Image pulls containerd logged on each node since `since` (seconds since 1970).
-async fn image_pulls(docker: &Docker, nodes: &[cluster::NodeSummary], since: u64) -> Vec<String> {
+async fn image_pulls(
+    docker: &dyn Provider,
+    nodes: &[cluster::NodeSummary],
+    since: u64,
+) -> Vec<String> {
     let mut pulls = Vec::new();
     for n in nodes {
         let script = format!(

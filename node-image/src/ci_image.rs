@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use kindred::provider::Docker;
+use kindred::provider::Provider;
 use kindred::ui::Ui;
 use sha2::{Digest, Sha256};
 
@@ -93,7 +93,11 @@ fn image_config(recipe: &str) -> ImageConfig {
 }
 
 /// The CI image, built only if Docker does not have it with this recipe.
-pub async fn ensure(docker: &Docker, opts: &CiImageOptions, ui: &Ui) -> Result<CiImage, Error> {
+pub async fn ensure(
+    docker: &dyn Provider,
+    opts: &CiImageOptions,
+    ui: &Ui,
+) -> Result<CiImage, Error> {
     let image = image();
     let step = ui.step(format!("Preparing {image}"));
     let go = GoEnv::detect(&opts.cache_dir).await?;

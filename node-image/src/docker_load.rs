@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use kindred::provider::{Docker, Provider};
+use kindred::provider::Provider;
 use kindred::ui::Step;
 use tempfile::TempDir;
 
@@ -13,7 +13,7 @@ use crate::Error;
 
 /// Docker's ID of `image` when Docker has it and its `label` holds `recipe`.
 pub async fn current_id(
-    docker: &Docker,
+    docker: &dyn Provider,
     image: &str,
     label: &str,
     recipe: &str,
@@ -41,7 +41,7 @@ pub fn work_dir(cache: &Path, prefix: &str) -> Result<TempDir, Error> {
 
 /// Writes `spec` as a `docker save` archive in `work` and loads it; returns the image ID.
 pub async fn write_and_load(
-    docker: &Docker,
+    docker: &dyn Provider,
     spec: ImageSpec,
     work: &Path,
     step: &Step,

@@ -435,7 +435,7 @@ fn image_labels(
 }
 
 /// Reads the BOM out of a node image.
-pub async fn read_bom(docker: &Docker, image: &str) -> Result<Bom, Error> {
+pub async fn read_bom(docker: &dyn Provider, image: &str) -> Result<Bom, Error> {
     if !docker.image_exists(image).await? {
         return Err(Error::Msg(format!(
             "image {image} does not exist; build it with `kindred build node-image`"

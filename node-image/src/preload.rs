@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use kindred::provider::{ContainerSpec, Docker, Provider};
+use kindred::provider::{ContainerSpec, Provider};
 use kindred::ui::Step;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -63,7 +63,7 @@ pub struct PreloadTools<'a> {
 }
 
 pub async fn preload(
-    docker: &Docker,
+    docker: &dyn Provider,
     base: &Base,
     tools: &PreloadTools<'_>,
     images: &BuiltImages,
@@ -181,7 +181,11 @@ pub async fn preload(
 }
 
 /// The Debian base as a Docker image (`kindred/base:<key>`), loaded once per daemon.
-pub async fn ensure_base_image(docker: &Docker, base: &Base, step: &Step) -> Result<String, Error> {
+pub async fn ensure_base_image(
+    docker: &dyn Provider,
+    base: &Base,
+    step: &Step,
+) -> Result<String, Error> {
     let name = format!("kindred/base:{}", base.key);
     if docker.image_exists(&name).await? {
         return Ok(name);

@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use kindred::provider::Docker;
+use kindred::provider::Provider;
 use kindred::registry;
 use kindred::ui::Ui;
 use sha2::{Digest, Sha256};
@@ -128,7 +128,7 @@ pub fn recipe_key() -> String {
 
 /// The registry image, built only if Docker does not have it with this kindred's recipe.
 pub async fn ensure(
-    docker: &Docker,
+    docker: &dyn Provider,
     opts: &RegistryImageOptions,
     ui: &Ui,
 ) -> Result<RegistryImage, Error> {
@@ -149,7 +149,7 @@ pub async fn ensure(
 
 /// Builds the registry binary (cached) and the image, and loads it into Docker.
 pub async fn build(
-    docker: &Docker,
+    docker: &dyn Provider,
     opts: &RegistryImageOptions,
     ui: &Ui,
 ) -> Result<RegistryImage, Error> {

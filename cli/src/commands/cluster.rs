@@ -235,7 +235,7 @@ fn on_path(program: &str) -> bool {
 /// The default node image is built on first use, so a fresh machine needs one command; any
 /// other missing image is an error that says how to get it (from `create`).
 async fn build_default_image_if_missing(
-    docker: &Docker,
+    docker: &dyn Provider,
     cluster: &Cluster,
     host: &HostDefault,
     ui: &Ui,

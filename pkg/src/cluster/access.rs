@@ -84,7 +84,9 @@ pub async fn schedulable_nodes(
     cluster: &str,
 ) -> Result<Vec<String>, ClusterError> {
     let cp = control_plane(docker, cluster).await?;
-    let out = super::node_kubectl(docker, &cp, "get nodes -o json").await?;
+    let out = super::node::Node::new(docker, &cp)
+        .kubectl_output("get nodes -o json")
+        .await?;
     if out.code != 0 {
         return Err(ClusterError::ListNodes {
             cluster: cluster.to_string(),

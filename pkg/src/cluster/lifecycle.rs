@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::try_join_all;
 
 use super::list::{nodes, NodeSummary};
-use super::{node_kubectl, ClusterError, LOAD_BALANCER_ROLE};
+use super::node::Node;
+use super::{ClusterError, LOAD_BALANCER_ROLE};
 use crate::provider::Provider;
 use crate::ui::{Step, Ui};
 
@@ -138,7 +139,7 @@ pub async fn start(
         control
             .iter()
             .filter(|n| n.role != LOAD_BALANCER_ROLE)
-            .map(|n| super::node_shell::wait_for_systemd(docker, &n.name)),
+            .map(|n| Node::new(docker, &n.name).wait_for_systemd()),
     )
     .await?;
     step.done();
@@ -154,7 +155,7 @@ pub async fn start(
         try_join_all(
             workers
                 .iter()
-                .map(|n| super::node_shell::wait_for_systemd(docker, &n.name)),
+                .map(|n| Node::new(docker, &n.name).wait_for_systemd()),
         )
         .await?;
         step.done();
@@ -189,9 +190,10 @@ async fn wait_recovered(
     let nodes_query = r#"get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}={.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}{"\n"}{end}'"#;
     let pods_query = r#"get pods -n kube-system -o jsonpath='{range .items[*]}{.metadata.name}={.status.containerStatuses[*].ready}{"\n"}{end}'"#;
     loop {
-        let out = node_kubectl(docker, cp, nodes_query).await?;
+        let cp = Node::new(docker, cp);
+        let out = cp.kubectl_output(nodes_query).await?;
         let ready = fresh_ready_nodes(&out.stdout, since);
-        let pods = node_kubectl(docker, cp, pods_query).await?;
+        let pods = cp.kubectl_output(pods_query).await?;
         let unready: Vec<&str> = pods
             .stdout
             .lines()

@@ -17,9 +17,9 @@ mod lifecycle;
 mod list;
 mod load;
 mod logs;
+mod node;
 mod node_options;
 mod node_setup;
-mod node_shell;
 mod nodes;
 mod offline;
 mod ownership;
@@ -67,44 +67,6 @@ pub const NODE_LIFECYCLE_ROLE: &str = "node-lifecycle";
 pub const NETWORK: &str = "kindred";
 /// kubeadm's admin kubeconfig on control-plane nodes.
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
-
-/// Runs `kubectl <args>` as cluster admin on a control-plane node (args are shell words).
-async fn node_kubectl(
-    docker: &dyn crate::provider::Provider,
-    node: &str,
-    args: &str,
-) -> Result<crate::provider::ExecOutput, ClusterError> {
-    Ok(docker
-        .exec(
-            node,
-            &[
-                "bash",
-                "-c",
-                &format!("kubectl --kubeconfig={ADMIN_CONF} {args}"),
-            ],
-        )
-        .await?)
-}
-
-/// The last 15 journal lines of a systemd unit on a node (empty if they cannot be read), to
-/// explain a failure that the failing command itself does not.
-async fn unit_log_tail(docker: &dyn crate::provider::Provider, node: &str, unit: &str) -> String {
-    let cmd = [
-        "journalctl",
-        "-u",
-        unit,
-        "--no-pager",
-        "-n",
-        "15",
-        "-o",
-        "cat",
-    ];
-    docker
-        .exec(node, &cmd)
-        .await
-        .map(|o| o.stdout)
-        .unwrap_or_default()
-}
 
 /// Tells the user what a command without a [`crate::ui::Step`] at hand waits for (the network
 /// lock), on stderr like every progress line.

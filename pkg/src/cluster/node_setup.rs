@@ -155,7 +155,9 @@ pub(super) async fn restart_containerd(
             return Ok(());
         }
         if restart.code != 0 || Instant::now() > deadline {
-            let log = super::unit_log_tail(docker, node, "containerd").await;
+            let log = super::node::Node::new(docker, node)
+                .journal_tail("containerd")
+                .await;
             return Err(ClusterError::ContainerdRestart {
                 node: node.to_string(),
                 restart_error: (restart.code != 0).then(|| restart.stderr.trim().to_string()),

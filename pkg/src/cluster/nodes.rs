@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use super::list::{nodes, NodeSummary};
-use super::{access, node_kubectl, node_shell, ClusterError, LOAD_BALANCER_ROLE};
+use super::node::Node;
+use super::{access, ClusterError, LOAD_BALANCER_ROLE};
 use crate::provider::Provider;
 use crate::ui::{Step, Ui};
 
@@ -119,7 +120,7 @@ pub async fn delete_node(
             "drain {node} --ignore-daemonsets --delete-emptydir-data --force --timeout={}s",
             drain_timeout.as_secs()
         );
-        match node_shell::kubectl(docker, &cp, &drain, &step).await {
+        match Node::new(docker, &cp).kubectl(&drain, &step).await {
             Ok(_) => step.done(),
             Err(e) => {
                 step.fail();
@@ -128,13 +129,9 @@ pub async fn delete_node(
         }
     }
     let step = ui.step(format!("Deleting the Node {node} and its container"));
-    node_shell::kubectl(
-        docker,
-        &cp,
-        &format!("delete node {node} --ignore-not-found"),
-        &step,
-    )
-    .await?;
+    Node::new(docker, &cp)
+        .kubectl(&format!("delete node {node} --ignore-not-found"), &step)
+        .await?;
     // The node's /var is an anonymous volume: removed with the container.
     docker.remove_container(node).await?;
     step.done();
@@ -161,7 +158,7 @@ pub async fn restart_node(
         .to_string();
     docker.stop_container(node, 30).await?;
     docker.start_container(node).await?;
-    node_shell::wait_for_systemd(docker, node).await?;
+    Node::new(docker, node).wait_for_systemd().await?;
     step.done();
     if !wait.is_zero() {
         let step = ui.step(format!(
@@ -192,7 +189,7 @@ pub(super) async fn wait_node_ready(
     );
     loop {
         // The API server may not answer for a moment (a restarted control plane): keep polling.
-        let out = node_kubectl(docker, cp, &query).await;
+        let out = Node::new(docker, cp).kubectl_output(&query).await;
         let line = out
             .as_ref()
             .map(|o| o.stdout.trim().to_string())

@@ -14,10 +14,10 @@ use crate::cluster::nodes::{next_worker_name, wait_node_ready, NodeRoleRequest};
 use crate::cluster::ownership::Ownership;
 use crate::cluster::plan::{ClusterPlan, NodePlan};
 use crate::cluster::{
-    access, node_kubectl, node_setup, node_shell, ClusterError, CLUSTER_LABEL, IP_FAMILY_LABEL,
+    access, node::Node, node_setup, ClusterError, CLUSTER_LABEL, IP_FAMILY_LABEL,
     LOAD_BALANCER_ROLE, NETWORK, ROLE_LABEL,
 };
-use crate::config::{Cluster, IpFamily, Networking, Node, NodeRole, Registry};
+use crate::config::{Cluster, IpFamily, Networking, Node as ConfigNode, NodeRole, Registry};
 use crate::kubeadm::{self, NodeBootstrap, RenderInput};
 use crate::provider::{NodeSecurity, Provider, PublishedPort, LB_POOL_LABEL};
 use crate::ui::{Step, Ui};
@@ -88,7 +88,7 @@ async fn forget_nodes(docker: &dyn Provider, cluster: &str, owner: &Ownership) {
     };
     for node in made {
         let delete = format!("delete node {} --ignore-not-found --wait=false", node.name);
-        if let Err(e) = node_kubectl(docker, &cp, &delete).await {
+        if let Err(e) = Node::new(docker, &cp).kubectl_output(&delete).await {
             tracing::debug!("deleting the Node {}: {e}", node.name);
         }
     }
@@ -110,15 +110,15 @@ fn node_config(
             ..Networking::default()
         },
         nodes: vec![
-            Node {
+            ConfigNode {
                 role: NodeRole::ControlPlane,
                 image: image.to_string(),
-                ..Node::default()
+                ..ConfigNode::default()
             },
-            Node {
+            ConfigNode {
                 role: NodeRole::Worker,
                 image: image.to_string(),
-                ..Node::default()
+                ..ConfigNode::default()
             },
         ],
         registry: registry_port.map(|port| Registry {
@@ -228,7 +228,7 @@ async fn add_owned(
         docker.run(&spec).await?;
         (name, plan.config, options)
     };
-    node_shell::wait_for_systemd(docker, &name).await?;
+    Node::new(docker, &name).wait_for_systemd().await?;
     // containerd's proxy drop-ins and the local registry's hosts, on the new node alone.
     let only_new = ClusterPlan {
         nodes: vec![NodePlan {
@@ -268,16 +268,16 @@ async fn join(
     family: IpFamily,
     step: &Step,
 ) -> Result<(), ClusterError> {
-    let token = node_shell::sh(
-        docker,
-        cp,
-        "kubeadm token create --ttl 30m --description 'kindred create node'",
-        step,
-    )
-    .await?
-    .trim()
-    .to_string();
-    let kube_version = node_shell::sh(docker, node, "cat /kind/version", step)
+    let token = Node::new(docker, cp)
+        .sh(
+            "kubeadm token create --ttl 30m --description 'kindred create node'",
+            step,
+        )
+        .await?
+        .trim()
+        .to_string();
+    let kube_version = Node::new(docker, node)
+        .sh("cat /kind/version", step)
         .await?
         .trim()
         .to_string();
@@ -290,7 +290,7 @@ async fn join(
         ..Cluster::default()
     }
     .with_defaults();
-    let mut input = RenderInput::from_cluster(&cluster_config, &Node::default());
+    let mut input = RenderInput::from_cluster(&cluster_config, &ConfigNode::default());
     input.kubernetes_version = kube_version;
     input.node_name = node.to_string();
     input.node_ips = kubeadm_config::node_ips_of(docker, node, family).await?;
@@ -303,8 +303,9 @@ async fn join(
     let config = kubeadm::render_node(&input)?;
     kubeadm_config::write(docker, node, &config, step).await?;
     let join = format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
-    match node_shell::sh(docker, node, &join, step).await {
+    let node = Node::new(docker, node);
+    match node.sh(&join, step).await {
         Ok(_) => Ok(()),
-        Err(e) => Err(node_shell::with_kubelet_log(docker, e).await),
+        Err(e) => Err(node.with_kubelet_log(e).await),
     }
 }

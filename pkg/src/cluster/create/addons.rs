@@ -6,8 +6,9 @@
 
 use super::Ctx;
 use crate::agent::manifests;
+use crate::cluster::node::Node;
 use crate::cluster::registry::RegistryRequest;
-use crate::cluster::{node_shell, ClusterError};
+use crate::cluster::ClusterError;
 use crate::config::{Cidr, KubeProxyMode, Networking};
 use crate::ui::Step;
 
@@ -48,8 +49,11 @@ pub(super) async fn run(
             request.port
         ));
     }
-    node_shell::write_file(docker, cp, ADDONS_MANIFEST, &rendered.join("\n---\n"), step).await?;
-    node_shell::kubectl(docker, cp, &format!("apply -f {ADDONS_MANIFEST}"), step).await?;
+    let node = Node::new(docker, cp);
+    node.write_file(ADDONS_MANIFEST, &rendered.join("\n---\n"), step)
+        .await?;
+    node.kubectl(&format!("apply -f {ADDONS_MANIFEST}"), step)
+        .await?;
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 use futures_util::future::try_join_all;
 
 use super::Ctx;
-use crate::cluster::{node_setup, node_shell, ClusterError};
+use crate::cluster::node::Node;
+use crate::cluster::{node_setup, ClusterError};
 use crate::ui::Step;
 
 pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<(), ClusterError> {
@@ -12,7 +13,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<(), ClusterError> 
         ctx.plan
             .nodes
             .iter()
-            .map(|n| node_shell::wait_for_systemd(ctx.docker, &n.name)),
+            .map(|n| Node::new(ctx.docker, &n.name).wait_for_systemd()),
     )
     .await?;
     for note in &ctx.options.notes {

@@ -6,8 +6,9 @@ use futures_util::future::{try_join, try_join_all};
 
 use super::kubeadm_config::{self, Bootstrap, KUBEADM_CONFIG};
 use super::Ctx;
+use crate::cluster::node::Node;
 use crate::cluster::plan::NodePlan;
-use crate::cluster::{node_shell, ClusterError};
+use crate::cluster::ClusterError;
 use crate::kubeadm::NodeBootstrap;
 use crate::ui::Step;
 
@@ -54,8 +55,9 @@ async fn join(
     let config = bootstrap.render(ctx, node, role)?;
     kubeadm_config::write(ctx.docker, &node.name, &config, step).await?;
     let join = format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
-    match node_shell::sh(ctx.docker, &node.name, &join, step).await {
+    let node = Node::new(ctx.docker, &node.name);
+    match node.sh(&join, step).await {
         Ok(_) => Ok(()),
-        Err(e) => Err(node_shell::with_kubelet_log(ctx.docker, e).await),
+        Err(e) => Err(node.with_kubelet_log(e).await),
     }
 }

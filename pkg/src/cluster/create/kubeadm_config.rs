@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 
 use super::Ctx;
+use crate::cluster::node::Node;
 use crate::cluster::plan::NodePlan;
-use crate::cluster::{node_shell, ClusterError, NETWORK};
+use crate::cluster::{ClusterError, NETWORK};
 use crate::config::IpFamily;
 use crate::kubeadm::{self, NodeBootstrap, NodeConfig, RenderInput};
 use crate::provider::Provider;
@@ -34,7 +35,8 @@ pub(super) struct Bootstrap {
 pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<Bootstrap, ClusterError> {
     let (docker, plan) = (ctx.docker, ctx.plan);
     let cp = plan.first_control_plane();
-    let kube_version = node_shell::sh(docker, &cp.name, "cat /kind/version", step)
+    let kube_version = Node::new(docker, &cp.name)
+        .sh("cat /kind/version", step)
         .await?
         .trim()
         .to_string();
@@ -134,8 +136,10 @@ pub(super) async fn write(
     config: &NodeConfig,
     step: &Step,
 ) -> Result<(), ClusterError> {
+    let node = Node::new(docker, node);
     for (path, content) in &config.files {
-        node_shell::write_file(docker, node, path, content, step).await?;
+        node.write_file(path, content, step).await?;
     }
-    node_shell::write_file(docker, node, KUBEADM_CONFIG, &config.kubeadm_config, step).await
+    node.write_file(KUBEADM_CONFIG, &config.kubeadm_config, step)
+        .await
 }

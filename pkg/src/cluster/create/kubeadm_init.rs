@@ -3,7 +3,8 @@
 
 use super::kubeadm_config::{self, Bootstrap, KUBEADM_CONFIG};
 use super::Ctx;
-use crate::cluster::{node_shell, ClusterError};
+use crate::cluster::node::Node;
+use crate::cluster::ClusterError;
 use crate::kubeadm::NodeBootstrap;
 use crate::ui::Step;
 
@@ -23,8 +24,9 @@ pub(super) async fn run(
     let init = format!(
         "kubeadm init --config={KUBEADM_CONFIG} --skip-token-print --ignore-preflight-errors=all{upload_certs}"
     );
-    if let Err(e) = node_shell::sh(ctx.docker, &cp.name, &init, step).await {
-        return Err(node_shell::with_kubelet_log(ctx.docker, e).await);
+    let node = Node::new(ctx.docker, &cp.name);
+    if let Err(e) = node.sh(&init, step).await {
+        return Err(node.with_kubelet_log(e).await);
     }
     Ok(())
 }

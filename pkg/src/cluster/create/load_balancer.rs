@@ -3,7 +3,8 @@
 
 use super::Ctx;
 use crate::cluster::containers::LB_BACKENDS;
-use crate::cluster::{node_shell, ClusterError};
+use crate::cluster::node::Node;
+use crate::cluster::ClusterError;
 use crate::config::NodeRole;
 use crate::kubeadm;
 use crate::ui::Step;
@@ -19,14 +20,13 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<(), ClusterError> 
         .filter(|n| n.role == NodeRole::ControlPlane)
         .map(|n| format!("{}:{}\n", n.name, kubeadm::API_SERVER_BIND_PORT))
         .collect();
-    node_shell::sh(
-        ctx.docker,
-        lb,
-        &format!(
-            "mkdir -p /kindred && printf '%s' '{backends}' > {LB_BACKENDS}.tmp && mv {LB_BACKENDS}.tmp {LB_BACKENDS}"
-        ),
-        step,
-    )
-    .await?;
+    Node::new(ctx.docker, lb)
+        .sh(
+            &format!(
+                "mkdir -p /kindred && printf '%s' '{backends}' > {LB_BACKENDS}.tmp && mv {LB_BACKENDS}.tmp {LB_BACKENDS}"
+            ),
+            step,
+        )
+        .await?;
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Action 8 (clusters without workers): lets workloads schedule on the control plane(s).
 
 use super::Ctx;
-use crate::cluster::{node_shell, ClusterError};
+use crate::cluster::node::Node;
+use crate::cluster::ClusterError;
 use crate::ui::Step;
 
 /// True when the cluster has no workers, so the control planes must take workloads.
@@ -10,12 +11,11 @@ pub(super) fn needed(ctx: &Ctx<'_>) -> bool {
 }
 
 pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<(), ClusterError> {
-    node_shell::kubectl(
-        ctx.docker,
-        &ctx.plan.first_control_plane().name,
-        "taint nodes --all node-role.kubernetes.io/control-plane-",
-        step,
-    )
-    .await?;
+    Node::new(ctx.docker, &ctx.plan.first_control_plane().name)
+        .kubectl(
+            "taint nodes --all node-role.kubernetes.io/control-plane-",
+            step,
+        )
+        .await?;
     Ok(())
 }

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::Ctx;
-use crate::cluster::{node_kubectl, ClusterError};
+use crate::cluster::node::Node;
+use crate::cluster::ClusterError;
 use crate::ui::Step;
 
 pub(super) async fn run(ctx: &Ctx<'_>, wait: Duration, step: &Step) -> Result<(), ClusterError> {
@@ -13,7 +14,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, wait: Duration, step: &Step) -> Result<()
     let deadline = Instant::now() + wait;
     let query = r#"get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}'"#;
     loop {
-        let out = node_kubectl(ctx.docker, cp, query).await?;
+        let out = Node::new(ctx.docker, cp).kubectl_output(query).await?;
         let ready = out.stdout.lines().filter(|l| l.ends_with("=True")).count();
         step.progress(format!("{ready}/{} Ready", plan.nodes.len()));
         if out.code == 0 && ready == plan.nodes.len() {
