@@ -185,23 +185,26 @@ where
 /// Names of the containers of a cluster, as the docker CLI sees them: an observer independent
 /// of kindred's own listing code.
 pub fn containers_of(cluster: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=io.kindred.cluster={cluster}"),
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let names: Vec<String> = labelled_containers(cluster)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    names.join("\n")
 }
 
 /// The names of a cluster's node containers (and an HA cluster's load balancer), one a line,
 /// as `kindred get nodes` lists them: [`containers_of`] without the node lifecycle agent.
 pub fn node_containers_of(cluster: &str) -> String {
+    let names: Vec<String> = labelled_containers(cluster)
+        .into_iter()
+        .filter(|(_, role)| role != "node-lifecycle")
+        .map(|(n, _)| n)
+        .collect();
+    names.join("\n")
+}
+
+/// Every container labelled as the cluster's, stopped ones too: (name, role label).
+fn labelled_containers(cluster: &str) -> Vec<(String, String)> {
     let out = std::process::Command::new("docker")
         .args([
             "ps",
@@ -215,11 +218,11 @@ pub fn node_containers_of(cluster: &str) -> String {
         .expect("docker ps");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(_, role)| *role != "node-lifecycle")
-        .map(|(name, _)| name)
-        .collect::<Vec<_>>()
-        .join("\n")
+        .map(|l| match l.split_once(' ') {
+            Some((name, role)) => (name.to_string(), role.to_string()),
+            None => (l.to_string(), String::new()),
+        })
+        .collect()
 }
 
 /// A named check run against a shared fixture (a cluster) by [`run_subtests`].

@@ -94,6 +94,21 @@ pub struct BuildOptions {
     pub agent_binary: PathBuf,
 }
 
+impl BuildOptions {
+    /// The default node image of a Kubernetes version, from the Debian base and the shared
+    /// cache, as `create cluster` and kubetest2 build it on first use.
+    pub fn default_image(kube_version: &str, agent_binary: PathBuf) -> BuildOptions {
+        BuildOptions {
+            kube: KubeSource::Version(kube_version.into()),
+            image: None,
+            base: BaseOptions::default(),
+            cache_dir: kindred::cache::cache_dir(),
+            no_cache: false,
+            agent_binary,
+        }
+    }
+}
+
 /// How many of the results that change with every kindred build are kept.
 const KEEP_PER_BUILD: usize = 3;
 

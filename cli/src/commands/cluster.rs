@@ -247,14 +247,7 @@ async fn build_default_image_if_missing(
     ui.info(format!(
         "Node image {default} is not built yet; building it first (cached afterwards)"
     ));
-    let opts = kindred_node_image::BuildOptions {
-        kube: kindred_node_image::kube::KubeSource::Version(host.version.into()),
-        image: None,
-        base: kindred_node_image::base::BaseOptions::default(),
-        cache_dir: kindred::cache::cache_dir(),
-        no_cache: false,
-        agent_binary: super::current_exe()?,
-    };
+    let opts = kindred_node_image::BuildOptions::default_image(host.version, super::current_exe()?);
     kindred_node_image::build(&opts, ui).await?;
     Ok(())
 }

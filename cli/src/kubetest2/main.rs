@@ -338,14 +338,8 @@ impl Deployer {
             self.ui.info(format!(
                 "Node image {default} is not built yet; building it first"
             ));
-            let opts = kindred_node_image::BuildOptions {
-                kube: kindred_node_image::kube::KubeSource::Version(host.version.into()),
-                image: None,
-                base: kindred_node_image::base::BaseOptions::default(),
-                cache_dir: kindred::cache::cache_dir(),
-                no_cache: false,
-                agent_binary: kindred_binary()?,
-            };
+            let opts =
+                kindred_node_image::BuildOptions::default_image(host.version, kindred_binary()?);
             kindred_node_image::build(&opts, &self.ui)
                 .await
                 .map_err(|e| e.to_string())?;
