@@ -21,6 +21,9 @@
 #   --image NAME                 a host Docker image to load into the VM (repeatable)
 #   --kindred PATH               the kindred binary to put in the VM
 #   --file PATH                  another file for the job, at /share/files/NAME (repeatable)
+#   --package NAME               another Debian package on the disk (repeatable; such a disk is
+#                                cached apart from the default one, e.g. podman for
+#                                hack/vm-podman.sh)
 #   --timeout SECONDS            stop the VM after this long (default 3600)
 #   --memory SIZE / --cpus N     VM size (default 6G / 2)
 #   --artifacts DIR              where the job's $VM_ARTIFACTS go (default: a temp dir, printed)
@@ -34,7 +37,7 @@ say() { echo "vm: $*" >&2; }
 die() { echo "vm: error: $*" >&2; exit 1; }
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-store=overlay2 timeout=3600 memory=6G cpus=2 artifacts="" images=() files=()
+store=overlay2 timeout=3600 memory=6G cpus=2 artifacts="" images=() files=() extra=()
 kindred="${CARGO_TARGET_DIR:-$here/target}/release/kindred"
 while (($#)); do
   case $1 in
@@ -42,6 +45,7 @@ while (($#)); do
     --image) images+=("$2"); shift 2 ;;
     --kindred) kindred=$2; shift 2 ;;
     --file) files+=("$2"); shift 2 ;;
+    --package) extra+=("$2"); shift 2 ;;
     --timeout) timeout=$2; shift 2 ;;
     --memory) memory=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
@@ -72,11 +76,14 @@ fi
 # --- the disk, cached by what goes into it ----------------------------------------------------
 suite=trixie
 packages=(systemd systemd-sysv dbus udev kmod linux-image-amd64 docker.io docker-cli containerd
-  iproute2 iptables ca-certificates procps e2fsprogs busybox-static)
+  iproute2 iptables ca-certificates procps e2fsprogs busybox-static "${extra[@]}")
+# A disk with extra packages is its own variant, so it never replaces the default one.
+variant=$suite
+((${#extra[@]} == 0)) || variant="$suite+$(IFS=+; echo "${extra[*]}")"
 recipe_version=1 # bump when the steps below change what the disk holds
 key=$(printf '%s\n' "$suite" "$recipe_version" "${packages[@]}" | sha256sum | cut -c1-16)
 cache="${KINDRED_CACHE_DIR:-$HOME/.cache/kindred}/vm"
-disk_dir="$cache/$suite-$key"
+disk_dir="$cache/$variant-$key"
 
 build_disk() {
   local free_kb
@@ -151,8 +158,8 @@ UNIT
   say "disk ready: $(du -sh "$disk_dir/disk.raw" | cut -f1) used"
 }
 [[ -f $disk_dir/disk.raw ]] || build_disk
-# Older disks of other package lists are only disk space.
-find "$cache" -maxdepth 1 -name "$suite-*" ! -name "$suite-$key" -exec rm -rf {} +
+# Older disks of this variant's other package lists are only disk space.
+find "$cache" -maxdepth 1 -name "$variant-*" ! -name "$variant-$key" -exec rm -rf {} +
 
 # --- one run ----------------------------------------------------------------------------------
 run=$(mktemp -d "${TMPDIR:-/tmp}/kindred-vm.XXXXXX")
