@@ -9,8 +9,10 @@
 //! can reach it, and the cluster holds no Docker credential). It reads the admin kubeconfig
 //! from a control-plane container through that socket, so it needs no credentials of its own.
 //!
-//! It polls rather than following events: one label-filtered container list and one Node list
-//! every [`INTERVAL`] are cheap on a handful of nodes, and a missed event cannot strand a Node.
+//! It polls rather than following events, so a missed event cannot strand a Node: a
+//! label-filtered container list every [`INTERVAL`], and the Nodes only when the containers
+//! changed, while a taint waits for its Node to be Ready, or every [`RESYNC`] (the agent also
+//! runs on slow hosts, where every API call costs).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -29,6 +31,23 @@ pub const SHUTDOWN_TAINT: &str = "node.cloudprovider.kubernetes.io/shutdown";
 /// How often containers and Nodes are compared: a removed node's Node goes within seconds,
 /// well inside the 30 s a cloud test allows.
 const INTERVAL: Duration = Duration::from_secs(2);
+/// How often the Nodes are compared although no container changed (a Node deleted and
+/// registered again by hand, a taint someone removed).
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// What the last full comparison saw, to skip the next one when nothing moved.
+struct LastPass {
+    containers: HashMap<String, String>,
+    /// A taint waits for its Node to be Ready, or an action failed: compare again next time.
+    unsettled: bool,
+    at: std::time::Instant,
+}
+
+impl LastPass {
+    fn still_valid(&self, containers: &HashMap<String, String>) -> bool {
+        !self.unsettled && self.containers == *containers && self.at.elapsed() < RESYNC
+    }
+}
 
 /// What the API says of one Node, as far as the decision needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,14 +76,9 @@ pub fn decide(
     nodes: &[NodeView],
     containers: &HashMap<String, String>,
 ) -> Vec<Action> {
-    let prefix = format!("kindred://docker/{cluster}/");
     let mut actions = Vec::new();
     for node in nodes {
-        let Some(container) = node
-            .provider_id
-            .as_deref()
-            .and_then(|id| id.strip_prefix(&prefix))
-        else {
+        let Some(container) = container_of(cluster, node) else {
             continue;
         };
         match containers.get(container).map(String::as_str) {
@@ -81,6 +95,15 @@ pub fn decide(
         }
     }
     actions
+}
+
+/// The container a Node's provider ID names, if it names one of this cluster's.
+fn container_of<'a>(cluster: &str, node: &'a NodeView) -> Option<&'a str> {
+    node.provider_id
+        .as_deref()?
+        .strip_prefix("kindred://docker/")?
+        .strip_prefix(cluster)?
+        .strip_prefix('/')
 }
 
 fn view(node: &Node) -> NodeView {
@@ -153,6 +176,7 @@ impl NodeLifecycle {
             signal(SignalKind::interrupt()).map_err(|e| AgentError::Msg(e.to_string()))?;
         let mut tick = tokio::time::interval(INTERVAL);
         let mut client = None;
+        let mut last = None;
         tracing::info!(
             "keeping the Nodes of cluster {} in step with its containers",
             self.cluster
@@ -163,13 +187,17 @@ impl NodeLifecycle {
                 _ = int.recv() => return Ok(()),
                 _ = tick.tick() => {}
             }
-            if let Err(e) = self.pass(&mut client).await {
+            if let Err(e) = self.pass(&mut client, &mut last).await {
                 tracing::warn!("{e} (retrying)");
             }
         }
     }
 
-    async fn pass(&self, client: &mut Option<kube::Client>) -> Result<(), AgentError> {
+    async fn pass(
+        &self,
+        client: &mut Option<kube::Client>,
+        last: &mut Option<LastPass>,
+    ) -> Result<(), AgentError> {
         let listed = self
             .docker
             .list_by_labels(&[format!("{CLUSTER_LABEL}={}", self.cluster)])
@@ -183,6 +211,9 @@ impl NodeLifecycle {
             })
             .map(|c| (c.name, c.state))
             .collect();
+        if last.as_ref().is_some_and(|l| l.still_valid(&containers)) {
+            return Ok(());
+        }
         let api: Api<Node> = match client {
             Some(c) => Api::all(c.clone()),
             None => Api::all(client.insert(self.client().await?).clone()),
@@ -196,6 +227,13 @@ impl NodeLifecycle {
             }
         };
         let views: Vec<NodeView> = nodes.iter().map(view).collect();
+        // A started node's taint goes only once its Node is Ready: watch for that.
+        let mut unsettled = views.iter().any(|v| {
+            v.shutdown_tainted
+                && container_of(&self.cluster, v)
+                    .and_then(|c| containers.get(c))
+                    .is_some_and(|state| state == "running")
+        });
         for action in decide(&self.cluster, &views, &containers) {
             let result = match &action {
                 Action::Delete(name) => {
@@ -228,8 +266,14 @@ impl NodeLifecycle {
             };
             if let Err(e) = result {
                 tracing::warn!("{action:?} failed (retrying): {e}");
+                unsettled = true;
             }
         }
+        *last = Some(LastPass {
+            containers,
+            unsettled,
+            at: std::time::Instant::now(),
+        });
         Ok(())
     }
 
@@ -326,6 +370,28 @@ mod tests {
         let mut prefix = node("dev2-worker", false, false);
         prefix.provider_id = Some("kindred://docker/dev2/dev2-worker".into());
         assert!(decide("dev", &[foreign, other, cloud, prefix], &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn the_nodes_are_compared_again_only_when_something_moved() {
+        let running = containers(&[("dev-worker", "running")]);
+        let pass = |unsettled| LastPass {
+            containers: running.clone(),
+            unsettled,
+            at: std::time::Instant::now(),
+        };
+        assert!(pass(false).still_valid(&running));
+        assert!(!pass(true).still_valid(&running), "a taint waits for Ready");
+        assert!(!pass(false).still_valid(&containers(&[("dev-worker", "exited")])));
+        assert!(
+            !pass(false).still_valid(&HashMap::new()),
+            "a container went"
+        );
+        let old = LastPass {
+            at: std::time::Instant::now() - RESYNC,
+            ..pass(false)
+        };
+        assert!(!old.still_valid(&running), "the periodic resync");
     }
 
     #[test]
