@@ -9,10 +9,10 @@
 //! can reach it, and the cluster holds no Docker credential). It reads the admin kubeconfig
 //! from a control-plane container through that socket, so it needs no credentials of its own.
 //!
-//! It polls rather than following events, so a missed event cannot strand a Node: a
-//! label-filtered container list every [`INTERVAL`], and the Nodes only when the containers
-//! changed, while a taint waits for its Node to be Ready, or every [`RESYNC`] (the agent also
-//! runs on slow hosts, where every API call costs).
+//! It compares when the runtime reports a change to one of the cluster's containers, every
+//! [`RESYNC`] besides (an event missed while reconnecting cannot strand a Node), every
+//! [`WAITING`] while a started node's taint waits for Ready, and after a failure with a
+//! growing pause: it costs nothing while the cluster is quiet, which slow hosts notice.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,25 +28,23 @@ use crate::provider::{Docker, Provider};
 /// controller's key), with effect NoSchedule.
 pub const SHUTDOWN_TAINT: &str = "node.cloudprovider.kubernetes.io/shutdown";
 
-/// How often containers and Nodes are compared: a removed node's Node goes within seconds,
-/// well inside the 30 s a cloud test allows.
-const INTERVAL: Duration = Duration::from_secs(2);
-/// How often the Nodes are compared although no container changed (a Node deleted and
-/// registered again by hand, a taint someone removed).
+/// How often containers and Nodes are compared without a change reported.
 const RESYNC: Duration = Duration::from_secs(30);
+/// How often a started node is checked for Ready, to lift its taint.
+const WAITING: Duration = Duration::from_secs(2);
+/// The longest pause after failed comparisons (the API server is down while the cluster
+/// is created, started or stopped); the pause starts at [`WAITING`] and doubles.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a burst of changes (a stop is a kill, a die and a stop) may take to settle
+/// before one comparison handles all of it.
+const SETTLE: Duration = Duration::from_millis(300);
 
-/// What the last full comparison saw, to skip the next one when nothing moved.
-struct LastPass {
-    containers: HashMap<String, String>,
-    /// A taint waits for its Node to be Ready, or an action failed: compare again next time.
-    unsettled: bool,
-    at: std::time::Instant,
-}
-
-impl LastPass {
-    fn still_valid(&self, containers: &HashMap<String, String>) -> bool {
-        !self.unsettled && self.containers == *containers && self.at.elapsed() < RESYNC
-    }
+/// When the next comparison is due, besides a change and the resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Quiet,
+    /// A taint waits for its Node to be Ready.
+    Soon,
 }
 
 /// What the API says of one Node, as far as the decision needs it.
@@ -166,38 +164,71 @@ impl NodeLifecycle {
         Ok(NodeLifecycle { cluster, docker })
     }
 
-    /// Compares every [`INTERVAL`] until SIGTERM or SIGINT; failures are logged and retried
-    /// (the API server is down while the cluster starts or stops).
+    /// Compares until SIGTERM or SIGINT; failures are logged and retried.
     pub async fn run(self) -> Result<(), AgentError> {
+        use futures_util::{FutureExt, StreamExt};
         use tokio::signal::unix::{signal, SignalKind};
         let mut term =
             signal(SignalKind::terminate()).map_err(|e| AgentError::Msg(e.to_string()))?;
         let mut int =
             signal(SignalKind::interrupt()).map_err(|e| AgentError::Msg(e.to_string()))?;
-        let mut tick = tokio::time::interval(INTERVAL);
+        let labels = [format!("{CLUSTER_LABEL}={}", self.cluster)];
+        let mut changes = self.docker.container_changes(&labels);
+        let mut resync = tokio::time::interval(RESYNC);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut client = None;
-        let mut last = None;
+        // Zero: no comparison due before the next change or resync.
+        let mut due_in = Duration::ZERO;
+        let mut backoff = WAITING;
         tracing::info!(
             "keeping the Nodes of cluster {} in step with its containers",
             self.cluster
         );
         loop {
+            let due = async {
+                if due_in.is_zero() {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep(due_in).await
+                }
+            };
             tokio::select! {
                 _ = term.recv() => return Ok(()),
                 _ = int.recv() => return Ok(()),
-                _ = tick.tick() => {}
+                change = changes.next() => match change {
+                    Some(Ok(())) => {
+                        tokio::time::sleep(SETTLE).await;
+                        while let Some(Some(Ok(()))) = changes.next().now_or_never() {}
+                    }
+                    Some(Err(e)) => tracing::warn!("{e}; following the container events again"),
+                    None => {
+                        tokio::time::sleep(WAITING).await;
+                        changes = self.docker.container_changes(&labels);
+                    }
+                },
+                _ = resync.tick() => {}
+                () = due => {}
             }
-            if let Err(e) = self.pass(&mut client, &mut last).await {
-                tracing::warn!("{e} (retrying)");
-            }
+            due_in = match self.pass(&mut client).await {
+                Ok(next) => {
+                    backoff = WAITING;
+                    match next {
+                        Next::Quiet => Duration::ZERO,
+                        Next::Soon => WAITING,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{e} (again in {}s)", backoff.as_secs());
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    wait
+                }
+            };
         }
     }
 
-    async fn pass(
-        &self,
-        client: &mut Option<kube::Client>,
-        last: &mut Option<LastPass>,
-    ) -> Result<(), AgentError> {
+    /// One comparison of the cluster's node containers with its Nodes, and what it changed.
+    async fn pass(&self, client: &mut Option<kube::Client>) -> Result<Next, AgentError> {
         let listed = self
             .docker
             .list_by_labels(&[format!("{CLUSTER_LABEL}={}", self.cluster)])
@@ -211,29 +242,23 @@ impl NodeLifecycle {
             })
             .map(|c| (c.name, c.state))
             .collect();
-        if last.as_ref().is_some_and(|l| l.still_valid(&containers)) {
-            return Ok(());
-        }
+        // Built once: the endpoint (a container name) and the admin credentials stay.
         let api: Api<Node> = match client {
             Some(c) => Api::all(c.clone()),
             None => Api::all(client.insert(self.client().await?).clone()),
         };
-        let nodes = match api.list(&Default::default()).await {
-            Ok(list) => list.items,
-            Err(e) => {
-                // Read the kubeconfig again next time: the control plane may have moved.
-                *client = None;
-                return Err(e.into());
-            }
-        };
+        let nodes = api.list(&Default::default()).await?.items;
         let views: Vec<NodeView> = nodes.iter().map(view).collect();
-        // A started node's taint goes only once its Node is Ready: watch for that.
-        let mut unsettled = views.iter().any(|v| {
+        let mut next = if views.iter().any(|v| {
             v.shutdown_tainted
                 && container_of(&self.cluster, v)
                     .and_then(|c| containers.get(c))
                     .is_some_and(|state| state == "running")
-        });
+        }) {
+            Next::Soon
+        } else {
+            Next::Quiet
+        };
         for action in decide(&self.cluster, &views, &containers) {
             let result = match &action {
                 Action::Delete(name) => {
@@ -266,15 +291,10 @@ impl NodeLifecycle {
             };
             if let Err(e) = result {
                 tracing::warn!("{action:?} failed (retrying): {e}");
-                unsettled = true;
+                next = Next::Soon;
             }
         }
-        *last = Some(LastPass {
-            containers,
-            unsettled,
-            at: std::time::Instant::now(),
-        });
-        Ok(())
+        Ok(next)
     }
 
     /// An admin client for the API server as containers on the kindred network reach it,
@@ -370,28 +390,6 @@ mod tests {
         let mut prefix = node("dev2-worker", false, false);
         prefix.provider_id = Some("kindred://docker/dev2/dev2-worker".into());
         assert!(decide("dev", &[foreign, other, cloud, prefix], &HashMap::new()).is_empty());
-    }
-
-    #[test]
-    fn the_nodes_are_compared_again_only_when_something_moved() {
-        let running = containers(&[("dev-worker", "running")]);
-        let pass = |unsettled| LastPass {
-            containers: running.clone(),
-            unsettled,
-            at: std::time::Instant::now(),
-        };
-        assert!(pass(false).still_valid(&running));
-        assert!(!pass(true).still_valid(&running), "a taint waits for Ready");
-        assert!(!pass(false).still_valid(&containers(&[("dev-worker", "exited")])));
-        assert!(
-            !pass(false).still_valid(&HashMap::new()),
-            "a container went"
-        );
-        let old = LastPass {
-            at: std::time::Instant::now() - RESYNC,
-            ..pass(false)
-        };
-        assert!(!old.still_valid(&running), "the periodic resync");
     }
 
     #[test]

@@ -1051,6 +1051,19 @@ impl Provider for Docker {
         }
     }
 
+    fn container_changes(&self, labels: &[String]) -> super::ChangeStream {
+        let mut filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
+        filters.insert("label".to_string(), labels.to_vec());
+        let opts = bollard::query_parameters::EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.client
+            .events(Some(opts))
+            .map(|event| event.map(|_| ()).map_err(api("follow container events")))
+            .boxed()
+    }
+
     fn export_images(&self, names: &[String]) -> InputStream {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let what = names.join(", ");

@@ -161,6 +161,10 @@ impl Provider for FakeProvider {
         Ok(())
     }
 
+    fn container_changes(&self, _labels: &[String]) -> super::ChangeStream {
+        Box::pin(futures_util::stream::pending())
+    }
+
     fn export_images(&self, _names: &[String]) -> InputStream {
         Box::pin(futures_util::stream::empty())
     }

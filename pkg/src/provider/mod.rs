@@ -26,7 +26,7 @@ pub(crate) use lock::{lock_network, try_lock_network};
 pub use network::{block_addresses, NetworkAddressing, LB_POOL_LABEL};
 pub use security::{host_bounding_caps, NodeSecurity, UnknownNodeSecurity};
 pub use types::{
-    file_stream, ContainerInfo, ContainerSpec, ExecOutput, InputStream, PublishedPort,
+    file_stream, ChangeStream, ContainerInfo, ContainerSpec, ExecOutput, InputStream, PublishedPort,
 };
 
 /// What kindred needs from a container runtime to run clusters: containers with fixed
@@ -88,6 +88,11 @@ pub trait Provider: Send + Sync {
 
     /// Removes a container and its anonymous volumes; a missing container is not an error.
     async fn remove_container(&self, name: &str) -> Result<(), ProviderError>;
+
+    /// One item per change (created, started, stopped, removed, ...) to a container carrying
+    /// every given label, from now on; an error item when the runtime stops answering, after
+    /// which the stream ends.
+    fn container_changes(&self, labels: &[String]) -> ChangeStream;
 
     /// Containers (running or not) carrying every given label (`key` or `key=value`).
     async fn list_by_labels(&self, labels: &[String]) -> Result<Vec<ContainerInfo>, ProviderError>;

@@ -79,6 +79,10 @@ pub fn file_stream(
     tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)
 }
 
+/// Container changes (see `Provider::container_changes`): what changed is not said, only
+/// that something did.
+pub type ChangeStream = futures_util::stream::BoxStream<'static, Result<(), super::ProviderError>>;
+
 /// A stream of byte chunks fed to a command's stdin.
 pub type InputStream =
     futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
