@@ -144,15 +144,7 @@ fn load_balancer_services_answer_change_ports_and_release_their_address() {
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, kindred_e2e::cluster::ONE_PLUS_ONE).unwrap();
     let delete = || {
-        let args = [
-            "delete",
-            "cluster",
-            "--name",
-            NAME,
-            "--kubeconfig",
-            kubeconfig,
-        ];
-        let _ = run(env!("CARGO_BIN_EXE_kindred"), &args, None);
+        kindred_e2e::cluster::delete(env!("CARGO_BIN_EXE_kindred"), NAME, kubeconfig);
     };
     let image = kindred_e2e::node_image();
     let create = [

@@ -170,15 +170,7 @@ fn deleted_with_a_frozen_pod_cgroup(kubeconfig: &str) {
 
 /// `delete cluster` of the test's cluster, verbose (it says what it thawed).
 fn delete_cluster(kubeconfig: &str) -> std::process::Output {
-    kindred(&[
-        "-v",
-        "delete",
-        "cluster",
-        "--name",
-        NAME,
-        "--kubeconfig",
-        kubeconfig,
-    ])
+    kindred_e2e::cluster::delete(env!("CARGO_BIN_EXE_kindred"), NAME, kubeconfig)
 }
 
 fn exercise() {

@@ -27,16 +27,7 @@ fn a_node_with_a_pod_that_ignores_sigterm_stops_in_seconds_and_starts_again() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let kubeconfig = kubeconfig.to_str().unwrap();
-    let delete = || {
-        kindred(&[
-            "delete",
-            "cluster",
-            "--name",
-            NAME,
-            "--kubeconfig",
-            kubeconfig,
-        ])
-    };
+    let delete = || kindred_e2e::cluster::delete(env!("CARGO_BIN_EXE_kindred"), NAME, kubeconfig);
     delete();
     let result = std::panic::catch_unwind(|| exercise(kubeconfig));
     let deleted = delete();

@@ -86,6 +86,17 @@ pub fn artifacts_dir(name: &str, scratch: &std::path::Path) -> PathBuf {
     }
 }
 
+/// `kindred -v delete cluster` of a test's cluster with its kubeconfig (verbose: it says what
+/// it removed, and what it thawed).
+pub fn delete(exe: &str, cluster: &str, kubeconfig: &str) -> std::process::Output {
+    let args = ["-v", "delete", "cluster", "--name", cluster];
+    kindred(exe, &args, kubeconfig)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .output()
+        .expect("run kindred")
+}
+
 /// Exports the logs of `cluster` into `$KINDRED_ARTIFACTS/kindred-logs-<cluster>` when CI keeps
 /// that directory (for a failed test: run it before the cluster is deleted).
 pub fn export_logs_if_kept(exe: &'static str, cluster: &str, kubeconfig: &std::path::Path) {
