@@ -56,7 +56,7 @@ nodes:
 - role: control-plane'
 for _ in \$(seq $workers); do nodes+=\$'\n- role: worker'; done
 t0=\$(date +%s)
-echo "\$nodes" | kindred create cluster --image $image --config - --wait 30m
+echo "\$nodes" | kindred create cluster --image $image --config - --wait 30m --disable-node-lifecycle
 create_s=\$(t \$t0)
 node=kindred-control-plane
 [[ \$(docker inspect -f '{{.HostConfig.Privileged}}' \$node) == true ]] || fail "the node is not privileged"
