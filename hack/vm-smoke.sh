@@ -42,7 +42,12 @@ docker image inspect "$image" >/dev/null 2>&1 ||
 # The job, run as root inside the VM (see hack/vm.sh). Each check prints what it saw.
 job=$(cat <<EOF
 set -euo pipefail
-fail() { echo "vm-smoke: FAILED: \$*"; docker ps -a; exit 1; }
+# A failure keeps the cluster's logs (nodes, pods, journals) in the VM's artifacts.
+fail() {
+  echo "vm-smoke: FAILED: \$*"; docker ps -a
+  kindred export logs "\$VM_ARTIFACTS/logs" >/dev/null 2>&1 || true
+  exit 1
+}
 t() { echo \$(( \$(date +%s) - \$1 )); }
 info=\$(docker info -f '{{.CgroupVersion}} {{.Driver}} {{.ServerVersion}}')
 echo "vm-smoke: docker info: \$info"
@@ -55,8 +60,21 @@ apiVersion: kind.x-k8s.io/v1alpha4
 nodes:
 - role: control-plane'
 for _ in \$(seq $workers); do nodes+=\$'\n- role: worker'; done
+# Under emulation etcd can take seconds per request, past the 10 s in which the controller
+# manager and the scheduler must renew their leader leases: they then exit, restart, load the
+# API further and never start the pod network's DaemonSet. Longer leases keep them up.
+leases='kubeadmConfigPatches:
+- |
+  kind: ClusterConfiguration
+  controllerManager:
+    extraArgs: {leader-elect-lease-duration: 90s, leader-elect-renew-deadline: 60s}
+  scheduler:
+    extraArgs: {leader-elect-lease-duration: 90s, leader-elect-renew-deadline: 60s}'
 t0=\$(date +%s)
-echo "\$nodes" | kindred create cluster --image $image --config - --wait 30m --disable-node-lifecycle
+# --retain: a failed create leaves its nodes, so that fail() can export their logs.
+echo "\$nodes
+\$leases" | kindred create cluster --image $image --config - --wait 30m --retain ||
+  fail "kindred create cluster"
 create_s=\$(t \$t0)
 node=kindred-control-plane
 [[ \$(docker inspect -f '{{.HostConfig.Privileged}}' \$node) == true ]] || fail "the node is not privileged"
