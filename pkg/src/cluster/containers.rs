@@ -1,6 +1,6 @@
 //! The container specs of a cluster: a Kubernetes node (systemd, its own /var, the kernel
-//! modules), an HA cluster's API load balancer and the node lifecycle agent. Every container carries the cluster and
-//! create-token labels, so that cleanup finds what one create made.
+//! modules), an HA cluster's API load balancer and the node lifecycle agent. Every container
+//! carries the cluster and create-token labels, so that cleanup finds what one create made.
 
 use std::collections::HashMap;
 
@@ -99,60 +99,51 @@ impl ClusterContainers<'_> {
         }
     }
 
-    /// An HA cluster's API load balancer: `kindred agent loadbalancer` from the node image
-    /// (which carries the kindred binary), an ordinary unprivileged container.
+    /// An HA cluster's API load balancer: `kindred agent loadbalancer`, at a fixed address,
+    /// publishing the API server's port.
     pub fn load_balancer(&self, name: &str, ip: Option<String>) -> ContainerSpec {
+        let args = ["loadbalancer", "--backends", LB_BACKENDS];
         ContainerSpec {
-            name: name.to_string(),
-            image: self.plan.first_control_plane().config.image.clone(),
-            hostname: Some(name.to_string()),
-            labels: HashMap::from_iter(self.owner.labels().into_iter().chain([(
-                ROLE_LABEL.to_string(),
-                super::LOAD_BALANCER_ROLE.to_string(),
-            )])),
-            entrypoint: Some(vec!["/usr/local/bin/kindred".into()]),
-            cmd: Some(vec![
-                "agent".into(),
-                "loadbalancer".into(),
-                "--backends".into(),
-                LB_BACKENDS.into(),
-            ]),
-            env: vec!["KINDRED_LOG=kindred=info".into()],
-            network: Some(NETWORK.into()),
             ip6: self.ipv6_for(&ip),
             ip,
-            restart_policy: Some(RESTART_POLICY.into()),
-            // The image's stop signal is systemd's; the balancer exits on SIGTERM.
-            stop_signal: Some("SIGTERM".into()),
             ports: vec![self.api_port.clone()],
-            ..Default::default()
+            ..self.agent(name.to_string(), super::LOAD_BALANCER_ROLE, &args)
         }
     }
 
-    /// The node lifecycle agent (`kindred agent node-lifecycle` from the node image), an
-    /// ordinary container given the runtime's API socket (`socket`, a path on the daemon's
-    /// host) so it can tell a stopped node from a removed one. Docker picks its address.
+    /// The node lifecycle agent (`kindred agent node-lifecycle`), given the runtime's API
+    /// socket (`socket`, a path on the daemon's host) so it can tell a stopped node from a
+    /// removed one. Docker picks its address.
     pub fn node_lifecycle(&self, socket: &str) -> ContainerSpec {
         let name = format!("{}-{}", self.plan.name(), super::NODE_LIFECYCLE_ROLE);
+        let args = ["node-lifecycle", "--cluster", self.plan.name()];
+        ContainerSpec {
+            binds: vec![format!("{socket}:/var/run/docker.sock")],
+            ..self.agent(name, super::NODE_LIFECYCLE_ROLE, &args)
+        }
+    }
+
+    /// A host-side agent: `kindred agent ARGS` from the first control plane's node image
+    /// (which carries the kindred binary) in an ordinary unprivileged container on the
+    /// cluster's network, labelled with its role.
+    fn agent(&self, name: String, role: &str, args: &[&str]) -> ContainerSpec {
+        let cmd = std::iter::once("agent").chain(args.iter().copied());
         ContainerSpec {
             hostname: Some(name.clone()),
             name,
             image: self.plan.first_control_plane().config.image.clone(),
-            labels: HashMap::from_iter(self.owner.labels().into_iter().chain([(
-                ROLE_LABEL.to_string(),
-                super::NODE_LIFECYCLE_ROLE.to_string(),
-            )])),
+            labels: HashMap::from_iter(
+                self.owner
+                    .labels()
+                    .into_iter()
+                    .chain([(ROLE_LABEL.to_string(), role.to_string())]),
+            ),
             entrypoint: Some(vec!["/usr/local/bin/kindred".into()]),
-            cmd: Some(vec![
-                "agent".into(),
-                "node-lifecycle".into(),
-                "--cluster".into(),
-                self.plan.name().to_string(),
-            ]),
+            cmd: Some(cmd.map(String::from).collect()),
             env: vec!["KINDRED_LOG=kindred=info".into()],
-            binds: vec![format!("{socket}:/var/run/docker.sock")],
             network: Some(NETWORK.into()),
             restart_policy: Some(RESTART_POLICY.into()),
+            // The image's stop signal is systemd's; the agents exit on SIGTERM.
             stop_signal: Some("SIGTERM".into()),
             ..Default::default()
         }
