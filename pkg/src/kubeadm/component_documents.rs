@@ -39,11 +39,24 @@ pub(super) fn kubelet_configuration(node: &NodeContext) -> Value {
         ("failCgroupV1", fail_cgroup_v1),
         ("imageGCHighThresholdPercent", Value::from(100)),
         ("evictionHard", no_eviction),
+        // Preloaded images are unpacked when their first container is created (the image
+        // build cannot unpack); on an emulated host that took longer than kubelet's 2 minute
+        // CRI deadline, which cancelled the unpack and started it again, forever.
+        (
+            "runtimeRequestTimeout",
+            string(&runtime_request_timeout(input.timeout_scale)),
+        ),
         ("featureGates", gate_map(&input.feature_gates)),
         // Go listens on IPv4 only for the default 0.0.0.0; the API server reaches kubelet
         // over IPv6. (healthz stays on 127.0.0.1, which every node has.)
         ("address", string(if ipv6 { "::" } else { "" })),
     ])
+}
+
+/// Kubelet's deadline for container runtime calls: 10 minutes (times `KINDRED_TIMEOUT_SCALE`)
+/// instead of kubelet's 2.
+fn runtime_request_timeout(scale: u32) -> String {
+    format!("{}m0s", 10 * scale.max(1))
 }
 
 pub(super) fn kube_proxy_configuration(node: &NodeContext) -> Result<Value, KubeadmError> {

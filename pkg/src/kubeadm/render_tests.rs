@@ -176,6 +176,7 @@ containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
 failSwapOn: false
 imageGCHighThresholdPercent: 100
 evictionHard: {nodefs.available: 0%, nodefs.inodesFree: 0%, imagefs.available: 0%}
+runtimeRequestTimeout: 10m0s
 featureGates: {A: true, B: false}
 "
         )
@@ -205,6 +206,8 @@ fn kubeadm_waits_are_generous_and_scale_for_slow_hosts() {
     let init = find(&docs, "InitConfiguration");
     assert_eq!(init["timeouts"]["kubernetesAPICall"], "12m0s");
     assert_eq!(init["timeouts"]["tlsBootstrap"], "30m0s");
+    let kubelet = find(&docs, "KubeletConfiguration");
+    assert_eq!(kubelet["runtimeRequestTimeout"], "30m0s");
 
     // v1beta3 keeps only two of them, in other places.
     let mut old = input("v1.30.14", NodeBootstrap::FirstControlPlane);
