@@ -8,6 +8,14 @@
 # artifacts directory. The cluster is deleted at the end. `--ip-family ipv6|dual` runs them on
 # an IPv6 or dual-stack cluster (the Services get addresses of the pool's IPv6 twin).
 #
+# Where the client stands: several specs check that a LoadBalancer keeps the client's address
+# by failing any address inside the /16 around a worker's InternalIP (upstream assumes clients
+# outside the nodes' subnet, as in a cloud). On kindred the host reaches the cluster from the
+# `kindred` network's gateway, which is inside that /16. So, as root, this script gives the
+# host a second address outside it (198.18.0.1, from the block reserved for network tests,
+# RFC 2544) and routes the cluster's LoadBalancer block from that address for the length of
+# the run; the nodes answer it through their default route, the host. IPv4 only.
+#
 #   hack/e2e-loadbalancer.sh [--focus RE] [--parallel N] [--artifacts DIR] [--ip-family F]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +51,20 @@ nodes:
 - role: worker
 - role: worker
 EOF
+
+# The external client address (see the header); removed again on exit.
+client=198.18.0.1
+pool=$(docker inspect -f '{{index .Config.Labels "io.kindred.lb-pool"}}' $name-control-plane)
+gateway=$(docker inspect -f '{{(index .NetworkSettings.Networks "kindred").Gateway}}' $name-control-plane)
+bridge=$(ip -o -4 addr show | awk -v gw="$gateway" '{split($4, a, "/"); if (a[1] == gw) print $2}')
+if [[ $(id -u) != 0 || -z $pool || -z $bridge || $family == ipv6 ]]; then
+  echo "e2e-loadbalancer: no external client address (needs root, an IPv4 LoadBalancer block and the kindred bridge; have uid $(id -u), block '${pool}', bridge '${bridge}'): the specs that check the client's address will see the host as inside the nodes' subnet" >&2
+else
+  ip addr add $client/32 dev "$bridge"
+  ip route add "$pool" dev "$bridge" src $client
+  trap 'ip route del "$pool" dev "$bridge" 2>/dev/null; ip addr del $client/32 dev "$bridge" 2>/dev/null; "$kindred" delete cluster --name $name >/dev/null 2>&1 || true' EXIT
+  echo "client address $client on $bridge for the LoadBalancer block $pool"
+fi
 start=$(date +%s)
 status=0
 # Only the focus and what this host cannot do: no SCTP in the kernels kindred is tested on.

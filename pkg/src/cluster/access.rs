@@ -17,13 +17,19 @@ pub async fn control_plane(docker: &dyn Provider, cluster: &str) -> Result<Strin
         .await?;
     // Sorted by name: `<cluster>-control-plane` precedes `...-control-plane2`.
     cps.sort_by(|a, b| a.name.len().cmp(&b.name.len()).then(a.name.cmp(&b.name)));
-    match cps.into_iter().next() {
-        Some(cp) => Ok(cp.name),
-        None => Err(ClusterError::NoSuchCluster {
-            name: cluster.to_string(),
-            known: super::clusters(docker).await?,
-        }),
+    if let Some(cp) = cps.into_iter().next() {
+        return Ok(cp.name);
     }
+    let known = super::clusters(docker).await?;
+    if known.iter().any(|k| k == cluster) {
+        return Err(ClusterError::NoControlPlane {
+            cluster: cluster.to_string(),
+        });
+    }
+    Err(ClusterError::NoSuchCluster {
+        name: cluster.to_string(),
+        known,
+    })
 }
 
 /// The kubeconfig entry of a cluster, with the API server as seen from the host, or from

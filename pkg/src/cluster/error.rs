@@ -280,7 +280,12 @@ pub enum ClusterError {
         cluster: String,
         role: String,
     },
-    #[error("cluster {cluster} has no control-plane node; delete it with `kindred delete cluster --name {cluster}`")]
+    /// Containers of the cluster exist but none is a control plane: read while `create` is
+    /// still making them (the host-side agents come first), or what a broken create left.
+    #[error(
+        "cluster {cluster} has no control-plane node (yet: while `kindred create cluster` runs it \
+         appears shortly); otherwise delete it with `kindred delete cluster --name {cluster}`"
+    )]
     NoControlPlane { cluster: String },
     #[error("listing the nodes of {cluster} failed: {stderr}")]
     ListNodes { cluster: String, stderr: String },
