@@ -184,4 +184,31 @@ mod tests {
             vec!["c-worker".to_string()]
         );
     }
+
+    #[tokio::test]
+    async fn a_cluster_whose_control_plane_is_not_there_yet_is_named_as_such() {
+        use crate::cluster::{NODE_LIFECYCLE_ROLE, ROLE_LABEL};
+        let fake = crate::provider::fake::FakeProvider::default();
+        // What a create shows for a moment: the lifecycle agent, no node yet.
+        fake.add_container(
+            "c-node-lifecycle",
+            &[(CLUSTER_LABEL, "c"), (ROLE_LABEL, NODE_LIFECYCLE_ROLE)],
+        );
+        let err = control_plane(&fake, "c").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cluster c has no control-plane node (yet"),
+            "{err}"
+        );
+        let err = control_plane(&fake, "x").await.unwrap_err();
+        assert!(
+            err.to_string().contains("no cluster named x (clusters: c)"),
+            "{err}"
+        );
+        fake.add_container(
+            "c-control-plane",
+            &[(CLUSTER_LABEL, "c"), (ROLE_LABEL, "control-plane")],
+        );
+        assert_eq!(control_plane(&fake, "c").await.unwrap(), "c-control-plane");
+    }
 }
