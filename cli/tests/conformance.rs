@@ -4,7 +4,8 @@
 //! the test images built by kindred (hack/test.sh builds them first; cached) and nothing
 //! pulled from a registry. It must pass, within 15 minutes. Then, on the same cluster, a
 //! handful of upstream's NetworkPolicy specs (`[sig-network] Netpol`), which kindred's pod
-//! network agent must enforce (the whole Netpol suite: docs/networking.md). And an IPv6
+//! network agent must enforce (the whole Netpol suite: docs/networking.md), and four of its
+//! `[Feature:LoadBalancer]` specs (all of them: hack/e2e-loadbalancer.sh, docs/cloud.md). And an IPv6
 //! cluster (`networking.ipFamily: ipv6`) with a few of sig-network's [Conformance] specs
 //! (the whole sig-network set on IPv6 and dual-stack: hack/e2e-ipv6.sh, docs/networking.md)
 //! and an IPv6-only LoadBalancer Service answering from this host.
@@ -38,6 +39,19 @@ const NETPOL_FOCUS: &str = concat!(
     r"not allow access by TCP when a policy specifies only UDP)"
 );
 const NETPOL_SPECS: u64 = 6;
+
+/// The LoadBalancer subset (upstream's `[Feature:LoadBalancer]` specs, all 18 with
+/// hack/e2e-loadbalancer.sh, docs/cloud.md): a Service without node ports changed live,
+/// ClientIP session affinity, UDP kept while the server pod moves to another node, and
+/// `externalTrafficPolicy: Local` reached from pods.
+const LB_FOCUS: &str = concat!(
+    r"\[sig-network\] LoadBalancers .*(",
+    r"should be able to create LoadBalancer Service without NodePort and change it|",
+    r"should have session affinity work for LoadBalancer service with Cluster traffic policy|",
+    r"should be able to preserve UDP traffic when server pod cycles for a LoadBalancer service on different nodes|",
+    r"ExternalTrafficPolicy: Local .*should work from pods)"
+);
+const LB_SPECS: u64 = 4;
 
 const IPV6_CLUSTER: &str = "conf-e2e-ipv6";
 const IPV6_CONFIG: &str = "kind: Cluster
@@ -192,7 +206,8 @@ fn exercise(dir: &Path, kubeconfig: &Path) {
         "the subset took {took:?}, more than its {BUDGET:?} budget"
     );
 
-    netpol_subset(dir, kubeconfig);
+    focused_subset(dir, kubeconfig, "netpol", NETPOL_FOCUS, NETPOL_SPECS);
+    focused_subset(dir, kubeconfig, "loadbalancer", LB_FOCUS, LB_SPECS);
 }
 
 /// At most this many failed specs are run again; more is a broken cluster, not a flake.
@@ -245,31 +260,26 @@ fn regex_escape(text: &str) -> String {
     out
 }
 
-/// The Netpol specs carry `[Feature:NetworkPolicy]`, which the default skips leave out: they
-/// run with --no-default-skips.
-fn netpol_subset(dir: &Path, kubeconfig: &Path) {
-    let artifacts = kindred_e2e::cluster::artifacts_dir("conformance-netpol", dir);
+/// Runs the specs `focus` selects on the cluster (with --no-default-skips: the Netpol and
+/// LoadBalancer specs carry `[Feature:...]` labels, which the default skips leave out); all
+/// `specs` of them must pass, none skipped.
+fn focused_subset(dir: &Path, kubeconfig: &Path, name: &str, focus: &str, specs: u64) {
+    let artifacts = kindred_e2e::cluster::artifacts_dir(&format!("conformance-{name}"), dir);
     let run = test_conformance(
         CLUSTER,
         kubeconfig,
         &artifacts,
-        &[
-            "--focus",
-            NETPOL_FOCUS,
-            "--no-default-skips",
-            "--parallel",
-            "2",
-        ],
+        &["--focus", focus, "--no-default-skips", "--parallel", "2"],
     );
     let summary = String::from_utf8_lossy(&run.stdout).into_owned();
-    eprintln!("netpol subset:\n{summary}");
+    eprintln!("{name} subset:\n{summary}");
     assert!(
         run.status.success(),
-        "the Netpol subset failed:\n{summary}\n(see {})",
+        "the {name} subset failed:\n{summary}\n(see {})",
         artifacts.join("ginkgo.log").display()
     );
     assert!(
-        summary.starts_with(&format!("passed: {NETPOL_SPECS}, failed: 0, skipped: 0")),
+        summary.starts_with(&format!("passed: {specs}, failed: 0, skipped: 0")),
         "{summary}"
     );
 }

@@ -77,6 +77,38 @@ impl<'a> Node<'a> {
         Ok(())
     }
 
+    /// Runs `bash -c script` as the transient systemd unit `unit` and returns once it has
+    /// started: work that goes on beside the caller, its output in the node's journal.
+    pub async fn start_unit(
+        self,
+        unit: &str,
+        script: &str,
+        step: &Step,
+    ) -> Result<(), ClusterError> {
+        let unit_arg = format!("--unit={unit}");
+        let cmd = [
+            "systemd-run",
+            &unit_arg,
+            "--collect",
+            "--quiet",
+            "bash",
+            "-c",
+            script,
+        ];
+        step.detail(format!("[{}] started {unit}", self.name));
+        let out = self.provider.exec(self.name, &cmd).await?;
+        if out.code != 0 {
+            return Err(ClusterError::NodeCommand {
+                node: self.name.to_string(),
+                command: format!("systemd-run {unit_arg} ..."),
+                code: out.code,
+                output: format!("{}{}", out.stdout, out.stderr),
+                kubelet_log: None,
+            });
+        }
+        Ok(())
+    }
+
     /// The last 15 journal lines of a systemd unit (empty if they cannot be read), to explain
     /// a failure that the failing command itself does not.
     pub async fn journal_tail(self, unit: &str) -> String {

@@ -7,6 +7,7 @@
 //! | 1 | `provision.rs`      | node containers (and load balancer) under the network lock    |
 //! | 2 | `load_balancer.rs`  | HA: the load balancer's list of control planes                |
 //! | 3 | `configure.rs`      | systemd up; containerd patches, proxy, registry hosts         |
+//! | 3b| `unpack.rs`         | preloaded images unpacked in the background, in need order    |
 //! | 4 | `kubeadm_config.rs` | version, endpoint, token, certificate key -> [`Bootstrap`]     |
 //! | 5 | `kubeadm_init.rs`   | `kubeadm init` on the first control plane                     |
 //! | 6 | `addons.rs`         | pod network, storage and LoadBalancer agents (registry map)   |
@@ -38,6 +39,7 @@ mod provision;
 mod resolve;
 #[cfg(test)]
 mod tests;
+mod unpack;
 mod untaint;
 mod wait_ready;
 
@@ -159,6 +161,7 @@ async fn run(ctx: &Ctx<'_>) -> Result<Created, ClusterError> {
     pause_point("nodes-created").await;
     load_balancer::run(ctx, &step).await?;
     configure::run(ctx, &step).await?;
+    unpack::run(ctx, &step).await?;
     step.done_with(provisioned.security.name());
     pause_point("nodes-configured").await;
 

@@ -1,0 +1,96 @@
+//! Action 3b: each node starts unpacking its preloaded images in the background, in the order
+//! the cluster will need them. Node images carry the images in containerd's content store
+//! without unpacking them (the builder cannot mount), so otherwise the first container of each
+//! image waits for its unpack inside kubelet's CreateContainer call; on a slow host that call
+//! can outlast kubelet's deadline and be cancelled and begun again. Unpacking from here, while
+//! kubeadm works, gets each image ready earlier. Best effort: kubelet still unpacks whatever
+//! is not ready when it needs it (containerd accepts whichever unpack of a layer finishes first).
+
+use futures_util::future::try_join_all;
+
+use super::Ctx;
+use crate::cluster::node::Node;
+use crate::cluster::ClusterError;
+use crate::config::NodeRole;
+use crate::ui::Step;
+
+/// The systemd unit the unpacking runs as (`journalctl -u` it in a node, or in exported logs).
+pub const UNIT: &str = "kindred-unpack-images";
+
+/// Image name patterns (extended regular expressions on the reference) in the order a node of
+/// the role needs them: the sandbox, the static pods (control planes only), then the
+/// DaemonSets and CoreDNS. Images matching none are left to kubelet.
+fn wanted(role: NodeRole) -> &'static [&'static str] {
+    match role {
+        NodeRole::ControlPlane => &[
+            "/pause:",
+            "/etcd:",
+            "/kube-apiserver:",
+            "/kube-controller-manager:",
+            "/kube-scheduler:",
+            "/kube-proxy:",
+            "/kindred/agent:",
+            "/coredns:",
+        ],
+        NodeRole::Worker => &["/pause:", "/kube-proxy:", "/kindred/agent:", "/coredns:"],
+    }
+}
+
+/// The script the unit runs: `ctr images mount` unpacks an image into the snapshotter (what a
+/// container start would do), then the temporary view is removed again.
+fn script(role: NodeRole) -> String {
+    let patterns = wanted(role)
+        .iter()
+        .map(|p| format!("'{p}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        r#"refs=$(ctr -n k8s.io images ls -q | grep -v '^sha256:')
+for pattern in {patterns}; do
+  for ref in $(printf '%s\n' "$refs" | grep -E -- "$pattern"); do
+    dir=$(mktemp -d)
+    if ctr -n k8s.io images mount "$ref" "$dir" >/dev/null; then
+      ctr -n k8s.io images unmount --rm "$dir" >/dev/null
+      echo "unpacked $ref"
+    fi
+    rmdir "$dir"
+  done
+done"#
+    )
+}
+
+/// Starts the unpacking on one node and returns at once (the unit runs on after it).
+pub(super) async fn start(node: Node<'_>, role: NodeRole, step: &Step) -> Result<(), ClusterError> {
+    node.start_unit(UNIT, &script(role), step).await
+}
+
+pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<(), ClusterError> {
+    try_join_all(
+        ctx.plan
+            .nodes
+            .iter()
+            .map(|n| start(Node::new(ctx.docker, &n.name), n.role, step)),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_skip_the_control_plane_images_and_the_order_starts_with_the_sandbox() {
+        let worker = script(NodeRole::Worker);
+        assert!(
+            !worker.contains("etcd") && !worker.contains("kube-apiserver"),
+            "{worker}"
+        );
+        let cp = script(NodeRole::ControlPlane);
+        let at = |s: &str| cp.find(s).unwrap();
+        assert!(
+            at("/pause:") < at("/etcd:") && at("/etcd:") < at("/kube-proxy:"),
+            "{cp}"
+        );
+    }
+}
