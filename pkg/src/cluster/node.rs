@@ -78,7 +78,8 @@ impl<'a> Node<'a> {
     }
 
     /// Runs `bash -c script` as the transient systemd unit `unit` and returns once it has
-    /// started: work that goes on beside the caller, its output in the node's journal.
+    /// started: work that goes on beside the caller, its output in the node's journal. One
+    /// line only: systemd keeps the command in the unit's file, where a newline ends it.
     pub async fn start_unit(
         self,
         unit: &str,

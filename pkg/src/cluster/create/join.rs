@@ -5,10 +5,11 @@
 use futures_util::future::{try_join, try_join_all};
 
 use super::kubeadm_config::{self, Bootstrap, KUBEADM_CONFIG};
-use super::Ctx;
+use super::{unpack, Ctx};
 use crate::cluster::node::Node;
 use crate::cluster::plan::NodePlan;
 use crate::cluster::ClusterError;
+use crate::config::NodeRole;
 use crate::kubeadm::NodeBootstrap;
 use crate::ui::Step;
 
@@ -53,6 +54,9 @@ async fn join(
     step: &Step,
 ) -> Result<(), ClusterError> {
     let config = bootstrap.render(ctx, node, role)?;
+    if role == NodeBootstrap::Worker {
+        unpack::start(Node::new(ctx.docker, &node.name), NodeRole::Worker, step).await?;
+    }
     kubeadm_config::write(ctx.docker, &node.name, &config, step).await?;
     let join = format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
     let node = Node::new(ctx.docker, &node.name);

@@ -1,4 +1,4 @@
-//! Action 3b: each node starts unpacking its preloaded images in the background, in the order
+//! Action 3b: each control plane starts unpacking its preloaded images in the background, in the order
 //! the cluster will need them. Node images carry the images in containerd's content store
 //! without unpacking them (the builder cannot mount), so otherwise the first container of each
 //! image waits for its unpack inside kubelet's CreateContainer call; on a slow host that call
@@ -44,18 +44,16 @@ fn script(role: NodeRole) -> String {
         .map(|p| format!("'{p}'"))
         .collect::<Vec<_>>()
         .join(" ");
+    // One line: systemd keeps the command in its transient unit file, where a newline would
+    // end the setting.
     format!(
-        r#"refs=$(ctr -n k8s.io images ls -q | grep -v '^sha256:')
-for pattern in {patterns}; do
-  for ref in $(printf '%s\n' "$refs" | grep -E -- "$pattern"); do
-    dir=$(mktemp -d)
-    if ctr -n k8s.io images mount "$ref" "$dir" >/dev/null; then
-      ctr -n k8s.io images unmount --rm "$dir" >/dev/null
-      echo "unpacked $ref"
-    fi
-    rmdir "$dir"
-  done
-done"#
+        "refs=$(ctr -n k8s.io images ls -q | grep -v '^sha256:'); \
+         for pattern in {patterns}; do \
+         for ref in $(printf '%s\\n' \"$refs\" | grep -E -- \"$pattern\"); do \
+         dir=$(mktemp -d); \
+         if ctr -n k8s.io images mount \"$ref\" \"$dir\" >/dev/null; then \
+         ctr -n k8s.io images unmount --rm \"$dir\" >/dev/null; echo \"unpacked $ref\"; fi; \
+         rmdir \"$dir\"; done; done"
     )
 }
 
@@ -64,11 +62,15 @@ pub(super) async fn start(node: Node<'_>, role: NodeRole, step: &Step) -> Result
     node.start_unit(UNIT, &script(role), step).await
 }
 
+/// Control planes start at once: `kubeadm init` needs their images within seconds. Workers
+/// start when they join (join.rs): earlier, their unpacking would take CPU from the first
+/// control plane's init, which everything waits on.
 pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<(), ClusterError> {
     try_join_all(
         ctx.plan
             .nodes
             .iter()
+            .filter(|n| n.role == NodeRole::ControlPlane)
             .map(|n| start(Node::new(ctx.docker, &n.name), n.role, step)),
     )
     .await?;
@@ -91,6 +93,20 @@ mod tests {
         assert!(
             at("/pause:") < at("/etcd:") && at("/etcd:") < at("/kube-proxy:"),
             "{cp}"
+        );
+        assert!(!cp.contains('\n'), "{cp}");
+    }
+
+    #[test]
+    fn the_script_is_valid_bash() {
+        let out = std::process::Command::new("bash")
+            .args(["-n", "-c", &script(NodeRole::ControlPlane)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }
