@@ -5,16 +5,21 @@
 # Ready (the end of `create --wait`), the time per step of the last run, and each node's memory
 # once idle (docker stats, 30 s after Ready).
 # Usage: hack/bench-create.sh [RUNS]   (the default node image must be built)
+# KINDRED=/path/to/kindred measures that binary instead of this checkout's release build (an
+# older commit's, to compare on the same machine and node image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-cargo build --quiet --release --bin kindred
-kindred=${CARGO_TARGET_DIR:-target}/release/kindred
+if [[ -z ${KINDRED:-} ]]; then
+  cargo build --quiet --release --bin kindred
+fi
+kindred=${KINDRED:-${CARGO_TARGET_DIR:-target}/release/kindred}
 work=$(mktemp -d)
 export KUBECONFIG=$work/kubeconfig
 name=kindred-bench
 trap '"$kindred" delete cluster --name $name >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
+echo "binary=$kindred ($("$kindred" version 2>/dev/null | head -1))"
 echo "machine=$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME"), Docker $(docker version -f '{{.Server.Version}}')"
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
