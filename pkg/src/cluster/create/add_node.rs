@@ -240,7 +240,13 @@ async fn add_owned(
         load_balancer: None,
     };
     node_setup::configure_nodes(docker, &only_new, &options, &step).await?;
-    super::unpack::start(Node::new(docker, &name), NodeRole::Worker, &step).await?;
+    super::unpack::start(
+        Node::new(docker, &name),
+        NodeRole::Worker,
+        &only_new.config,
+        &step,
+    )
+    .await?;
     step.done_with(name.clone());
 
     let step = ui.step(format!("Joining {name} to {cluster}"));

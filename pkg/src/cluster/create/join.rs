@@ -55,7 +55,13 @@ async fn join(
 ) -> Result<(), ClusterError> {
     let config = bootstrap.render(ctx, node, role)?;
     if role == NodeBootstrap::Worker {
-        unpack::start(Node::new(ctx.docker, &node.name), NodeRole::Worker, step).await?;
+        unpack::start(
+            Node::new(ctx.docker, &node.name),
+            NodeRole::Worker,
+            &ctx.plan.config,
+            step,
+        )
+        .await?;
     }
     kubeadm_config::write(ctx.docker, &node.name, &config, step).await?;
     let join = format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");

@@ -11,7 +11,7 @@ use futures_util::future::try_join_all;
 use super::Ctx;
 use crate::cluster::node::Node;
 use crate::cluster::ClusterError;
-use crate::config::NodeRole;
+use crate::config::{Cluster, NodeRole};
 use crate::ui::Step;
 
 /// The systemd unit the unpacking runs as (`journalctl -u` it in a node, or in exported logs).
@@ -57,9 +57,28 @@ fn script(role: NodeRole) -> String {
     )
 }
 
-/// Starts the unpacking on one node and returns at once (the unit runs on after it).
-pub(super) async fn start(node: Node<'_>, role: NodeRole, step: &Step) -> Result<(), ClusterError> {
+/// Starts the unpacking on one node and returns at once (the unit runs on after it). Not when
+/// the config's containerd patches may choose another snapshotter: `ctr` would unpack into
+/// overlayfs, which the runtime would then not use.
+pub(super) async fn start(
+    node: Node<'_>,
+    role: NodeRole,
+    config: &Cluster,
+    step: &Step,
+) -> Result<(), ClusterError> {
+    if snapshotter_patched(config) {
+        step.detail("images are left packed until kubelet needs them: containerdConfigPatches name a snapshotter");
+        return Ok(());
+    }
     node.start_unit(UNIT, &script(role), step).await
+}
+
+fn snapshotter_patched(config: &Cluster) -> bool {
+    config
+        .containerd_config_patches
+        .iter()
+        .chain(&config.containerd_config_patches_json6902)
+        .any(|p| p.contains("snapshotter"))
 }
 
 /// Control planes start at once: `kubeadm init` needs their images within seconds. Workers
@@ -71,7 +90,14 @@ pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<(), ClusterError> 
             .nodes
             .iter()
             .filter(|n| n.role == NodeRole::ControlPlane)
-            .map(|n| start(Node::new(ctx.docker, &n.name), n.role, step)),
+            .map(|n| {
+                start(
+                    Node::new(ctx.docker, &n.name),
+                    n.role,
+                    &ctx.plan.config,
+                    step,
+                )
+            }),
     )
     .await?;
     Ok(())
@@ -95,6 +121,15 @@ mod tests {
             "{cp}"
         );
         assert!(!cp.contains('\n'), "{cp}");
+    }
+
+    #[test]
+    fn a_patched_snapshotter_leaves_the_images_to_kubelet() {
+        let mut config = Cluster::default();
+        assert!(!snapshotter_patched(&config));
+        config.containerd_config_patches =
+            vec!["[plugins.\"io.containerd.cri.v1.images\"]\nsnapshotter = \"native\"".into()];
+        assert!(snapshotter_patched(&config));
     }
 
     #[test]
