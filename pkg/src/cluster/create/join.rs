@@ -1,6 +1,7 @@
 //! Action 7: the other control planes and the workers join. Control planes one at a time:
 //! each adds an etcd member, and etcd admits a single learner at a time. Workers only need the
-//! API, so they join meanwhile, all at once.
+//! API, so they join meanwhile, all at once. Each starts unpacking its images (unpack.rs) just
+//! before its join.
 
 use futures_util::future::{try_join, try_join_all};
 
@@ -9,7 +10,6 @@ use super::{unpack, Ctx};
 use crate::cluster::node::Node;
 use crate::cluster::plan::NodePlan;
 use crate::cluster::ClusterError;
-use crate::config::NodeRole;
 use crate::kubeadm::NodeBootstrap;
 use crate::ui::Step;
 
@@ -54,15 +54,13 @@ async fn join(
     step: &Step,
 ) -> Result<(), ClusterError> {
     let config = bootstrap.render(ctx, node, role)?;
-    if role == NodeBootstrap::Worker {
-        unpack::start(
-            Node::new(ctx.docker, &node.name),
-            NodeRole::Worker,
-            &ctx.plan.config,
-            step,
-        )
-        .await?;
-    }
+    unpack::start(
+        Node::new(ctx.docker, &node.name),
+        node.role,
+        &ctx.plan.config,
+        step,
+    )
+    .await?;
     kubeadm_config::write(ctx.docker, &node.name, &config, step).await?;
     let join = format!("kubeadm join --config={KUBEADM_CONFIG} --ignore-preflight-errors=all");
     let node = Node::new(ctx.docker, &node.name);

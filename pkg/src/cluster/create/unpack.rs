@@ -1,12 +1,11 @@
-//! Action 3b: each control plane starts unpacking its preloaded images in the background, in the order
-//! the cluster will need them. Node images carry the images in containerd's content store
-//! without unpacking them (the builder cannot mount), so otherwise the first container of each
-//! image waits for its unpack inside kubelet's CreateContainer call; on a slow host that call
-//! can outlast kubelet's deadline and be cancelled and begun again. Unpacking from here, while
-//! kubeadm works, gets each image ready earlier. Best effort: kubelet still unpacks whatever
-//! is not ready when it needs it (containerd accepts whichever unpack of a layer finishes first).
-
-use futures_util::future::try_join_all;
+//! Action 3b: the first control plane starts unpacking its preloaded images in the background,
+//! in the order `kubeadm init` needs them; every other node starts when it joins (join.rs,
+//! and `create node`), so that its unpacking does not take CPU from the init everything waits
+//! on. Node images carry the images in containerd's content store without unpacking them (the
+//! builder cannot mount), so otherwise the first container of each image waits for its unpack
+//! inside kubelet's CreateContainer call; on a slow host that call can outlast kubelet's
+//! deadline and be cancelled and begun again. Best effort: kubelet still unpacks whatever is
+//! not ready when it needs it (containerd takes whichever unpack of a layer finishes first).
 
 use super::Ctx;
 use crate::cluster::node::Node;
@@ -15,7 +14,7 @@ use crate::config::{Cluster, NodeRole};
 use crate::ui::Step;
 
 /// The systemd unit the unpacking runs as (`journalctl -u` it in a node, or in exported logs).
-pub const UNIT: &str = "kindred-unpack-images";
+const UNIT: &str = "kindred-unpack-images";
 
 /// Image name patterns (extended regular expressions on the reference) in the order a node of
 /// the role needs them: the sandbox, the static pods (control planes only), then the
@@ -81,26 +80,10 @@ fn snapshotter_patched(config: &Cluster) -> bool {
         .any(|p| p.contains("snapshotter"))
 }
 
-/// Control planes start at once: `kubeadm init` needs their images within seconds. Workers
-/// start when they join (join.rs): earlier, their unpacking would take CPU from the first
-/// control plane's init, which everything waits on.
 pub(super) async fn run(ctx: &Ctx<'_>, step: &Step) -> Result<(), ClusterError> {
-    try_join_all(
-        ctx.plan
-            .nodes
-            .iter()
-            .filter(|n| n.role == NodeRole::ControlPlane)
-            .map(|n| {
-                start(
-                    Node::new(ctx.docker, &n.name),
-                    n.role,
-                    &ctx.plan.config,
-                    step,
-                )
-            }),
-    )
-    .await?;
-    Ok(())
+    let first = ctx.plan.first_control_plane();
+    let node = Node::new(ctx.docker, &first.name);
+    start(node, NodeRole::ControlPlane, &ctx.plan.config, step).await
 }
 
 #[cfg(test)]
