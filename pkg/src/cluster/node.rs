@@ -77,37 +77,24 @@ impl<'a> Node<'a> {
         Ok(())
     }
 
-    /// Runs `bash -c script` as the transient systemd unit `unit` and returns once it has
-    /// started: work that goes on beside the caller, its output in the node's journal. One
-    /// line only: systemd keeps the command in the unit's file, where a newline ends it.
+    /// Runs `script` as the transient systemd unit `unit` and returns once it has started:
+    /// work that goes on beside the caller, its output in the node's journal. The script goes
+    /// to a file first: systemd keeps a unit's command in the unit's file and would re-read
+    /// (and warn about) a script's `$`, `;` and newlines at every daemon reload.
     pub async fn start_unit(
         self,
         unit: &str,
         script: &str,
         step: &Step,
     ) -> Result<(), ClusterError> {
-        let unit_arg = format!("--unit={unit}");
-        let cmd = [
-            "systemd-run",
-            &unit_arg,
-            "--collect",
-            "--quiet",
-            "bash",
-            "-c",
-            script,
-        ];
-        step.detail(format!("[{}] started {unit}", self.name));
-        let out = self.provider.exec(self.name, &cmd).await?;
-        if out.code != 0 {
-            return Err(ClusterError::NodeCommand {
-                node: self.name.to_string(),
-                command: format!("systemd-run {unit_arg} ..."),
-                code: out.code,
-                output: format!("{}{}", out.stdout, out.stderr),
-                kubelet_log: None,
-            });
-        }
-        Ok(())
+        let path = format!("/run/kindred/{unit}.sh");
+        self.write_file(&path, script, step).await?;
+        self.sh(
+            &format!("systemd-run --unit={unit} --collect --quiet bash {path}"),
+            step,
+        )
+        .await
+        .map(drop)
     }
 
     /// The last 15 journal lines of a systemd unit (empty if they cannot be read), to explain
