@@ -43,7 +43,16 @@ kindred=$(realpath "${CARGO_TARGET_DIR:-target}/release/kindred")
 name=lb-e2e
 artifacts=${artifacts:-$(mktemp -d -t kindred-lb-e2e.XXXXXX)}
 export KUBECONFIG=$artifacts/kubeconfig
-trap '"$kindred" delete cluster --name $name >/dev/null 2>&1 || true' EXIT
+# On exit: the client address and its route (when set, below), then the cluster.
+added="" client="" pool="" bridge=""
+cleanup() {
+  if [[ -n $added ]]; then
+    ip route del "$pool" dev "$bridge" 2>/dev/null || true
+    ip addr del "$client/32" dev "$bridge" 2>/dev/null || true
+  fi
+  "$kindred" delete cluster --name $name >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME"), Docker $(docker version -f '{{.Server.Version}}'), commit $(git rev-parse --short HEAD)"
 echo "command: $0 --focus '$focus' --skip '$skip' --parallel $parallel --ip-family $family"
@@ -68,7 +77,7 @@ if [[ $(id -u) != 0 || -z $pool || -z $bridge || $family == ipv6 ]]; then
 else
   ip addr add $client/32 dev "$bridge"
   ip route add "$pool" dev "$bridge" src $client
-  trap 'ip route del "$pool" dev "$bridge" 2>/dev/null; ip addr del $client/32 dev "$bridge" 2>/dev/null; "$kindred" delete cluster --name $name >/dev/null 2>&1 || true' EXIT
+  added=1
   echo "client address $client on $bridge for the LoadBalancer block $pool"
 fi
 start=$(date +%s)
