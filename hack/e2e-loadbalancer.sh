@@ -76,8 +76,8 @@ if [[ $(id -u) != 0 || -z $pool || -z $bridge || $family == ipv6 ]]; then
   echo "e2e-loadbalancer: no external client address (needs root, an IPv4 LoadBalancer block and the kindred bridge; have uid $(id -u), block '${pool}', bridge '${bridge}'): the specs that check the client's address will see the host as inside the nodes' subnet" >&2
 else
   ip addr add $client/32 dev "$bridge"
-  ip route add "$pool" dev "$bridge" src $client
   added=1
+  ip route add "$pool" dev "$bridge" src $client
   echo "client address $client on $bridge for the LoadBalancer block $pool"
 fi
 start=$(date +%s)
