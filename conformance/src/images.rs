@@ -5,7 +5,7 @@
 //!
 //! | image | made of |
 //! | --- | --- |
-//! | agnhost | `test/images/agnhost` from k8s.io/kubernetes at the cluster's version, on Debian's curl, dig, nc, iproute2, iptables and bash, with busybox as `sh` and everything else (upstream's is Alpine: busybox plus the same tools) |
+//! | agnhost | `test/images/agnhost` from k8s.io/kubernetes at the cluster's version, on Debian's curl, dig, nc, iproute2, iptables and bash, with busybox as `sh` and everything else (upstream's is Alpine: busybox plus the same tools), and CoreDNS as `/coredns` (the DNS specs run their own server from it) |
 //! | jessie-dnsutils | the same Debian tools layer (dig, getent, bash, busybox) |
 //! | nautilus, kitten | agnhost plus their `html/` files from the Kubernetes module, running `test-webserver` |
 //! | busybox | busybox 1.37.0 from upstream's source ([`crate::busybox`]) with a link per applet in `/bin`, like the Docker Hub image |
@@ -14,6 +14,8 @@
 //! | nonewprivs | `test/images/nonewprivs` (setuid `nnp`) on busybox |
 //! | sample-apiserver | k8s.io/sample-apiserver at the cluster's v0.Y.Z |
 //! | etcd | etcd at the listed version, as in the node image |
+//! | regression-issue-74839 | `test/images/regression-issue-74839` (the conntrack INVALID-packet server) on busybox |
+//! | distroless-iptables | the Debian tools layer plus conntrack: the kube-proxy spec reads the node's conntrack table with it |
 //!
 //! pause is not built here: every node image preloads it under kubeadm's name. Anything else
 //! the binary lists (CSI sidecars, authenticated or invalid registries, node-perf, ...) is
@@ -36,9 +38,12 @@ use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
 /// Bumped whenever the way test images are assembled changes.
-const RECIPE_VERSION: &str = "test-images-v3";
+const RECIPE_VERSION: &str = "test-images-v4";
 const CREATED: &str = "1970-01-01T00:00:00Z";
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// CoreDNS in agnhost. Upstream pins an old release; any serves the specs' `hosts` Corefiles,
+/// and this one is the node image's for v1.34, so its build is usually cached already.
+const AGNHOST_COREDNS: &str = "v1.12.1";
 
 /// Debian packages the test images take tools from, on top of the node base's.
 pub const TEST_PACKAGES: &[&str] = &["curl", "bind9-dnsutils", "netcat-openbsd", "bash"];
@@ -69,6 +74,8 @@ pub enum Kind {
     Nonewprivs,
     SampleApiserver,
     Etcd,
+    RegressionIssue74839,
+    DistrolessIptables,
 }
 
 /// The kind of a listed image, or None when kindred does not build it.
@@ -86,7 +93,9 @@ pub fn kind_of(image: &str) -> Option<Kind> {
         (Some("nonroot"), _) => Kind::NonRoot,
         (Some("nonewprivs"), _) => Kind::Nonewprivs,
         (Some("sample-apiserver"), _) => Kind::SampleApiserver,
+        (Some("regression-issue-74839"), _) => Kind::RegressionIssue74839,
         (_, "registry.k8s.io/etcd") => Kind::Etcd,
+        (_, "registry.k8s.io/build-image/distroless-iptables") => Kind::DistrolessIptables,
         _ => return None,
     })
 }
@@ -140,6 +149,7 @@ pub struct TestImages {
 struct GoParts {
     busybox: PathBuf,
     test_images: GoOutput,
+    coredns: GoOutput,
     sample_apiserver: Option<GoOutput>,
     etcd: Option<GoOutput>,
     kube_dir: PathBuf,
@@ -176,7 +186,7 @@ pub async fn build(
 
     let busybox = crate::busybox::build(&go.cache_root, &base_opts.mirror, no_cache, step).await?;
 
-    step.progress("agnhost and nonewprivs");
+    step.progress("agnhost, nonewprivs and regression-issue-74839");
     let test_images = GoBuild {
         sibling_version: Some(staging.clone()),
         ..GoBuild::new(
@@ -186,11 +196,16 @@ pub async fn build(
             vec![
                 "k8s.io/kubernetes/test/images/agnhost".into(),
                 "k8s.io/kubernetes/test/images/nonewprivs".into(),
+                "k8s.io/kubernetes/test/images/regression-issue-74839".into(),
             ],
         )
     }
     .build(go, no_cache, step)
     .await?;
+    step.progress(format!("CoreDNS {AGNHOST_COREDNS} for agnhost"));
+    let coredns = components::coredns(AGNHOST_COREDNS)
+        .build(go, no_cache, step)
+        .await?;
     let sample_apiserver = if wanted.iter().any(|(_, k)| *k == Kind::SampleApiserver) {
         step.progress("sample-apiserver");
         Some(
@@ -228,6 +243,7 @@ pub async fn build(
     let parts = GoParts {
         busybox,
         test_images,
+        coredns,
         sample_apiserver,
         etcd,
         kube_dir,
@@ -285,6 +301,8 @@ fn archive_key(wanted: &[(String, Kind)], parts: &GoParts, base: &Base) -> Resul
         parts.busybox.clone(),
         parts.test_images.binary("agnhost"),
         parts.test_images.binary("nonewprivs"),
+        parts.test_images.binary("regression-issue-74839"),
+        parts.coredns.binary("coredns"),
     ];
     files.extend(
         parts
@@ -328,6 +346,8 @@ struct Layers<'a> {
     busybox: LayerBlob,
     tools: LayerBlob,
     agnhost: LayerBlob,
+    /// The Debian tree the tools come from (for conntrack).
+    rootfs: PathBuf,
     blobs: &'a Path,
 }
 
@@ -377,6 +397,7 @@ impl<'a> Layers<'a> {
         let mut ag = LayerBuilder::new();
         ag.add_file_from_disk("agnhost", 0o755, parts.test_images.binary("agnhost"))?;
         ag.add_symlink("agnhost-2", "agnhost")?;
+        ag.add_file_from_disk("coredns", 0o755, parts.coredns.binary("coredns"))?;
         for f in ["localhost.crt", "localhost.key"] {
             ag.add_file_from_disk(
                 f,
@@ -391,6 +412,7 @@ impl<'a> Layers<'a> {
             busybox,
             tools,
             agnhost,
+            rootfs: base.rootfs.clone(),
             blobs,
         })
     }
@@ -515,6 +537,26 @@ impl<'a> Layers<'a> {
                     },
                 )
             }
+            Kind::RegressionIssue74839 => {
+                let mut l = LayerBuilder::new();
+                l.add_file_from_disk(
+                    "regression-issue-74839",
+                    0o755,
+                    self.parts.test_images.binary("regression-issue-74839"),
+                )?;
+                (
+                    vec![self.busybox.clone(), l.write_gzip_blob(self.blobs)?],
+                    ImageConfig {
+                        entrypoint: vec!["/regression-issue-74839".into()],
+                        ..base_config
+                    },
+                )
+            }
+            Kind::DistrolessIptables => {
+                let mut l = LayerBuilder::new();
+                dpkg::slim_layer(&self.rootfs, &["conntrack"], &mut l)?;
+                (vec![self.tools.clone(), l.write_gzip_blob(self.blobs)?], base_config)
+            }
             Kind::Etcd => {
                 let out = self
                     .parts
@@ -609,6 +651,14 @@ mod tests {
             Some(Kind::Httpd)
         );
         assert_eq!(kind_of("registry.k8s.io/etcd:3.6.4-0"), Some(Kind::Etcd));
+        assert_eq!(
+            kind_of("registry.k8s.io/build-image/distroless-iptables:v0.9.6"),
+            Some(Kind::DistrolessIptables)
+        );
+        assert_eq!(
+            kind_of("registry.k8s.io/e2e-test-images/regression-issue-74839:1.2"),
+            Some(Kind::RegressionIssue74839)
+        );
         // The authenticated-registry agnhost must stay unpullable.
         assert_eq!(kind_of("gcr.io/k8s-authenticated-test/agnhost:2.6"), None);
         assert_eq!(kind_of("invalid.registry.k8s.io/invalid/alpine:3.1"), None);

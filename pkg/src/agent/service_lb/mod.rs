@@ -232,8 +232,11 @@ impl ServiceLbAgent {
     }
 
     /// Per Service uid, the nodes that may answer for it (absent: any node of this agent's
-    /// kind may). With `externalTrafficPolicy: Local` only nodes with a ready endpoint carry
-    /// its traffic, so only they compete, as long as there is one.
+    /// kind may). With `externalTrafficPolicy: Local` the answering node's own endpoints are
+    /// the only ones that serve, so only the nodes with the most ready endpoints compete (as
+    /// long as any node has one): traffic then spreads over as many pods as one node can
+    /// reach. A holder tied with others keeps its Lease, so a rolling update that takes one
+    /// pod per node at a time does not move the address.
     async fn candidates(
         &self,
         apis: &Apis,
@@ -260,10 +263,9 @@ impl ServiceLbAgent {
         for svc in services.iter().filter(|s| wants_address(s)) {
             let mut nodes = ready.clone();
             if local.iter().any(|l| l.uid() == svc.uid()) {
-                let with_endpoints = endpoint_nodes(svc, &slices);
-                let both: BTreeSet<String> = nodes.intersection(&with_endpoints).cloned().collect();
-                if !both.is_empty() {
-                    nodes = both;
+                let busiest = busiest_nodes(&nodes, &endpoints_per_node(svc, &slices));
+                if !busiest.is_empty() {
+                    nodes = busiest;
                 }
             }
             out.insert(svc.uid().unwrap_or_default(), nodes);
@@ -636,10 +638,13 @@ fn is_ready(node: &Node) -> bool {
 }
 
 /// Nodes with a ready endpoint of the Service.
-fn endpoint_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> {
+/// Ready endpoints of the Service per node (a dual-stack pod counts once per family, on
+/// every node alike).
+fn endpoints_per_node(svc: &Service, slices: &[EndpointSlice]) -> BTreeMap<String, usize> {
     let ns = svc.namespace();
     let name = svc.name_any();
-    slices
+    let mut counts = BTreeMap::new();
+    for node in slices
         .iter()
         .filter(|s| {
             s.namespace() == ns && s.labels().get("kubernetes.io/service-name") == Some(&name)
@@ -647,7 +652,20 @@ fn endpoint_nodes(svc: &Service, slices: &[EndpointSlice]) -> BTreeSet<String> {
         .flat_map(|s| s.endpoints.iter())
         .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
         .filter_map(|e| e.node_name.clone())
-        .collect()
+    {
+        *counts.entry(node).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The nodes of `nodes` holding the most endpoints; empty when none holds any.
+fn busiest_nodes(nodes: &BTreeSet<String>, counts: &BTreeMap<String, usize>) -> BTreeSet<String> {
+    let count = |n: &String| counts.get(n).copied().unwrap_or(0);
+    let most = nodes.iter().map(count).max().unwrap_or(0);
+    if most == 0 {
+        return BTreeSet::new();
+    }
+    nodes.iter().filter(|n| count(n) == most).cloned().collect()
 }
 
 fn status_ips(svc: &Service) -> Vec<IpAddr> {
@@ -748,6 +766,27 @@ mod tests {
 
     fn names(set: BTreeSet<String>) -> Vec<String> {
         set.into_iter().collect()
+    }
+
+    #[test]
+    fn local_traffic_goes_to_the_nodes_with_the_most_endpoints() {
+        let nodes: BTreeSet<String> = ["w1", "w2", "w3"].map(String::from).into();
+        let counts = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
+            pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+        };
+        // Two pods on w2, one on w1: w2 alone answers, so traffic reaches two pods.
+        assert_eq!(
+            names(busiest_nodes(&nodes, &counts(&[("w1", 1), ("w2", 2)]))),
+            ["w2"]
+        );
+        // Ties: every tied node may answer (the holder among them keeps its Lease).
+        assert_eq!(
+            names(busiest_nodes(&nodes, &counts(&[("w1", 1), ("w3", 1)]))),
+            ["w1", "w3"]
+        );
+        // Endpoints only on nodes that may not answer, or none at all: no preference.
+        assert!(busiest_nodes(&nodes, &counts(&[("cp", 3)])).is_empty());
+        assert!(busiest_nodes(&nodes, &counts(&[])).is_empty());
     }
 
     #[test]
