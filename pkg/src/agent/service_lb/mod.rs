@@ -8,7 +8,7 @@
 //! Each pass (on Service changes, and every [`PASS`]):
 //! - the Service's Lease says which node answers for it (see `lease`); only nodes that may
 //!   answer compete: Ready, not excluded from load balancers, and with
-//!   `externalTrafficPolicy: Local` holding a ready endpoint of it (while any node does);
+//!   `externalTrafficPolicy: Local` holding the most ready endpoints of it (while any node does);
 //! - the holder adds the cleanup finalizer, takes an address in the table (see `pool`), writes
 //!   the Service's status and puts the address on its interface (see `address`); failures (pool
 //!   exhausted, a requested address outside the pool or taken) become an Event on the Service,
