@@ -7,15 +7,15 @@
 # `kindred delete cluster`). Needs root (debootstrap, mounts). The host's kernel and cgroup
 # version are the host's: on these machines cgroup v1, which Podman 5 still runs (it warns).
 #
-#   hack/podman-chroot.sh [--image kindred/node:TAG] [--artifacts DIR] [--anyway]
+#   hack/podman-chroot.sh [--image kindred/node:TAG] [--artifacts DIR]
 #
-# On a cgroup v1 host (these machines) it stops before creating anything, after showing why:
-# a kindred node needs its own cgroup namespace there, and Podman's Docker-compatible API
-# ignores `HostConfig.CgroupnsMode` (Podman defaults to the host's namespace on cgroup v1, and
-# its containers.conf `cgroupns` does not reach compat-API containers either): the script
-# creates one container each way, through Podman's CLI with `--cgroupns=private` and through
-# the compat API with `CgroupnsMode: private`, and prints which namespace each got.
-# `--anyway` runs the check regardless (the node's systemd then never reaches `running`).
+# On a cgroup v1 host (these machines) it shows why kindred refuses Podman there instead: a
+# node needs its own cgroup namespace on cgroup v1, and Podman's Docker-compatible API ignores
+# `HostConfig.CgroupnsMode` (Podman defaults to the host's namespace on cgroup v1, and its
+# containers.conf `cgroupns` does not reach compat-API containers either). It creates one
+# container each way, through Podman's CLI with `--cgroupns=private` and through the compat
+# API with `CgroupnsMode: private`, prints which namespace each got, then shows
+# `kindred create cluster` refusing, and exits 1.
 #
 # The chroot is built once per package list (cached under $KINDRED_CACHE_DIR/podman-chroot);
 # every run starts with empty Podman storage. Everything is undone on exit, also on failure
@@ -29,13 +29,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 die() { echo "podman-chroot: error: $*" >&2; exit 1; }
-image="" artifacts="" anyway=false
+image="" artifacts=""
 while (($#)); do
   case $1 in
     --image) image=$2; shift 2 ;;
     --artifacts) artifacts=$2; shift 2 ;;
-    --anyway) anyway=true; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -113,7 +112,7 @@ service=$!
 for _ in $(seq 30); do [[ -S /run/podman/podman.sock ]] && break; sleep 1; done
 [[ -S /run/podman/podman.sock ]] || die "Podman's API did not come up; see $artifacts/podman-service.log"
 
-if [[ $(stat -fc %T /sys/fs/cgroup) != cgroup2fs ]] && ! $anyway; then
+if [[ $(stat -fc %T /sys/fs/cgroup) != cgroup2fs ]]; then
   # The probe: one container through the CLI, one through the compat API, both asking for a
   # private cgroup namespace.
   tar -C "$root/usr/bin" -c busybox | podman import -q -c 'ENTRYPOINT ["/busybox"]' - localhost/probe:1 >/dev/null
@@ -124,7 +123,8 @@ if [[ $(stat -fc %T /sys/fs/cgroup) != cgroup2fs ]] && ! $anyway; then
   curl -sf --unix-socket /run/podman/podman.sock -X POST 'http://podman/v1.41/containers/probe-compat/start'
   ns() { readlink "/proc/$(podman inspect "$1" --format '{{.State.Pid}}')/ns/cgroup"; }
   echo "podman-chroot: host cgroup namespace $(readlink /proc/self/ns/cgroup); podman run --cgroupns=private: $(ns probe-cli); compat API CgroupnsMode=private: $(ns probe-compat)"
-  echo "podman-chroot: this host is cgroup v1 and Podman's compat API does not give containers a private cgroup namespace there, which a kindred node needs; not creating a cluster (--anyway to try, hack/vm-podman.sh for a cgroup v2 host)"
+  echo "podman-chroot: cgroup v1 host: kindred refuses Podman here (hack/vm-podman.sh runs the check on a cgroup v2 host):"
+  DOCKER_HOST=unix:///run/podman/podman.sock "$kindred" create cluster --name podman-v1 2>&1 | tail -n 1
   exit 1
 fi
 t0=$(date +%s)

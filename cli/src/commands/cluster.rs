@@ -244,6 +244,8 @@ async fn build_default_image_if_missing(
     if !cluster.nodes.iter().any(|n| n.image == default) || docker.image_exists(&default).await? {
         return Ok(());
     }
+    // No build for a runtime create would refuse anyway.
+    cluster::check_runtime(docker).await?;
     ui.info(format!(
         "Node image {default} is not built yet; building it first (cached afterwards)"
     ));

@@ -335,6 +335,9 @@ impl Deployer {
                     "node image {img} does not exist; pass --build, or build it with `kindred build node-image --image {img}`"
                 ));
             }
+            cluster::check_runtime(&docker)
+                .await
+                .map_err(|e| e.to_string())?;
             self.ui.info(format!(
                 "Node image {default} is not built yet; building it first"
             ));

@@ -62,6 +62,13 @@ pub enum ClusterError {
     )]
     NeedsCgroupV2 { image: String, version: String },
     #[error(
+        "the container runtime is Podman {version} on a cgroup v1 host: Podman's \
+         Docker-compatible API does not give containers a cgroup namespace of their own there \
+         (it ignores HostConfig.CgroupnsMode), and a node's systemd cannot run without one. Use \
+         Docker on this host, or Podman on a cgroup v2 host (most Linux distributions since 2021)"
+    )]
+    PodmanOnCgroupV1 { version: String },
+    #[error(
         "networking.kubeProxyMode ipvs needs the kernel's IPVS, and this host's kernel lacks \
          {missing}; {fix}, or use kubeProxyMode iptables or nftables"
     )]

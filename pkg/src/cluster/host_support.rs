@@ -36,6 +36,20 @@ pub(super) async fn check_images(
     Ok(())
 }
 
+/// Refuses Podman on a cgroup v1 host. A node there needs a cgroup namespace of its own, and
+/// Podman's Docker-compatible API ignores `HostConfig.CgroupnsMode` (seen with Podman 4.3 and
+/// 5.4; `podman run --cgroupns=private` works, the API does not), so the node would share the
+/// host's and its systemd would never come up. On cgroup v2 Podman's default is private.
+pub async fn check_runtime(docker: &dyn Provider) -> Result<(), ClusterError> {
+    if docker.cgroup_version().await? != "1" {
+        return Ok(());
+    }
+    match docker.podman_version().await? {
+        Some(version) => Err(ClusterError::PodmanOnCgroupV1 { version }),
+        None => Ok(()),
+    }
+}
+
 async fn image_kube_version(docker: &dyn Provider, image: &str) -> Result<String, ClusterError> {
     if let Some(v) = docker.image_labels(image).await?.get(VERSION_LABEL) {
         return Ok(v.clone());

@@ -34,7 +34,7 @@ pub use create::{
 };
 pub use delete::{delete, Deleted};
 pub use error::ClusterError;
-pub use host_support::host_default;
+pub use host_support::{check_runtime, host_default};
 pub use kubectl::{cluster_kubectl, ClusterKubectl};
 pub use lifecycle::{start, stop};
 pub use list::{

@@ -1098,6 +1098,20 @@ impl Provider for Docker {
         serde_json::to_value(info).map_err(|e| ProviderError::Other(e.to_string()))
     }
 
+    async fn podman_version(&self) -> Result<Option<String>, ProviderError> {
+        let version = self
+            .client
+            .version()
+            .await
+            .map_err(api("read daemon version"))?;
+        Ok(version
+            .components
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.name == "Podman Engine")
+            .map(|c| c.version))
+    }
+
     async fn uses_containerd_image_store(&self) -> Result<bool, ProviderError> {
         let info = self.client.info().await.map_err(api("read daemon info"))?;
         Ok(info.driver_status.unwrap_or_default().iter().any(|pair| {

@@ -134,6 +134,10 @@ impl Provider for FakeProvider {
         Ok(serde_json::json!({ "MemTotal": 64u64 << 30, "NCPU": 8 }))
     }
 
+    async fn podman_version(&self) -> Result<Option<String>, ProviderError> {
+        Ok(None)
+    }
+
     async fn uses_containerd_image_store(&self) -> Result<bool, ProviderError> {
         Ok(false)
     }

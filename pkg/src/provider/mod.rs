@@ -44,6 +44,10 @@ pub trait Provider: Send + Sync {
     /// `docker info`, as Docker returns it.
     async fn info_json(&self) -> Result<serde_json::Value, ProviderError>;
 
+    /// Podman's version when the daemon is Podman serving Docker's API (its version reply
+    /// names a "Podman Engine" component), else `None`.
+    async fn podman_version(&self) -> Result<Option<String>, ProviderError>;
+
     /// True when the daemon keeps images in containerd (Docker's "containerd image store",
     /// the default from Docker 29): image IDs are then manifest digests, not config digests.
     async fn uses_containerd_image_store(&self) -> Result<bool, ProviderError>;

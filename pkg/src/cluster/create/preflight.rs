@@ -1,6 +1,7 @@
-//! Action 0, before anything is created: every node image present and runnable here, the
-//! kernel able to run kube-proxy's mode, enough memory, the API server port free, the name free, the local registry (if asked for)
-//! running on the same port or its port free.
+//! Action 0, before anything is created: a runtime that can run nodes here (not Podman on
+//! cgroup v1), every node image present and runnable here, the kernel able to run kube-proxy's
+//! mode, enough memory, the API server port free, the name free, the local registry (if asked
+//! for) running on the same port or its port free.
 
 use super::pause::pause_point;
 use crate::cluster::plan::ClusterPlan;
@@ -9,6 +10,7 @@ use crate::cluster::{capacity, host_support, ClusterError, CLUSTER_LABEL};
 use crate::provider::Provider;
 
 pub(super) async fn run(docker: &dyn Provider, plan: &ClusterPlan) -> Result<(), ClusterError> {
+    host_support::check_runtime(docker).await?;
     let mut images: Vec<&str> = plan.nodes.iter().map(|n| n.config.image.as_str()).collect();
     images.dedup();
     for image in images.iter().copied() {
