@@ -2,8 +2,9 @@
 //! with a TCP and a UDP port gets an address from the cluster's pool and answers from this
 //! host (the Docker host, on the `kindred` network) and from a pod; its port is changed live
 //! and answers on the new one; a `loadBalancerIP` outside the pool leaves a Service pending
-//! with an Event naming the reason; deleted, the address stops answering and is handed out
-//! again. The servers are images every node image preloads (etcd for HTTP, CoreDNS for DNS).
+//! with an Event naming the reason; the cluster stopped and started, the Service keeps its
+//! address and answers on it; deleted, the address stops answering and is handed out again.
+//! The servers are images every node image preloads (etcd for HTTP, CoreDNS for DNS).
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -290,6 +291,20 @@ fn exercise() {
             Err(_) => Ok(()),
         },
     );
+
+    // Stopped and started: the Service keeps its address, and answers on it again.
+    let stop: &[&str] = &["stop", "cluster", "--name", NAME];
+    let start: &[&str] = &["start", "cluster", "--name", NAME, "--wait", "3m"];
+    for args in [stop, start] {
+        let out = run(env!("CARGO_BIN_EXE_kindred"), args, None);
+        assert!(out.status.success(), "{args:?}:\n{}", text(&out));
+    }
+    let started = Instant::now();
+    wait_for("HTTP after stop/start", Duration::from_secs(180), || {
+        http_version(ip, 8080)
+    });
+    println!("web answered {:?} after start", started.elapsed());
+    assert_eq!(service_ip("web"), Ok(ip), "the address changed across stop/start");
 
     // Bad input: pending, with an Event naming the reason.
     kubectl(
