@@ -304,7 +304,11 @@ fn exercise() {
         http_version(ip, 8080)
     });
     println!("web answered {:?} after start", started.elapsed());
-    assert_eq!(service_ip("web"), Ok(ip), "the address changed across stop/start");
+    assert_eq!(
+        service_ip("web"),
+        Ok(ip),
+        "the address changed across stop/start"
+    );
 
     // Bad input: pending, with an Event naming the reason.
     kubectl(

@@ -2,7 +2,8 @@
 //! restarted, a simulated host reboot (all stopped, started again workers first, the order in
 //! which Docker would hand out different addresses), `kindred stop/start cluster`, and the
 //! Docker daemon itself stopped and started. After each, every node must report Ready again,
-//! the workload's pods must run again, and a Service must answer by its DNS name.
+//! the workload's pods must run again, and its Service must answer by its DNS name from a pod
+//! and, as a LoadBalancer Service, from this host on the address it had from the start.
 //!
 //! HA clusters (3 control planes + 2 workers) also lose a control plane: the API must keep
 //! answering through the load balancer and etcd keep quorum, and the node must rejoin.
@@ -40,6 +41,7 @@ kind: Service
 metadata:
   name: survivor
 spec:
+  type: LoadBalancer
   selector:
     app: survivor
   ports:
@@ -56,6 +58,8 @@ struct Cluster {
     /// Every container: the nodes and, for HA, the load balancer.
     containers: Vec<String>,
     kubeconfig: std::path::PathBuf,
+    /// The Service's LoadBalancer address, as first handed out.
+    lb_ip: std::cell::OnceCell<String>,
 }
 
 impl Cluster {
@@ -90,8 +94,9 @@ impl Cluster {
     }
 
     /// Waits until every node has posted Ready since `since`, the workload's pods were started
-    /// since then and are ready, the system pods are ready, and the Service answers by name
-    /// from a workload pod. Returns how long that took.
+    /// since then and are ready, the system pods are ready, the Service answers by name from a
+    /// workload pod, and from this host on its first LoadBalancer address. Returns how long
+    /// that took.
     fn wait_recovered(&self, case: &str, since: &str, started: Instant) -> Duration {
         let timeout = Duration::from_secs(300);
         let checks: [Check; 3] = [
@@ -163,6 +168,33 @@ impl Cluster {
                 (text(&out).contains("is healthy"), text(&out))
             },
         );
+        // From this host, through the LoadBalancer address the Service had from the start.
+        wait_for(
+            &format!("{case}: the LoadBalancer address answers from the host"),
+            timeout,
+            started,
+            || {
+                let ip = self.kubectl(
+                    &[
+                        "get",
+                        "svc",
+                        "survivor",
+                        "-o",
+                        "jsonpath={.status.loadBalancer.ingress[0].ip}",
+                    ],
+                    None,
+                );
+                let Ok(addr) = ip.trim().parse::<std::net::Ipv4Addr>() else {
+                    return (false, format!("no address yet: {ip:?}"));
+                };
+                let first = self.lb_ip.get_or_init(|| ip.trim().to_string());
+                assert_eq!(first, ip.trim(), "{case}: the LoadBalancer address changed");
+                match kindred_e2e::etcd_version(std::net::SocketAddr::from((addr, 2379))) {
+                    Ok(_) => (true, String::new()),
+                    Err(e) => (false, e),
+                }
+            },
+        );
         let took = started.elapsed();
         eprintln!(
             "[{}] recovered from {case} in {:.1}s",
@@ -220,6 +252,7 @@ fn survives_restarts(name: &str, control_planes: usize, workers: usize) {
         nodes,
         containers,
         kubeconfig: dir.path().join("kubeconfig"),
+        lb_ip: std::cell::OnceCell::new(),
     };
     let kubeconfig = cluster.kubeconfig.to_str().unwrap().to_string();
     let delete = || {
