@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # kindred on Podman instead of Docker: in the cgroup v2 VM (hack/vm.sh, with Debian trixie's
-# podman on its disk), Docker is stopped and kindred talks to Podman's Docker-compatible API
+# podman and what `apt install podman` brings along for its network, nftables and aardvark-dns,
+# on its disk), Docker is stopped and kindred talks to Podman's Docker-compatible API
 # (`podman system service`, DOCKER_HOST=unix:///run/podman/podman.sock), as a Podman user
 # would run it; then the check in hack/podman-job.sh (also run by hack/podman-chroot.sh at
 # native speed on this host). Prints a RESULT line with times.
@@ -41,4 +42,4 @@ DOCKER_HOST=unix:///run/podman/podman.sock IMAGE=localhost/$image ARTIFACTS=\$VM
   BUSYBOX=/bin/busybox bash /share/files/podman-job.sh
 EOF
 )
-hack/vm.sh --package podman --file "$work/node.tar" --file hack/podman-job.sh --kindred "$kindred" --timeout 3600 -- "$job"
+hack/vm.sh --package podman --package nftables --package aardvark-dns --file "$work/node.tar" --file hack/podman-job.sh --kindred "$kindred" --timeout 3600 -- "$job"
