@@ -637,7 +637,6 @@ fn is_ready(node: &Node) -> bool {
         .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Nodes with a ready endpoint of the Service.
 /// Ready endpoints of the Service per node (a dual-stack pod counts once per family, on
 /// every node alike).
 fn endpoints_per_node(svc: &Service, slices: &[EndpointSlice]) -> BTreeMap<String, usize> {
