@@ -32,6 +32,9 @@ docker save "$image" -o "$work/node.tar"
 job=$(cat <<EOF
 set -euo pipefail
 systemctl stop docker.socket docker
+# Docker's netfilter rules outlive it, and its FORWARD policy (drop) would drop the bridged
+# traffic between Podman's containers; a host with Podman only has none of them.
+nft flush ruleset
 t0=\$(date +%s)
 podman load -q -i /share/files/node.tar
 echo "vm-podman: node image loaded in \$(( \$(date +%s) - t0 ))s"
